@@ -1,0 +1,14 @@
+"""The producer side of occluded-ccreid: source tree -> part maps -> occlusion -> Parquet -> Hub.
+
+Modules, in the order data flows through them:
+  occluded_ccreid.sources  source layouts (reading labels from paths)
+  builder.images           decoding source images to RGB
+  builder.parsing          part maps: a transformers segmentation model or precomputed maps
+  builder.occlusion        the paper's occluder (pooling x4, interpolation, additive fusion)
+  builder.rows             one output row per image (encoding)
+  builder.writer           Parquet shards, build report, card; atomic move into place
+  builder.pipeline         wires the stages with bounded queues
+  builder.publish          verification and upload to the Hub
+"""
+
+__version__ = "0.1.0"

@@ -1,0 +1,74 @@
+"""The `builder` command: `builder build`, `builder push`, `builder preview`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from builder.errors import BuildError
+from occluded_ccreid.sources import source_names
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected HxW such as 512x256, got {text!r}") from None
+    return height, width
+
+
+def _add_build(commands) -> None:
+    p = commands.add_parser("build", help="build an occluded dataset folder from a PRCC/LTCC download")
+    p.add_argument("dataset", choices=source_names(), help="source dataset layout")
+    p.add_argument("source_dir", type=Path, help="root of the source dataset download")
+    p.add_argument("--out", type=Path, required=True, help="output folder (Hub-ready)")
+    p.add_argument("--model", default=None,
+                   help="transformers segmentation checkpoint (Hub id or folder); "
+                        "default: mattmdjaga/segformer_b2_clothes")
+    p.add_argument("--parsing-dir", type=Path, default=None,
+                   help="read precomputed part maps DIR/<source path>.png (values 0..6) instead of running a model")
+    p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--batch-size", type=int, default=8, help="images per model forward pass (default 8)")
+    p.add_argument("--workers", type=int, default=2, help="decoding/encoding threads (default 2)")
+    p.add_argument("--shard-size", type=int, default=1000, help="rows per Parquet shard (default 1000)")
+    p.add_argument("--parse-size", type=_size, default=None, help="model input size HxW (default 512x256)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _run_build(args: argparse.Namespace) -> int:
+    from builder.pipeline import BuildConfig, build
+
+    report = build(BuildConfig(
+        dataset=args.dataset, source_dir=args.source_dir, out_dir=args.out, model=args.model,
+        parsing_dir=args.parsing_dir, seed=args.seed, device=args.device, batch_size=args.batch_size,
+        workers=args.workers, shard_size=args.shard_size, parse_size=args.parse_size,
+        overwrite=args.overwrite, progress=not args.no_progress,
+    ))
+    counts = ", ".join(f"{name} {stats.num_rows}" for name, stats in report.splits.items())
+    print(f"built {args.out}: {report.num_rows} images ({counts}); "
+          f"{len(report.skipped)} skipped, {len(report.ignored_files)} non-image files ignored")
+    for skip in report.skipped:
+        print(f"  skipped {skip['source_path']}: {skip['reason']}")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="builder", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    _add_build(commands)
+    args = parser.parse_args(argv)
+    try:
+        return {"build": _run_build}[args.command](args)
+    except BuildError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted; nothing was written to the output folder", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

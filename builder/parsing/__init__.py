@@ -1,0 +1,19 @@
+"""Part maps for a batch of images: from a segmentation model, or read from precomputed files.
+
+A part parser turns a list of (source_path, RGB image) into one uint8 part map per image, at the
+image's full size, with values 0..6 in the Pascal-Person-Part order (occluded_ccreid.parts).
+"""
+
+from __future__ import annotations
+
+from typing import Protocol, Sequence
+
+import numpy as np
+
+
+class PartParser(Protocol):
+    def __call__(self, paths: Sequence[str], images: Sequence[np.ndarray]) -> list[np.ndarray]: ...
+
+    def describe(self) -> dict:
+        """What produced the part maps, for the build report and the card."""
+        ...

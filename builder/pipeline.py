@@ -1,0 +1,178 @@
+"""`builder build`: source tree -> part maps -> occlusion -> rows -> Parquet shards -> build folder.
+
+Records are processed in a fixed order (split, then path) in batches; decoding and
+occlusion+encoding run on `workers` threads (PIL and torch release the GIL), the part parser
+runs batched in the calling thread, and the next batch is decoded while the current one is
+parsed. Every row depends only on its own image, part map and (seed, path), so neither batch size
+nor worker count changes the output.
+The build is written to a hidden folder beside OUT_DIR and renamed into place only when complete.
+"""
+
+from __future__ import annotations
+
+import shutil
+import uuid
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+
+from builder.card import render_card
+from builder.errors import BuildError
+from builder.images import DecodeError, load_rgb
+from builder.occlusion import POOL_SCALES, POOL_STEPS, image_rng, occlude
+from builder.parsing import PartParser
+from builder.report import BuildReport, SplitStats
+from builder.rows import make_row
+from builder.writer import SplitWriter
+from occluded_ccreid.features import dataset_features
+from occluded_ccreid.sources import LayoutError, SourceRecord, get_source
+
+
+@dataclass
+class BuildConfig:
+    dataset: str
+    source_dir: Path
+    out_dir: Path
+    model: str | None = None  # None: the default checkpoint (unless parsing_dir is given)
+    parsing_dir: Path | None = None
+    seed: int = 0
+    device: str = "auto"
+    batch_size: int = 8
+    workers: int = 2
+    shard_size: int = 1000
+    parse_size: tuple[int, int] | None = None
+    overwrite: bool = False
+    progress: bool = True
+
+
+def make_parser(config: BuildConfig) -> PartParser:
+    if config.parsing_dir is not None:
+        from builder.parsing.precomputed import PrecomputedParser
+
+        return PrecomputedParser(config.parsing_dir)
+    from builder.parsing.segmenter import DEFAULT_MODEL, DEFAULT_PARSE_SIZE, ModelParser
+
+    return ModelParser(config.model or DEFAULT_MODEL, config.device, config.parse_size or DEFAULT_PARSE_SIZE)
+
+
+def _decode(record: SourceRecord, root: Path) -> np.ndarray | DecodeError:
+    try:
+        return load_rgb(root / record.source_path)
+    except DecodeError as exc:
+        return exc
+
+
+def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def process(
+    records: Sequence[SourceRecord], root: Path, parser: PartParser, seed: int, batch_size: int, workers: int
+) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
+    """Yield (record, row, part map, skip reason) for every record, in record order."""
+
+    def finish(record: SourceRecord, image: np.ndarray, parts: np.ndarray):
+        return make_row(record, parts, occlude(image, parts, image_rng(seed, record.source_path)))
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        batches = list(_batches(records, batch_size))
+        decoded: Future | None = None
+        for index, batch in enumerate(batches):
+            images = decoded.result() if decoded else list(pool.map(_decode, batch, [root] * len(batch)))
+            if index + 1 < len(batches):  # decode the next batch while this one is parsed
+                nxt = batches[index + 1]
+                decoded = pool.submit(lambda b=nxt: list(pool.map(_decode, b, [root] * len(b))))
+            good = [(r, im) for r, im in zip(batch, images) if not isinstance(im, DecodeError)]
+            part_maps = parser([r.source_path for r, _ in good], [im for _, im in good]) if good else []
+            rows = pool.map(finish, [r for r, _ in good], [im for _, im in good], part_maps)
+            results = dict(zip([r.source_path for r, _ in good], zip(rows, part_maps)))
+            for record, image in zip(batch, images):
+                if isinstance(image, DecodeError):
+                    yield record, None, None, f"cannot decode image: {image}"
+                else:
+                    row, parts = results[record.source_path]
+                    yield record, row, parts, None
+
+
+def build(config: BuildConfig) -> BuildReport:
+    """Build the dataset folder `config.out_dir`; raises BuildError on anything the user must fix."""
+    try:
+        layout = get_source(config.dataset)
+        scan = layout.scan(config.source_dir)
+    except (KeyError, LayoutError) as exc:
+        raise BuildError(str(exc).strip("'\"")) from None
+    out_dir = Path(config.out_dir)
+    if out_dir.exists() and not config.overwrite:
+        raise BuildError(f"output folder {out_dir} already exists; pass --overwrite to replace it")
+    if config.batch_size < 1 or config.workers < 0 or config.shard_size < 1:
+        raise BuildError("--batch-size and --shard-size must be >= 1 and --workers >= 0")
+    parser = make_parser(config)
+    if hasattr(parser, "check_present"):
+        parser.check_present([r.source_path for r in scan.records])
+
+    features = dataset_features()
+    report = BuildReport(
+        dataset=layout.name,
+        source_dir=str(Path(config.source_dir).resolve()),
+        seed=config.seed,
+        parser=parser.describe(),
+        occlusion={"method": "parts", "pool_scales": list(POOL_SCALES), "pool_steps": POOL_STEPS, "fill": "add"},
+        splits={split: SplitStats() for split in layout.splits},
+        ignored_files=scan.ignored_files,
+    )
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
+    (staging / "data").mkdir(parents=True)
+    try:
+        writers = {split: SplitWriter(staging / "data", split, features, config.shard_size) for split in layout.splits}
+        progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}")
+        for record, row, parts, skip in process(
+            scan.records, Path(config.source_dir), parser, config.seed, config.batch_size, config.workers
+        ):
+            progress.update(1)
+            if skip is not None:
+                report.skipped.append({"source_path": record.source_path, "split": record.split, "reason": skip})
+                continue
+            writers[record.split].add(row)
+            report.splits[record.split].add(row["occluded_part"], row["occluded_ratio"], not parts.any())
+        progress.close()
+        for split, writer in writers.items():
+            shards = writer.close()
+            report.shards.update(shards)
+            report.splits[split].num_shards = len(shards)
+        report.write(staging)
+        shard_bytes = {p: (staging / p).stat().st_size for p in report.shards}
+        (staging / "README.md").write_text(render_card(report, layout, features, shard_bytes), encoding="utf-8")
+        _move_into_place(staging, out_dir)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return report
+
+
+def _move_into_place(staging: Path, out_dir: Path) -> None:
+    if out_dir.exists():  # --overwrite: swap, then delete the old build
+        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
+        out_dir.rename(old)
+        staging.rename(out_dir)
+        shutil.rmtree(old, ignore_errors=True)
+    else:
+        staging.rename(out_dir)
+
+
+class _NoProgress:
+    def update(self, n: int) -> None: ...
+
+    def close(self) -> None: ...
+
+
+def _progress(total: int, enabled: bool, description: str):
+    if not enabled:
+        return _NoProgress()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=description, unit="img")

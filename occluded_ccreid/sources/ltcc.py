@@ -1,0 +1,58 @@
+"""LTCC (Qian et al., ACCV 2020): 152 identities, 478 outfits, 12 cameras.
+
+Labels are read as the CAL / Simple-CCReID loader reads them from `<pid>_<clothes>_c<cam>_<frame>`:
+camid is the camera number minus one, and an outfit is the pair (pid, clothes number).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Iterable
+
+from . import register_source
+from .base import Protocol, SourceLayout, SourceRecord, files_under
+
+_NAME = re.compile(r"^(\d+)_(\d+)_c(\d+)_[^/]+$")
+_SPLIT_DIRS = {"train": "train", "query": "query", "gallery": "test"}
+
+
+@register_source
+class LTCC(SourceLayout):
+    name = "ltcc"
+    pretty_name = "LTCC"
+    splits = ("train", "query", "gallery")
+    expected_layout = (
+        "  SOURCE/train/<pid>_<clothes>_c<cam>_<frame>.png\n"
+        "  SOURCE/query/<pid>_<clothes>_c<cam>_<frame>.png\n"
+        "  SOURCE/test/<pid>_<clothes>_c<cam>_<frame>.png\n"
+        "  splits: train, query, gallery = test"
+    )
+    homepage = "https://naiq.github.io/LTCC_Perosn_ReID.html"
+    citation = """@inproceedings{qian2020long,
+  title     = {Long-Term Cloth-Changing Person Re-identification},
+  author    = {Qian, Xuelin and Wang, Wenxuan and Zhang, Li and Zhu, Fangrui and Fu, Yanwei and Xiang, Tao and Jiang, Yu-Gang and Xue, Xiangyang},
+  booktitle = {Proceedings of the Asian Conference on Computer Vision (ACCV)},
+  year      = {2020}
+}"""
+    protocols = (
+        Protocol("general", "standard", description="all queries against the whole gallery"),
+        Protocol(
+            "cloth_changing", "cloth_changing",
+            description="gallery images of the query's identity in the same clothes are ignored",
+        ),
+    )
+
+    def required_dirs(self) -> Iterable[str]:
+        return list(_SPLIT_DIRS.values())
+
+    def split_files(self, root: Path, split: str) -> Iterable[Path]:
+        return files_under(root / _SPLIT_DIRS[split])
+
+    def parse_record(self, split: str, source_path: str) -> SourceRecord | None:
+        parts = source_path.split("/")
+        match = _NAME.match(parts[-1])
+        if len(parts) != 2 or match is None:
+            return None
+        pid, clothes, cam = (int(g) for g in match.groups())
+        return SourceRecord(split, source_path, pid=pid, camid=cam - 1, clothes_key=str(clothes))

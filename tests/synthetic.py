@@ -1,0 +1,184 @@
+"""Synthetic PRCC / LTCC source trees in the exact on-disk layouts, with known part maps.
+
+Each image is a drawn pedestrian whose six Pascal-Person-Part parts are rectangles/ellipses at
+known places; `parsing/` beside the tree holds the true part maps in the `--parsing-dir` format.
+Outfit colours depend on (pid, outfit), so clothes really change where the labels say so.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+# Part boxes as fractions (row0, row1, col0, col1) of the crop; the head is an ellipse in its box.
+PART_BOXES: dict[int, list[tuple[float, float, float, float]]] = {
+    1: [(0.02, 0.18, 0.38, 0.62)],  # head
+    2: [(0.18, 0.50, 0.30, 0.70)],  # torso
+    3: [(0.18, 0.34, 0.18, 0.30), (0.18, 0.34, 0.70, 0.82)],  # upper arms
+    4: [(0.34, 0.50, 0.18, 0.30), (0.34, 0.50, 0.70, 0.82)],  # lower arms
+    5: [(0.50, 0.72, 0.32, 0.49), (0.50, 0.72, 0.51, 0.68)],  # upper legs
+    6: [(0.72, 0.95, 0.32, 0.49), (0.72, 0.95, 0.51, 0.68)],  # lower legs
+}
+SIZES = [(96, 48), (128, 64), (80, 40), (112, 48)]  # (H, W), PRCC/LTCC-like aspect
+
+
+def _rng(*key: object) -> np.random.Generator:
+    digest = hashlib.sha256(repr(key).encode()).digest()
+    return np.random.default_rng(int.from_bytes(digest[:8], "little"))
+
+
+def draw_person(height: int, width: int, key: tuple, outfit: tuple, missing: tuple[int, ...] = ()):
+    """(RGB image HxWx3 uint8, part map HxW uint8) for one synthetic pedestrian."""
+    rng = _rng("person", key)
+    shift_r, shift_c = rng.uniform(-0.02, 0.02, size=2)
+    image = np.empty((height, width, 3), dtype=np.uint8)
+    image[:] = rng.integers(30, 200, size=3)
+    image = np.clip(image.astype(int) + rng.integers(-20, 20, size=(height, width, 1)), 0, 255).astype(np.uint8)
+    parts = np.zeros((height, width), dtype=np.uint8)
+    colours = {1: (224, 172, 105), 2: _rng("top", outfit).integers(0, 255, 3), 5: _rng("bottom", outfit).integers(0, 255, 3)}
+    colours[3], colours[4], colours[6] = colours[2], (224, 172, 105), colours[5]
+    rows, cols = np.mgrid[0:height, 0:width]
+    for part, boxes in PART_BOXES.items():
+        if part in missing:
+            continue
+        for r0, r1, c0, c1 in boxes:
+            r0, r1 = round((r0 + shift_r) * height), round((r1 + shift_r) * height)
+            c0, c1 = round((c0 + shift_c) * width), round((c1 + shift_c) * width)
+            inside = (rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)
+            if part == 1:  # head: ellipse inside its box
+                cy, cx, ry, rx = (r0 + r1) / 2, (c0 + c1) / 2, max((r1 - r0) / 2, 1), max((c1 - c0) / 2, 1)
+                inside = ((rows + 0.5 - cy) / ry) ** 2 + ((cols + 0.5 - cx) / rx) ** 2 <= 1
+            parts[inside] = part
+            image[inside] = colours[part]
+    return image, parts
+
+
+@dataclass
+class SyntheticTree:
+    root: Path
+    parsing_dir: Path
+    # source_path -> (split, pid, camid, clothes_key)
+    expected: dict[str, tuple[str, int, int, str]] = field(default_factory=dict)
+    corrupt: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+    def _write(self, rel: str, image: np.ndarray, parts: np.ndarray, mode: str | None = None) -> None:
+        path = self.root / rel
+        path.parent.mkdir(parents=True, exist_ok=True)
+        pil = Image.fromarray(image)
+        if mode == "L":
+            pil = pil.convert("L")
+        elif mode == "RGBA":
+            pil = pil.convert("RGBA")
+        elif mode == "P":
+            pil = pil.convert("P", palette=Image.Palette.ADAPTIVE)
+        elif mode == "I;16":
+            pil = Image.fromarray(np.asarray(pil.convert("L")).astype("<u2") * 257)
+        if path.suffix == ".jpg":
+            pil.save(path, quality=95)
+        else:
+            pil.save(path)
+        map_path = self.parsing_dir / Path(rel).with_suffix(".png")
+        map_path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(parts).save(map_path)
+
+    def _add_quirks(self, folder: str, corrupt_name: str) -> None:
+        for name in (".DS_Store", "Thumbs.db", "notes.txt"):
+            (self.root / folder / name).write_bytes(b"not an image")
+            self.ignored.append(f"{folder}/{name}")
+        (self.root / folder / corrupt_name).write_bytes(b"\xff\xd8\xff\xe0 truncated garbage")
+        self.corrupt.append(f"{folder}/{corrupt_name}")
+
+
+def make_prcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_camera: int = 2, quirks: bool = True) -> SyntheticTree:
+    """PRCC layout: rgb/{train,val}/<pid>/<cam>_cropped_rgb<k>.jpg and rgb/test/<cam>/<pid>/*.jpg."""
+    tree = SyntheticTree(base / "PRCC", base / "PRCC-parsing")
+    cam_ids = {"A": 0, "B": 1, "C": 2}
+    counter = 0
+    for split, folder, pids in (("train", "train", range(1, n_train + 1)), ("validation", "val", range(1, n_train + 1))):
+        for pid in pids:
+            for cam in "ABC":
+                for k in range(per_camera):
+                    rel = f"rgb/{folder}/{pid:03d}/{cam}_cropped_rgb{k + 1 + (100 if split == 'validation' else 0):03d}.jpg"
+                    outfit = (pid, "C" if cam == "C" else "AB")
+                    h, w = SIZES[counter % len(SIZES)]
+                    counter += 1
+                    image, parts = draw_person(h, w, rel, outfit)
+                    tree._write(rel, image, parts)
+                    tree.expected[rel] = (split, pid, cam_ids[cam], outfit[1])
+    for cam, split in (("A", "gallery"), ("B", "query"), ("C", "query")):
+        for pid in range(100, 100 + n_test):
+            for k in range(per_camera):
+                rel = f"rgb/test/{cam}/{pid:03d}/cropped_rgb{k * 7 + 3:03d}.jpg"
+                outfit = (pid, "C" if cam == "C" else "AB")
+                h, w = SIZES[counter % len(SIZES)]
+                counter += 1
+                image, parts = draw_person(h, w, rel, outfit)
+                tree._write(rel, image, parts)
+                tree.expected[rel] = (split, pid, cam_ids[cam], outfit[1])
+    if quirks:
+        tree._add_quirks("rgb/train/001", "B_cropped_rgb999.jpg")
+        # grayscale JPEG and a tiny 10x24 (WxH) crop
+        rel = "rgb/train/002/A_cropped_rgb500.jpg"
+        image, parts = draw_person(96, 48, rel, (2, "AB"))
+        tree._write(rel, image, parts, mode="L")
+        tree.expected[rel] = ("train", 2, 0, "AB")
+        rel = "rgb/test/B/100/cropped_rgb900.jpg"
+        image, parts = draw_person(24, 10, rel, (100, "AB"))
+        tree._write(rel, image, parts)
+        tree.expected[rel] = ("query", 100, 1, "AB")
+    return tree
+
+
+def make_ltcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_outfit: int = 2, quirks: bool = True) -> SyntheticTree:
+    """LTCC layout: {train,query,test}/<pid>_<clothes>_c<cam>_<frame>.png."""
+    tree = SyntheticTree(base / "LTCC", base / "LTCC-parsing")
+    counter = 0
+    for split, folder, pids in (("train", "train", range(1, n_train + 1)),
+                                ("query", "query", range(50, 50 + n_test)),
+                                ("gallery", "test", range(50, 50 + n_test))):
+        for pid in pids:
+            for clothes in (1, 2):
+                for k in range(per_outfit):
+                    cam = 1 + (pid + clothes + k + (split == "query")) % 12
+                    rel = f"{folder}/{pid:03d}_{clothes}_c{cam}_{counter:06d}.png"
+                    h, w = SIZES[counter % len(SIZES)]
+                    counter += 1
+                    image, parts = draw_person(h, w, rel, (pid, clothes))
+                    tree._write(rel, image, parts)
+                    tree.expected[rel] = (split, pid, cam - 1, str(clothes))
+    if quirks:
+        tree._add_quirks("train", "001_1_c3_999999.png")
+        for i, mode in enumerate(("L", "RGBA", "P", "I;16")):
+            rel = f"test/051_2_c{i + 2}_{900000 + i}.png"
+            image, parts = draw_person(80, 40, rel, (51, 2))
+            tree._write(rel, image, parts, mode=mode)
+            tree.expected[rel] = ("gallery", 51, i + 1, "2")
+        rel = "query/050_1_c5_990000.png"
+        image, parts = draw_person(24, 10, rel, (50, 1))
+        tree._write(rel, image, parts)
+        tree.expected[rel] = ("query", 50, 4, "1")
+    return tree
+
+
+def make_tiny_segformer(path: Path, id2label: dict[int, str] | None = None) -> Path:
+    """A randomly initialised SegFormer saved with `save_pretrained`, loaded back through the
+    builder's real `from_pretrained(path)` code path. Labels default to Pascal-Person-Part."""
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
+    import torch
+
+    id2label = id2label or dict(enumerate(
+        ["background", "head", "torso", "upper arms", "lower arms", "upper legs", "lower legs"]))
+    config = SegformerConfig(
+        num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
+        patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2],
+        decoder_hidden_size=16, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+    )
+    torch.manual_seed(0)
+    SegformerForSemanticSegmentation(config).save_pretrained(path)
+    SegformerImageProcessor().save_pretrained(path)
+    return path
