@@ -1,0 +1,85 @@
+"""Load a built Occluded-PRCC / Occluded-LTCC dataset, from a local build folder or the Hub.
+
+A build folder is what the builder writes: ``README.md`` (its YAML ``configs`` maps each split to
+``data/<split>-*.parquet``), ``data/<split>-NNNNN-of-NNNNN.parquet`` and ``build_report.json``.
+`load` hands it, or a Hub repo id, to `datasets.load_dataset`, so every option of that function
+(``cache_dir``, ``revision``, ``num_proc``, ...) works; nothing here needs torch.
+
+The label columns (``pid``, ``camid``, ``clothes_id``) can be read without decoding any image
+with `labels`, which is what evaluation and identity-balanced sampling need.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+LABEL_COLUMNS: tuple[str, ...] = ("pid", "camid", "clothes_id")
+_SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}\.parquet$")
+
+
+def load(name_or_path: str | Path, split: str | None = None, streaming: bool = False, **kw: Any) -> Any:
+    """`datasets.load_dataset` for a build folder or a Hub repo id (e.g. "user/occluded-prcc").
+
+    Returns a `DatasetDict` (or an `IterableDatasetDict` when streaming) of the splits, or one
+    split when `split` is given ("train", "query", "gallery", and "validation" for PRCC).
+    A local folder whose README has no ``configs`` block (e.g. copied without it) is still read:
+    its splits come from the ``data/<split>-NNNNN-of-NNNNN.parquet`` names.
+    """
+    from datasets import load_dataset
+
+    path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        data_files = _data_files(path)
+        if data_files is not None:
+            return load_dataset("parquet", data_files=data_files, split=split, streaming=streaming, **kw)
+        return load_dataset(str(path), split=split, streaming=streaming, **kw)
+    if str(name_or_path).startswith((".", "/", "~")):
+        raise FileNotFoundError(f"{name_or_path} is not a directory (a build folder or a Hub repo id is expected)")
+    return load_dataset(str(name_or_path), split=split, streaming=streaming, **kw)
+
+
+def _data_files(folder: Path) -> dict[str, str] | None:
+    """Split -> parquet glob from shard names, or None when the README declares the configs."""
+    readme = folder / "README.md"
+    if readme.is_file() and re.search(r"(?m)^configs:", _front_matter(readme.read_text(encoding="utf-8"))):
+        return None
+    splits = sorted({m["split"] for f in (folder / "data").glob("*.parquet") if (m := _SHARD_NAME.match(f.name))})
+    if not splits:
+        return None
+    return {s: str(folder / "data" / f"{s}-*.parquet") for s in splits}
+
+
+def _front_matter(text: str) -> str:
+    if not text.startswith("---"):
+        return ""
+    end = text.find("\n---", 3)
+    return text[3:end] if end != -1 else ""
+
+
+def labels(split: Any, columns: tuple[str, ...] = LABEL_COLUMNS) -> dict[str, np.ndarray]:
+    """The label columns of one split as NumPy arrays, in row order, without decoding images.
+
+    Works for a `datasets.Dataset` (reads the Arrow columns) and an `IterableDataset` (streams the
+    selected columns only). The result plugs into `evaluation.evaluate_protocol`.
+    """
+    missing = [c for c in columns if c not in (split.column_names or [])]
+    if missing:
+        raise KeyError(f"columns {missing} are not in the dataset (it has {split.column_names})")
+    from datasets import Dataset
+
+    selected = split.select_columns(list(columns))
+    if isinstance(selected, Dataset):
+        table = selected.with_format("numpy")[:]
+        return {c: np.asarray(table[c]) for c in columns}
+    values: dict[str, list] = {c: [] for c in columns}
+    for batch in selected.iter(batch_size=1024):
+        for c in columns:
+            values[c].extend(batch[c])
+    return {c: np.asarray(v) for c, v in values.items()}
+
+
+__all__ = ["LABEL_COLUMNS", "labels", "load"]
