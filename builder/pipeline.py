@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -80,12 +80,13 @@ def process(
 
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         batches = list(_batches(records, batch_size))
-        decoded: Future | None = None
+        # Decode futures for the next batch are submitted before this batch is parsed, so
+        # decoding overlaps the model; futures are never nested (no pool self-deadlock).
+        pending = [pool.submit(_decode, r, root) for r in batches[0]] if batches else []
         for index, batch in enumerate(batches):
-            images = decoded.result() if decoded else list(pool.map(_decode, batch, [root] * len(batch)))
-            if index + 1 < len(batches):  # decode the next batch while this one is parsed
-                nxt = batches[index + 1]
-                decoded = pool.submit(lambda b=nxt: list(pool.map(_decode, b, [root] * len(b))))
+            images = [future.result() for future in pending]
+            if index + 1 < len(batches):
+                pending = [pool.submit(_decode, r, root) for r in batches[index + 1]]
             good = [(r, im) for r, im in zip(batch, images) if not isinstance(im, DecodeError)]
             part_maps = parser([r.source_path for r, _ in good], [im for _, im in good]) if good else []
             rows = pool.map(finish, [r for r, _ in good], [im for _, im in good], part_maps)

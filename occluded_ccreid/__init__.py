@@ -3,9 +3,23 @@
 Importing this package needs neither torch nor transformers.
 """
 
+from .evaluation import evaluate, evaluate_protocol, protocols
+from .loading import labels, load
 from .parts import BODY_PARTS, PART_NAMES
 from .sources import LayoutError, get_source, source_names
 
 __version__ = "0.1.0"
 
-__all__ = ["BODY_PARTS", "PART_NAMES", "LayoutError", "get_source", "source_names", "__version__"]
+__all__ = [
+    "BODY_PARTS",
+    "PART_NAMES",
+    "LayoutError",
+    "evaluate",
+    "evaluate_protocol",
+    "get_source",
+    "labels",
+    "load",
+    "protocols",
+    "source_names",
+    "__version__",
+]
