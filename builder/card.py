@@ -18,6 +18,16 @@ from builder.report import RATIO_BINS, BuildReport
 from occluded_ccreid.parts import PART_NAMES
 from occluded_ccreid.sources import SourceLayout
 
+FILL_TEXT = {
+    "add": "The occluder is added to the image and saturates at white, as in the paper.",
+    "white": "The image is blended towards white under the occluder.",
+    "black": "The image is blended towards black under the occluder.",
+    "mean": "The image is blended towards its own mean colour under the occluder.",
+    "noise": "The image is blended towards uniform noise under the occluder.",
+    "blur": "The image is blended towards a strongly blurred copy of itself under the occluder.",
+    "texture": ("The occluder is filled with background pixels of another identity's image from the same "
+                "source dataset, so it looks like scene clutter."),
+}
 TAGS = ["person-re-identification", "reid", "cloth-changing", "occlusion", "occluded-person-reid"]
 
 
@@ -82,11 +92,13 @@ def render_card(
         "source_citation": layout.citation,
         "parser_text": parser_text,
         "pool_scales": ", ".join(str(s) for s in report.occlusion["pool_scales"]),
-        "fill_text": report.occlusion.get("fill_text", "The occluder is added to the image, saturating at white."),
+        "fill_text": FILL_TEXT[report.occlusion["fill"]],
+        "occlusion": report.occlusion,
         "seed": report.seed,
         "tool_version": __version__,
         "splits": [
-            {"name": n, "num_rows": s.num_rows, "occluded": s.occluded, "ratio_mean": f"{s.ratio_summary()['mean']:.3f}"}
+            {"name": n, "num_rows": s.num_rows, "occluded": s.occluded, "out_of_band": s.out_of_band,
+             "ratio_mean": f"{s.ratio_summary()['mean']:.3f}"}
             for n, s in report.splits.items()
         ],
         "skipped": len(report.skipped),

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from builder.errors import BuildError
+from builder.occlusion import DEFAULT_MIN_COVERAGE, DEFAULT_RECTANGLE_FRACTION, FILLS, OCCLUDERS
 from occluded_ccreid.sources import source_names
 
 
@@ -34,22 +35,47 @@ def _add_build(commands) -> None:
     p.add_argument("--workers", type=int, default=2, help="decoding/encoding threads (default 2)")
     p.add_argument("--shard-size", type=int, default=1000, help="rows per Parquet shard (default 1000)")
     p.add_argument("--parse-size", type=_size, default=None, help="model input size HxW (default 512x256)")
+    occ = p.add_argument_group("occlusion (default: the paper's method)")
+    occ.add_argument("--occluder", choices=list(OCCLUDERS), default="parts",
+                     help="parts: grown body-part occluder (the paper); rectangle: Feng et al.'s black bands")
+    occ.add_argument("--fill", choices=list(FILLS), default=None,
+                     help="how the occluder is fused (default: add for parts, black for rectangle)")
+    occ.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE,
+                     help=f"least share of the person the occluder must cover (default {DEFAULT_MIN_COVERAGE})")
+    occ.add_argument("--max-coverage", type=float, default=1.0,
+                     help="largest share of the person the occluder may cover (default 1.0)")
+    occ.add_argument("--rectangle-fraction", type=float, default=DEFAULT_RECTANGLE_FRACTION,
+                     help=f"band size of --occluder rectangle (default {DEFAULT_RECTANGLE_FRACTION})")
+    occ.add_argument("--occlude-splits", default=None,
+                     help="comma-separated splits to occlude (default: all, as the paper)")
+    occ.add_argument("--occlusion-prob", type=float, default=1.0, help="share of rows occluded (default 1.0)")
+    occ.add_argument("--keep-clean", action="store_true", help="add the original image as column clean_image")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _run_build(args: argparse.Namespace) -> int:
+    from builder.occlusion import OcclusionConfig
     from builder.pipeline import BuildConfig, build
 
+    occlusion = OcclusionConfig(
+        occluder=args.occluder, fill=args.fill, min_coverage=args.min_coverage, max_coverage=args.max_coverage,
+        occlusion_prob=args.occlusion_prob, rectangle_fraction=args.rectangle_fraction,
+    )
+    splits = tuple(s.strip() for s in args.occlude_splits.split(",") if s.strip()) if args.occlude_splits else None
     report = build(BuildConfig(
         dataset=args.dataset, source_dir=args.source_dir, out_dir=args.out, model=args.model,
         parsing_dir=args.parsing_dir, seed=args.seed, device=args.device, batch_size=args.batch_size,
         workers=args.workers, shard_size=args.shard_size, parse_size=args.parse_size,
+        occlusion=occlusion, occlude_splits=splits, keep_clean=args.keep_clean,
         overwrite=args.overwrite, progress=not args.no_progress,
     ))
     counts = ", ".join(f"{name} {stats.num_rows}" for name, stats in report.splits.items())
     print(f"built {args.out}: {report.num_rows} images ({counts}); "
           f"{len(report.skipped)} skipped, {len(report.ignored_files)} non-image files ignored")
+    out_of_band = sum(stats.out_of_band for stats in report.splits.values())
+    if out_of_band:
+        print(f"  {out_of_band} occluded image(s) stayed outside the coverage band (kept with their closest draw)")
     for skip in report.skipped:
         print(f"  skipped {skip['source_path']}: {skip['reason']}")
     return 0

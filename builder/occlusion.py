@@ -1,5 +1,6 @@
-"""The paper's occluder (Chen & Ge, Algorithms 1 and 2), in one place.
+"""Occluders, in one place: the paper's part occluder (default), Feng et al.'s rectangles, fills.
 
+The paper's method (Chen & Ge, Algorithms 1 and 2):
 1. Draw a body part uniformly from 1..6; if the person has no pixels of it, redraw among the
    parts that are present. A crop with no person pixels is left unoccluded (part "none").
 2. Its binary mask is average-pooled four times (kernel = the pooling scale, stride 2) and
@@ -7,8 +8,17 @@
    Pooling runs on a fixed 256x128 grid so the occluder's size relative to the person does not
    depend on the crop's resolution; the blob is normalised to peak 1 (four poolings dilute it)
    and united with the part itself, so the occluder always covers the whole chosen part.
-3. Fusion as in the paper: the occluder is added to the image and saturates (white occluder);
-   the soft blob gives soft edges. The binary occluder is where the blob is >= 0.5.
+3. Fusion as in the paper: the occluder is added to the image and saturates (fill "add", a white
+   occluder); the soft blob gives soft edges. The binary occluder is where the blob is >= 0.5.
+
+Options (all recorded per row and in the build report):
+* a coverage band: the share of person pixels under the occluder must lie in
+  [min_coverage, max_coverage]; shape draws are repeated up to `max_attempts` times, and a row
+  that never fits keeps the draw closest to the band and is counted as out of band;
+* `occluder="rectangle"`: Feng et al.'s baseline, a black band over the top, bottom, left or right
+  `rectangle_fraction` of the crop, placed without looking at the person;
+* fills: add, white, black, mean, noise, blur, texture (see FILLS);
+* `occlusion_prob`: the share of rows that are occluded at all.
 
 Every random choice comes from the per-image generator passed in, so results depend only on
 (seed, source path), never on batch size, worker count or order.
@@ -18,23 +28,80 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image, ImageFilter
 
 from occluded_ccreid.parts import BODY_PARTS, NONE
 
-POOL_SCALES: tuple[int, ...] = (3, 5, 7, 9)  # kernel sizes; 3 barely grows a part, 9 ~3-4x its area
+POOL_SCALES: tuple[int, ...] = (3, 5, 7, 9)  # kernel sizes; 3 barely grows a part, 9 ~2-4x its area
 POOL_STEPS = 4  # "AvgPooling() * 4" in Algorithm 2
 POOL_GRID = (256, 128)  # (H, W) the pooling runs at
 MASK_THRESHOLD = 0.5
+# Occluders covering under 5% of the person are near-invisible; see benchmarks/occlusion_quality.py.
+DEFAULT_MIN_COVERAGE = 0.05
+DEFAULT_MAX_ATTEMPTS = 8
+RECTANGLE_SIDES = ("top", "bottom", "left", "right")
+DEFAULT_RECTANGLE_FRACTION = 0.3
 
 
-def image_rng(seed: int, source_path: str) -> np.random.Generator:
-    """The generator of one image: a function of the build seed and the image's relative path."""
-    digest = hashlib.sha256(f"{seed}\0{source_path}".encode()).digest()
+def image_rng(seed: int, source_path: str, stream: str = "") -> np.random.Generator:
+    """The generator of one image: a function of the build seed, its relative path and the
+    stream name (independent streams for independent choices, e.g. the texture donor)."""
+    digest = hashlib.sha256(f"{seed}\0{source_path}\0{stream}".encode()).digest()
     return np.random.Generator(np.random.PCG64(int.from_bytes(digest[:16], "little")))
+
+
+@dataclass(frozen=True)
+class OcclusionConfig:
+    occluder: str = "parts"  # a key of OCCLUDERS
+    fill: str | None = None  # a key of FILLS; None: the occluder's own default ("add" / "black")
+    pool_scales: tuple[int, ...] = POOL_SCALES
+    min_coverage: float = DEFAULT_MIN_COVERAGE
+    max_coverage: float = 1.0
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    occlusion_prob: float = 1.0
+    rectangle_fraction: float = DEFAULT_RECTANGLE_FRACTION
+
+    @property
+    def fill_name(self) -> str:
+        return self.fill or DEFAULT_FILLS[self.occluder]
+
+    def validate(self) -> None:
+        if self.occluder not in OCCLUDERS:
+            raise ValueError(f"unknown occluder {self.occluder!r}; choose from {', '.join(OCCLUDERS)}")
+        if self.fill_name not in FILLS:
+            raise ValueError(f"unknown fill {self.fill_name!r}; choose from {', '.join(FILLS)}")
+        if not 0.0 <= self.min_coverage <= self.max_coverage <= 1.0:
+            raise ValueError("coverage band must satisfy 0 <= --min-coverage <= --max-coverage <= 1")
+        if not 0.0 <= self.occlusion_prob <= 1.0:
+            raise ValueError("--occlusion-prob must be between 0 and 1")
+        if not 0.0 < self.rectangle_fraction < 1.0:
+            raise ValueError("--rectangle-fraction must be between 0 and 1 (exclusive)")
+        if self.max_attempts < 1 or not self.pool_scales:
+            raise ValueError("max_attempts must be >= 1 and pool_scales non-empty")
+
+    def describe(self) -> dict:
+        return {
+            "occluder": self.occluder, "fill": self.fill_name, "pool_scales": list(self.pool_scales),
+            "pool_steps": POOL_STEPS, "pool_grid": list(POOL_GRID), "mask_threshold": MASK_THRESHOLD,
+            "min_coverage": self.min_coverage, "max_coverage": self.max_coverage,
+            "max_attempts": self.max_attempts, "occlusion_prob": self.occlusion_prob,
+            "rectangle_fraction": self.rectangle_fraction,
+        }
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One drawn occluder shape before fusion."""
+
+    alpha: torch.Tensor  # HxW float in [0, 1]: how much of the fill each pixel gets
+    part: int  # occluded part (0 for shapes that are not a part)
+    pool_scale: int  # 0 when no pooling shaped it
+    name: str  # the `occluder` column: "parts", "rectangle-top", ...
 
 
 @dataclass(frozen=True)
@@ -44,16 +111,28 @@ class Occlusion:
     part: int  # 0 (none) or 1..6
     pool_scale: int  # 0 when not occluded
     ratio: float  # share of person pixels under the occluder
+    occluder: str = "none"  # "none", "parts", "rectangle-top", ...
+    in_band: bool = True  # ratio inside [min_coverage, max_coverage] (True when not occluded)
+    attempts: int = 0  # shape draws made
 
 
+@dataclass(frozen=True)
+class Donor:
+    """Another image of the same source dataset whose background textures an occluder."""
+
+    image: np.ndarray  # HxWx3 uint8
+    parts: np.ndarray  # HxW uint8 part map
+    source_path: str
+
+
+# -- shapes -----------------------------------------------------------------------------------
 def draw_part(parts: np.ndarray, rng: np.random.Generator) -> int:
     """Uniform over 1..6; redraw among the present parts when the drawn one is absent."""
     part = int(rng.integers(1, len(BODY_PARTS) + 1))
-    present = np.unique(parts)
-    present = [int(p) for p in present if p != NONE]
-    if part in present or not present:
-        return part if present else NONE
-    return int(rng.choice(present))
+    present = [int(p) for p in np.unique(parts) if p != NONE]
+    if not present:
+        return NONE
+    return part if part in present else int(rng.choice(present))
 
 
 def grow_mask(part_mask: torch.Tensor, pool_scale: int) -> torch.Tensor:
@@ -69,21 +148,144 @@ def grow_mask(part_mask: torch.Tensor, pool_scale: int) -> torch.Tensor:
     return torch.maximum(soft, part_mask.float())
 
 
-def fuse_add(image: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
-    """The paper's fusion: image + 255 * occluder, saturating at white. uint8 HxWx3 in and out."""
-    out = image.float() + 255.0 * alpha[..., None]
-    return out.round_().clamp_(0, 255).to(torch.uint8)
+def part_shape(parts: np.ndarray, rng: np.random.Generator, config: OcclusionConfig) -> Shape | None:
+    part = draw_part(parts, rng)
+    pool_scale = int(rng.choice(config.pool_scales))
+    if part == NONE:
+        return None
+    return Shape(grow_mask(torch.from_numpy(parts == part), pool_scale), part, pool_scale, "parts")
 
 
-def occlude(image: np.ndarray, parts: np.ndarray, rng: np.random.Generator) -> Occlusion:
+def rectangle_shape(parts: np.ndarray, rng: np.random.Generator, config: OcclusionConfig) -> Shape:
+    """Feng et al.: a band over one side of the crop, blind to where the person is."""
+    side = RECTANGLE_SIDES[int(rng.integers(len(RECTANGLE_SIDES)))]
+    height, width = parts.shape
+    alpha = torch.zeros(height, width)
+    rows, cols = max(1, round(height * config.rectangle_fraction)), max(1, round(width * config.rectangle_fraction))
+    region = {"top": (slice(0, rows), slice(None)), "bottom": (slice(height - rows, None), slice(None)),
+              "left": (slice(None), slice(0, cols)), "right": (slice(None), slice(width - cols, None))}[side]
+    alpha[region] = 1.0
+    return Shape(alpha, NONE, 0, f"rectangle-{side}")
+
+
+OCCLUDERS: dict[str, Callable[[np.ndarray, np.random.Generator, OcclusionConfig], Shape | None]] = {
+    "parts": part_shape,
+    "rectangle": rectangle_shape,
+}
+DEFAULT_FILLS = {"parts": "add", "rectangle": "black"}
+
+
+# -- fills ------------------------------------------------------------------------------------
+def _blend(image: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    a = alpha[..., None]
+    return (image.float() * (1 - a) + target.float() * a).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def fill_add(image, alpha, rng, donor):
+    """The paper's fusion: image + 255 * occluder, saturating at white."""
+    return (image.float() + 255.0 * alpha[..., None]).round_().clamp_(0, 255).to(torch.uint8)
+
+
+def fill_white(image, alpha, rng, donor):
+    return _blend(image, alpha, torch.full_like(image, 255))
+
+
+def fill_black(image, alpha, rng, donor):
+    return _blend(image, alpha, torch.zeros_like(image))
+
+
+def fill_mean(image, alpha, rng, donor):
+    mean = image.float().mean(dim=(0, 1)).round()
+    return _blend(image, alpha, mean.expand(image.shape))
+
+
+def fill_noise(image, alpha, rng, donor):
+    noise = torch.from_numpy(rng.integers(0, 256, size=tuple(image.shape), dtype=np.uint8))
+    return _blend(image, alpha, noise)
+
+
+def fill_blur(image, alpha, rng, donor):
+    radius = max(2.0, 0.06 * max(image.shape[:2]))  # blurs a person's details away at any size
+    blurred = Image.fromarray(image.numpy()).filter(ImageFilter.GaussianBlur(radius))
+    return _blend(image, alpha, torch.from_numpy(np.asarray(blurred).copy()))
+
+
+def background_patch(donor: Donor, height: int, width: int) -> np.ndarray | None:
+    """The donor's largest background strip beside the person (left/right/above/below its
+    bounding box), resized to height x width; None when the donor has no such strip."""
+    person = donor.parts != NONE
+    rows, cols = np.flatnonzero(person.any(axis=1)), np.flatnonzero(person.any(axis=0))
+    h, w = person.shape
+    if not rows.size:
+        strips = [(0, h, 0, w)]
+    else:
+        strips = [(0, h, 0, cols[0]), (0, h, cols[-1] + 1, w), (0, rows[0], 0, w), (rows[-1] + 1, h, 0, w)]
+    r0, r1, c0, c1 = max(strips, key=lambda s: (s[1] - s[0]) * (s[3] - s[2]))
+    if (r1 - r0) < 2 or (c1 - c0) < 2:
+        return None
+    patch = Image.fromarray(donor.image[r0:r1, c0:c1]).resize((width, height), Image.Resampling.BILINEAR)
+    return np.asarray(patch).copy()
+
+
+def fill_texture(image, alpha, rng, donor):
+    """Scene clutter: background pixels of another identity's image, over the occluder's box."""
+    if donor is None:
+        raise ValueError("the texture fill needs a donor image")
+    ys, xs = torch.nonzero(alpha > 0, as_tuple=True)
+    if not ys.numel():
+        return image.clone()
+    r0, r1, c0, c1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    patch = background_patch(donor, r1 - r0, c1 - c0)
+    if patch is None:  # the donor is person from edge to edge: no background to borrow
+        return fill_mean(image, alpha, rng, donor)
+    target = image.clone()
+    target[r0:r1, c0:c1] = torch.from_numpy(patch)
+    return _blend(image, alpha, target)
+
+
+Fill = Callable[[torch.Tensor, torch.Tensor, np.random.Generator, "Donor | None"], torch.Tensor]
+FILLS: dict[str, Fill] = {
+    "add": fill_add,
+    "white": fill_white,
+    "black": fill_black,
+    "mean": fill_mean,
+    "noise": fill_noise,
+    "blur": fill_blur,
+    "texture": fill_texture,
+}
+
+
+# -- the whole step ---------------------------------------------------------------------------
+def _band_distance(ratio: float, config: OcclusionConfig) -> float:
+    return max(config.min_coverage - ratio, ratio - config.max_coverage, 0.0)
+
+
+def occlude(
+    image: np.ndarray,
+    parts: np.ndarray,
+    rng: np.random.Generator,
+    config: OcclusionConfig = OcclusionConfig(),
+    donor: Donor | None = None,
+) -> Occlusion:
     """Occlude one image (HxWx3 uint8) given its part map (HxW uint8, 0..6)."""
     person = parts != NONE
-    part = draw_part(parts, rng)
-    pool_scale = int(rng.choice(POOL_SCALES))
-    if part == NONE:
-        return Occlusion(image, np.zeros(parts.shape, dtype=bool), NONE, 0, 0.0)
-    alpha = grow_mask(torch.from_numpy(parts == part), pool_scale)
-    mask = (alpha >= MASK_THRESHOLD).numpy()
-    occluded = fuse_add(torch.from_numpy(image), alpha).numpy()
-    ratio = float((mask & person).sum() / person.sum())
-    return Occlusion(occluded, mask, part, pool_scale, ratio)
+    person_pixels = int(person.sum())
+    empty = Occlusion(image, np.zeros(parts.shape, dtype=bool), NONE, 0, 0.0)
+    if rng.random() >= config.occlusion_prob:
+        return empty
+    best: tuple[float, Shape, np.ndarray, float] | None = None
+    attempts = 0
+    for attempts in range(1, config.max_attempts + 1):
+        shape = OCCLUDERS[config.occluder](parts, rng, config)
+        if shape is None:  # no person: nothing to occlude
+            return empty
+        mask = (shape.alpha >= MASK_THRESHOLD).numpy()
+        ratio = float((mask & person).sum() / person_pixels) if person_pixels else 0.0
+        distance = _band_distance(ratio, config) if person_pixels else 0.0
+        if best is None or distance < best[0]:
+            best = (distance, shape, mask, ratio)
+        if distance == 0.0:
+            break
+    distance, shape, mask, ratio = best
+    occluded = FILLS[config.fill_name](torch.from_numpy(image), shape.alpha, rng, donor).numpy()
+    return Occlusion(occluded, mask, shape.part, shape.pool_scale, ratio, shape.name, distance == 0.0, attempts)

@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -22,7 +22,7 @@ import numpy as np
 from builder.card import render_card
 from builder.errors import BuildError
 from builder.images import DecodeError, load_rgb
-from builder.occlusion import POOL_SCALES, POOL_STEPS, image_rng, occlude
+from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude
 from builder.parsing import PartParser
 from builder.report import BuildReport, SplitStats
 from builder.rows import make_row
@@ -44,6 +44,9 @@ class BuildConfig:
     workers: int = 2
     shard_size: int = 1000
     parse_size: tuple[int, int] | None = None
+    occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
+    occlude_splits: tuple[str, ...] | None = None  # None: every split, as the paper
+    keep_clean: bool = False  # add the original image as `clean_image`
     overwrite: bool = False
     progress: bool = True
 
@@ -70,14 +73,59 @@ def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
+DONOR_DRAWS = 20  # bounded search for a texture donor of another identity that decodes
+
+
+def pick_donor(record: SourceRecord, pool: Sequence[SourceRecord], root: Path, seed: int):
+    """A decodable image of another identity, chosen by the image's own "texture" stream."""
+    rng = image_rng(seed, record.source_path, "texture")
+    for _ in range(DONOR_DRAWS):
+        candidate = pool[int(rng.integers(len(pool)))]
+        if candidate.pid != record.pid:
+            image = _decode(candidate, root)
+            if not isinstance(image, DecodeError):
+                return candidate, image
+    return None, None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What every row of a build shares: the part parser and the occlusion options."""
+
+    root: Path
+    parser: PartParser
+    seed: int
+    occlusion: OcclusionConfig
+    occlude_splits: frozenset[str]
+    keep_clean: bool
+    donor_pool: Sequence[SourceRecord]
+
+    def parse(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray]):
+        """Part maps of the batch, and texture donors (parsed in the same model call)."""
+        donors: list[tuple[SourceRecord | None, np.ndarray | None]] = [(None, None)] * len(records)
+        if self.occlusion.fill_name == "texture":
+            donors = [pick_donor(r, self.donor_pool, self.root, self.seed)
+                      if r.split in self.occlude_splits else (None, None) for r in records]
+        donor_items = [(r.source_path, im) for r, im in donors if r is not None]
+        maps = self.parser([r.source_path for r in records] + [p for p, _ in donor_items],
+                           list(images) + [im for _, im in donor_items]) if records else []
+        donor_maps = iter(maps[len(records):])
+        donor_objs = [Donor(im, next(donor_maps), r.source_path) if r is not None else None for r, im in donors]
+        return maps[: len(records)], donor_objs
+
+    def finish(self, record: SourceRecord, image: np.ndarray, parts: np.ndarray, donor: Donor | None) -> dict:
+        config = self.occlusion
+        if record.split not in self.occlude_splits:
+            config = OcclusionConfig(occluder=config.occluder, fill=config.fill, occlusion_prob=0.0)
+        occlusion = occlude(image, parts, image_rng(self.seed, record.source_path), config, donor)
+        return make_row(record, parts, occlusion, self.occlusion.fill_name, image if self.keep_clean else None)
+
+
 def process(
-    records: Sequence[SourceRecord], root: Path, parser: PartParser, seed: int, batch_size: int, workers: int
+    records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
 ) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
     """Yield (record, row, part map, skip reason) for every record, in record order."""
-
-    def finish(record: SourceRecord, image: np.ndarray, parts: np.ndarray):
-        return make_row(record, parts, occlude(image, parts, image_rng(seed, record.source_path)))
-
+    root = stage.root
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         batches = list(_batches(records, batch_size))
         # Decode futures for the next batch are submitted before this batch is parsed, so
@@ -88,9 +136,10 @@ def process(
             if index + 1 < len(batches):
                 pending = [pool.submit(_decode, r, root) for r in batches[index + 1]]
             good = [(r, im) for r, im in zip(batch, images) if not isinstance(im, DecodeError)]
-            part_maps = parser([r.source_path for r, _ in good], [im for _, im in good]) if good else []
-            rows = pool.map(finish, [r for r, _ in good], [im for _, im in good], part_maps)
-            results = dict(zip([r.source_path for r, _ in good], zip(rows, part_maps)))
+            good_records, good_images = [r for r, _ in good], [im for _, im in good]
+            part_maps, donors = stage.parse(good_records, good_images)
+            rows = pool.map(stage.finish, good_records, good_images, part_maps, donors)
+            results = dict(zip([r.source_path for r in good_records], zip(rows, part_maps)))
             for record, image in zip(batch, images):
                 if isinstance(image, DecodeError):
                     yield record, None, None, f"cannot decode image: {image}"
@@ -111,17 +160,26 @@ def build(config: BuildConfig) -> BuildReport:
         raise BuildError(f"output folder {out_dir} already exists; pass --overwrite to replace it")
     if config.batch_size < 1 or config.workers < 0 or config.shard_size < 1:
         raise BuildError("--batch-size and --shard-size must be >= 1 and --workers >= 0")
+    try:
+        config.occlusion.validate()
+    except ValueError as exc:
+        raise BuildError(str(exc)) from None
+    occlude_splits = frozenset(config.occlude_splits or layout.splits)
+    if unknown := occlude_splits - set(layout.splits):
+        raise BuildError(f"--occlude-splits {', '.join(sorted(unknown))} not in {layout.pretty_name}'s splits "
+                         f"({', '.join(layout.splits)})")
     parser = make_parser(config)
     if hasattr(parser, "check_present"):
         parser.check_present([r.source_path for r in scan.records])
 
-    features = dataset_features()
+    features = dataset_features(keep_clean=config.keep_clean)
     report = BuildReport(
         dataset=layout.name,
         source_dir=str(Path(config.source_dir).resolve()),
         seed=config.seed,
         parser=parser.describe(),
-        occlusion={"method": "parts", "pool_scales": list(POOL_SCALES), "pool_steps": POOL_STEPS, "fill": "add"},
+        occlusion={**config.occlusion.describe(), "occlude_splits": sorted(occlude_splits),
+                   "keep_clean": config.keep_clean},
         splits={split: SplitStats() for split in layout.splits},
         ignored_files=scan.ignored_files,
     )
@@ -131,15 +189,15 @@ def build(config: BuildConfig) -> BuildReport:
     try:
         writers = {split: SplitWriter(staging / "data", split, features, config.shard_size) for split in layout.splits}
         progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}")
-        for record, row, parts, skip in process(
-            scan.records, Path(config.source_dir), parser, config.seed, config.batch_size, config.workers
-        ):
+        stage = Stage(Path(config.source_dir), parser, config.seed, config.occlusion, occlude_splits,
+                      config.keep_clean, scan.records)
+        for record, row, parts, skip in process(scan.records, stage, config.batch_size, config.workers):
             progress.update(1)
             if skip is not None:
                 report.skipped.append({"source_path": record.source_path, "split": record.split, "reason": skip})
                 continue
             writers[record.split].add(row)
-            report.splits[record.split].add(row["occluded_part"], row["occluded_ratio"], not parts.any())
+            report.splits[record.split].add(row, no_person=not parts.any())
         progress.close()
         for split, writer in writers.items():
             shards = writer.close()

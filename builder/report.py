@@ -38,23 +38,26 @@ class SplitStats:
     num_rows: int = 0
     num_shards: int = 0
     part_counts: dict[str, int] = field(default_factory=lambda: {name: 0 for name in PART_NAMES})
-    no_person: int = 0  # crops in which the parser found no person: kept unoccluded
+    occluded: int = 0
+    no_person: int = 0  # crops in which the parser found no person: parts occluder leaves them
+    out_of_band: int = 0  # occluded rows whose best draw stayed outside the coverage band
+    occluder_counts: dict[str, int] = field(default_factory=dict)
     ratio_histogram: list[int] = field(default_factory=lambda: [0] * RATIO_BINS)  # occluded rows
     ratio_sum: float = 0.0
     ratio_sq_sum: float = 0.0
 
-    def add(self, part: int, ratio: float, no_person: bool) -> None:
+    def add(self, row: dict, no_person: bool) -> None:
+        part, ratio, occluder = row["occluded_part"], row["occluded_ratio"], row["occluder"]
         self.num_rows += 1
         self.part_counts[PART_NAMES[part]] += 1
+        self.occluder_counts[occluder] = self.occluder_counts.get(occluder, 0) + 1
         self.no_person += no_person
-        if part:
+        self.out_of_band += not row["coverage_in_band"]
+        if occluder != "none":
+            self.occluded += 1
             self.ratio_histogram[min(int(ratio * RATIO_BINS), RATIO_BINS - 1)] += 1
             self.ratio_sum += ratio
             self.ratio_sq_sum += ratio * ratio
-
-    @property
-    def occluded(self) -> int:
-        return self.num_rows - self.part_counts[PART_NAMES[0]]
 
     def ratio_summary(self) -> dict[str, float]:
         n = self.occluded

@@ -24,8 +24,10 @@ def encode_png(array: np.ndarray) -> dict:
     return {"bytes": buffer.getvalue(), "path": None}
 
 
-def make_row(record: SourceRecord, parts: np.ndarray, occlusion: Occlusion) -> dict:
-    return {
+def make_row(
+    record: SourceRecord, parts: np.ndarray, occlusion: Occlusion, fill: str, clean: np.ndarray | None = None
+) -> dict:
+    row = {
         "image": encode_png(occlusion.image),
         "pid": record.pid,
         "camid": record.camid,
@@ -33,7 +35,13 @@ def make_row(record: SourceRecord, parts: np.ndarray, occlusion: Occlusion) -> d
         "occluded_part": occlusion.part,
         "pool_scale": occlusion.pool_scale,
         "occluded_ratio": occlusion.ratio,
+        "occluder": occlusion.occluder,
+        "fill": fill if occlusion.occluder != "none" else "none",
+        "coverage_in_band": occlusion.in_band,
         "occlusion_mask": encode_png(occlusion.mask.astype(np.uint8) * 255),
         "parsing": encode_png(parts),
         "source_path": record.source_path,
     }
+    if clean is not None:
+        row["clean_image"] = encode_png(clean)
+    return row

@@ -15,12 +15,19 @@ CORE_COLUMNS: dict[str, object] = {
     "occluded_part": ClassLabel(names=list(PART_NAMES)),
     "pool_scale": Value("int32"),  # kernel size of the average pooling; 0 when not occluded
     "occluded_ratio": Value("float32"),  # share of the person's pixels under the occluder
+    "occluder": Value("string"),  # "none", "parts" (the paper's), "rectangle-top|bottom|left|right"
+    "fill": Value("string"),  # how the occluder was fused: add (the paper's), white, black, ...
+    "coverage_in_band": Value("bool"),  # occluded_ratio inside the build's coverage band
     "occlusion_mask": Image(),  # binary occluder, 0 or 255, same size as the image
     "parsing": Image(),  # part map used, pixel value 0..6 (see occluded_ccreid.parts)
     "source_path": Value("string"),  # path of the original image relative to the source root
 }
 
 
-def dataset_features(extra: dict[str, object] | None = None) -> Features:
-    """Features of a built dataset; `extra` columns (build options that add columns) go last."""
-    return Features({**CORE_COLUMNS, **(extra or {})})
+# Added by `builder build --keep-clean`: the original image, for paired training.
+CLEAN_IMAGE_COLUMN = {"clean_image": Image()}
+
+
+def dataset_features(keep_clean: bool = False) -> Features:
+    """Features of a built dataset."""
+    return Features({**CORE_COLUMNS, **(CLEAN_IMAGE_COLUMN if keep_clean else {})})

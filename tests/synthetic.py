@@ -31,10 +31,14 @@ def _rng(*key: object) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def draw_person(height: int, width: int, key: tuple, outfit: tuple, missing: tuple[int, ...] = ()):
-    """(RGB image HxWx3 uint8, part map HxW uint8) for one synthetic pedestrian."""
+def draw_person(height: int, width: int, key: tuple, outfit: tuple, missing: tuple[int, ...] = (),
+                scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)):
+    """(RGB image HxWx3 uint8, part map HxW uint8) for one synthetic pedestrian. `scale` shrinks
+    the person inside the crop and `offset` (rows, cols, as fractions) moves it, as loose
+    detections do."""
     rng = _rng("person", key)
     shift_r, shift_c = rng.uniform(-0.02, 0.02, size=2)
+    shift_r, shift_c = shift_r + offset[0], shift_c + offset[1]
     image = np.empty((height, width, 3), dtype=np.uint8)
     image[:] = rng.integers(30, 200, size=3)
     image = np.clip(image.astype(int) + rng.integers(-20, 20, size=(height, width, 1)), 0, 255).astype(np.uint8)
@@ -46,6 +50,8 @@ def draw_person(height: int, width: int, key: tuple, outfit: tuple, missing: tup
         if part in missing:
             continue
         for r0, r1, c0, c1 in boxes:
+            r0, r1 = (0.5 + (r - 0.5) * scale for r in (r0, r1))
+            c0, c1 = (0.5 + (c - 0.5) * scale for c in (c0, c1))
             r0, r1 = round((r0 + shift_r) * height), round((r1 + shift_r) * height)
             c0, c1 = round((c0 + shift_c) * width), round((c1 + shift_c) * width)
             inside = (rows >= r0) & (rows < r1) & (cols >= c0) & (cols < c1)
