@@ -81,13 +81,31 @@ def _run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_preview(commands) -> None:
+    p = commands.add_parser("preview", help="write a contact sheet of a build (image, occluder, part map)")
+    p.add_argument("folder", type=Path, help="a build folder")
+    p.add_argument("--out", type=Path, default=None, help="picture to write (default FOLDER/preview.png)")
+    p.add_argument("--n", type=int, default=24, help="number of rows shown (default 24)")
+
+
+def _run_preview(args: argparse.Namespace) -> int:
+    from builder.preview import make_preview
+
+    try:
+        print(make_preview(args.folder, args.out, args.n))
+    except (FileNotFoundError, ValueError) as exc:
+        raise BuildError(str(exc)) from None
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="builder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build(commands)
+    _add_preview(commands)
     args = parser.parse_args(argv)
     try:
-        return {"build": _run_build}[args.command](args)
+        return {"build": _run_build, "preview": _run_preview}[args.command](args)
     except BuildError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -24,6 +24,7 @@ from builder.errors import BuildError
 from builder.images import DecodeError, load_rgb
 from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude
 from builder.parsing import PartParser
+from builder.preview import make_preview
 from builder.report import BuildReport, SplitStats
 from builder.rows import make_row
 from builder.writer import SplitWriter
@@ -205,7 +206,9 @@ def build(config: BuildConfig) -> BuildReport:
             report.splits[split].num_shards = len(shards)
         report.write(staging)
         shard_bytes = {p: (staging / p).stat().st_size for p in report.shards}
-        (staging / "README.md").write_text(render_card(report, layout, features, shard_bytes), encoding="utf-8")
+        preview = make_preview(staging).name if report.num_rows else None
+        card = render_card(report, layout, features, shard_bytes, preview=preview)
+        (staging / "README.md").write_text(card, encoding="utf-8")
         _move_into_place(staging, out_dir)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,0 +1,87 @@
+"""`builder preview`: a contact sheet of a build, for judging occlusion quality by eye.
+
+Each tile shows one row three times: the occluded image, the same image with the binary occluder
+tinted and outlined in red, and the part map in colour, captioned with split, part and ratio.
+Rows are a deterministic sample: the n source paths with the smallest SHA-256, which spreads over
+splits and identities and is the same for the same build.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+from PIL import Image, ImageDraw, ImageFilter
+
+from occluded_ccreid.parts import PART_NAMES
+
+PREVIEW_NAME = "preview.png"
+PANEL = (64, 128)  # (W, H) of each of the three panels
+COLUMNS = 6
+CAPTION = 24
+# background, head, torso, upper arms, lower arms, upper legs, lower legs
+PART_COLOURS = np.array([(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
+                         (245, 130, 48), (145, 30, 180)], dtype=np.uint8)
+COLUMNS_READ = ["image", "occlusion_mask", "parsing", "occluded_part", "occluded_ratio", "occluder", "source_path"]
+
+
+def sample_rows(folder: Path, n: int) -> list[tuple[str, dict]]:
+    """(split, row) for the n rows whose source_path hashes lowest."""
+    keyed = []
+    for shard in sorted((folder / "data").glob("*.parquet")):
+        split = shard.name.rsplit("-", 3)[0]
+        for index, path in enumerate(pq.read_table(shard, columns=["source_path"])["source_path"].to_pylist()):
+            keyed.append((hashlib.sha256(path.encode()).hexdigest(), shard, split, index))
+    chosen = sorted(keyed)[:n]
+    rows = []
+    for shard in sorted({c[1] for c in chosen}):
+        table = pq.read_table(shard, columns=COLUMNS_READ)
+        for _, _, split, index in (c for c in chosen if c[1] == shard):
+            rows.append((split, {k: v[0] for k, v in table.slice(index, 1).to_pydict().items()}))
+    rows.sort(key=lambda r: hashlib.sha256(r[1]["source_path"].encode()).hexdigest())
+    return rows
+
+
+def _decode(value: dict, mode: str) -> Image.Image:
+    return Image.open(io.BytesIO(value["bytes"])).convert(mode)
+
+
+def tile(split: str, row: dict) -> Image.Image:
+    image = _decode(row["image"], "RGB").resize(PANEL, Image.Resampling.BILINEAR)
+    mask = _decode(row["occlusion_mask"], "L").resize(PANEL, Image.Resampling.NEAREST)
+    parts = np.asarray(_decode(row["parsing"], "L").resize(PANEL, Image.Resampling.NEAREST))
+    red = Image.new("RGB", PANEL, (255, 0, 0))
+    tinted = Image.composite(Image.blend(image, red, 0.45), image, mask)
+    edge = mask.filter(ImageFilter.FIND_EDGES)
+    tinted = Image.composite(red, tinted, edge)
+    coloured = Image.fromarray(PART_COLOURS[np.clip(parts, 0, 6)])
+    out = Image.new("RGB", (PANEL[0] * 3, PANEL[1] + CAPTION), (255, 255, 255))
+    for i, panel in enumerate((image, tinted, coloured)):
+        out.paste(panel, (i * PANEL[0], 0))
+    what = PART_NAMES[row["occluded_part"]] if row["occluder"] == "parts" else row["occluder"]
+    draw = ImageDraw.Draw(out)
+    draw.text((2, PANEL[1] + 1), f"{split}: {what}", fill=(0, 0, 0))
+    draw.text((2, PANEL[1] + 12), f"ratio {row['occluded_ratio']:.2f}", fill=(0, 0, 0))
+    return out
+
+
+def make_preview(folder: str | Path, out: str | Path | None = None, n: int = 24) -> Path:
+    """Write the contact sheet (default: FOLDER/preview.png) and return its path."""
+    folder = Path(folder)
+    if not (folder / "data").is_dir():
+        raise FileNotFoundError(f"{folder} is not a build folder (no data/); run `builder build` first")
+    rows = sample_rows(folder, n)
+    if not rows:
+        raise ValueError(f"{folder} has no rows to preview")
+    tiles = [tile(split, row) for split, row in rows]
+    width, height = tiles[0].size
+    cols = min(COLUMNS, len(tiles))
+    sheet = Image.new("RGB", (cols * (width + 4) + 4, -(-len(tiles) // cols) * (height + 4) + 4), (255, 255, 255))
+    for i, t in enumerate(tiles):
+        sheet.paste(t, (4 + (i % cols) * (width + 4), 4 + (i // cols) * (height + 4)))
+    target = Path(out) if out else folder / PREVIEW_NAME
+    sheet.save(target, format="PNG")
+    return target
