@@ -13,7 +13,7 @@ from __future__ import annotations
 import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
@@ -117,7 +117,7 @@ class Stage:
     def finish(self, record: SourceRecord, image: np.ndarray, parts: np.ndarray, donor: Donor | None) -> dict:
         config = self.occlusion
         if record.split not in self.occlude_splits:
-            config = OcclusionConfig(occluder=config.occluder, fill=config.fill, occlusion_prob=0.0)
+            config = replace(config, occlusion_prob=0.0)
         occlusion = occlude(image, parts, image_rng(self.seed, record.source_path), config, donor)
         return make_row(record, parts, occlusion, self.occlusion.fill_name, image if self.keep_clean else None)
 
