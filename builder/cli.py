@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from builder.errors import BuildError
+from builder.publish import PushError
 from builder.occlusion import DEFAULT_MIN_COVERAGE, DEFAULT_RECTANGLE_FRACTION, FILLS, OCCLUDERS
 from occluded_ccreid.sources import source_names
 
@@ -81,6 +82,26 @@ def _run_build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_push(commands) -> None:
+    p = commands.add_parser("push", help="publish a build folder as a dataset repo on the Hugging Face Hub")
+    p.add_argument("out_dir", type=Path, help="a build folder made by `builder build`")
+    p.add_argument("--repo-id", required=True, help="NAMESPACE/NAME of the dataset repo (created if missing)")
+    p.add_argument("--private", action="store_true",
+                   help="create the repo private (an existing repo keeps its visibility)")
+    p.add_argument("--revision", default=None, help="existing branch to push to (default: main)")
+    p.add_argument("--token", default=None, help="token with write access (default: HF_TOKEN, then the saved login)")
+    p.add_argument("--message", default=None, help="commit message")
+
+
+def _run_push(args: argparse.Namespace) -> int:
+    from builder.publish import push
+
+    result = push(args.out_dir, args.repo_id, private=args.private, revision=args.revision,
+                  token=args.token, message=args.message)
+    print(result.summary())
+    return 0
+
+
 def _add_preview(commands) -> None:
     p = commands.add_parser("preview", help="write a contact sheet of a build (image, occluder, part map)")
     p.add_argument("folder", type=Path, help="a build folder")
@@ -102,11 +123,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="builder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build(commands)
+    _add_push(commands)
     _add_preview(commands)
     args = parser.parse_args(argv)
     try:
-        return {"build": _run_build, "preview": _run_preview}[args.command](args)
-    except BuildError as exc:
+        return {"build": _run_build, "push": _run_push, "preview": _run_preview}[args.command](args)
+    except (BuildError, PushError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
