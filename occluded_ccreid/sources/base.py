@@ -89,7 +89,7 @@ class SourceLayout:
         missing = [d for d in self.required_dirs() if not (root / d).is_dir()]
         if missing:
             raise LayoutError(
-                f"{root} is not a {self.pretty_name} source: missing folder(s) "
+                f"{root} is not in the {self.pretty_name} layout: missing folder(s) "
                 f"{', '.join(missing)}. Expected layout:\n{self.expected_layout}"
             )
 
