@@ -38,9 +38,17 @@ def sample_rows(folder: Path, n: int) -> list[tuple[str, dict]]:
     chosen = sorted(keyed)[:n]
     rows = []
     for shard in sorted({c[1] for c in chosen}):
-        table = pq.read_table(shard, columns=COLUMNS_READ)
+        # Read only the row groups that hold chosen rows: shards can be large.
+        file = pq.ParquetFile(shard)
+        starts = np.cumsum([0] + [file.metadata.row_group(g).num_rows for g in range(file.num_row_groups)])
+        wanted: dict[int, list[tuple[str, int]]] = {}
         for _, _, split, index in (c for c in chosen if c[1] == shard):
-            rows.append((split, {k: v[0] for k, v in table.slice(index, 1).to_pydict().items()}))
+            group = int(np.searchsorted(starts, index, side="right") - 1)
+            wanted.setdefault(group, []).append((split, index - int(starts[group])))
+        for group, items in sorted(wanted.items()):
+            table = file.read_row_group(group, columns=COLUMNS_READ)
+            for split, offset in items:
+                rows.append((split, {k: v[0] for k, v in table.slice(offset, 1).to_pydict().items()}))
     rows.sort(key=lambda r: hashlib.sha256(r[1]["source_path"].encode()).hexdigest())
     return rows
 

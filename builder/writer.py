@@ -17,6 +17,15 @@ from datasets import Features
 ROW_GROUP_SIZE = 100  # small row groups keep random access and the Hub's viewer fast for images
 
 
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    """Hash in chunks: a shard can be hundreds of MB, and memory must not grow with it."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while block := file.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 class SplitWriter:
     def __init__(self, data_dir: Path, split: str, features: Features, shard_size: int):
         self.data_dir, self.split, self.features, self.shard_size = data_dir, split, features, shard_size
@@ -64,6 +73,6 @@ class SplitWriter:
             partial.rename(final)
             shards[f"data/{final.name}"] = {
                 "num_rows": pq.ParquetFile(final).metadata.num_rows,
-                "sha256": hashlib.sha256(final.read_bytes()).hexdigest(),
+                "sha256": sha256_file(final),
             }
         return shards
