@@ -36,6 +36,11 @@ def _add_build(commands) -> None:
     p.add_argument("--workers", type=int, default=2, help="decoding/encoding threads (default 2)")
     p.add_argument("--shard-size", type=int, default=1000, help="rows per Parquet shard (default 1000)")
     p.add_argument("--parse-size", type=_size, default=None, help="model input size HxW (default 512x256)")
+    p.add_argument("--keep-aspect", action="store_true",
+                   help="fit each crop into --parse-size with its own aspect ratio (sides multiples of 32); "
+                        "batches group crops of one input size")
+    p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
+                   help="autocast the model on CUDA (default fp32; part maps may differ slightly)")
     occ = p.add_argument_group("occlusion (default: the paper's method)")
     occ.add_argument("--occluder", choices=list(OCCLUDERS), default="parts",
                      help="parts: grown body-part occluder (the paper); rectangle: Feng et al.'s black bands")
@@ -68,6 +73,7 @@ def _run_build(args: argparse.Namespace) -> int:
         dataset=args.dataset, source_dir=args.source_dir, out_dir=args.out, model=args.model,
         parsing_dir=args.parsing_dir, seed=args.seed, device=args.device, batch_size=args.batch_size,
         workers=args.workers, shard_size=args.shard_size, parse_size=args.parse_size,
+        keep_aspect=args.keep_aspect, precision=args.precision,
         occlusion=occlusion, occlude_splits=splits, keep_clean=args.keep_clean,
         overwrite=args.overwrite, progress=not args.no_progress,
     ))

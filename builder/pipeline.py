@@ -1,10 +1,11 @@
 """`builder build`: source tree -> part maps -> occlusion -> rows -> Parquet shards -> build folder.
 
-Records are processed in a fixed order (split, then path) in batches; decoding and
-occlusion+encoding run on `workers` threads (PIL and torch release the GIL), the part parser
-runs batched in the calling thread, and the next batch is decoded while the current one is
-parsed. Every row depends only on its own image, part map and (seed, path), so neither batch size
-nor worker count changes the output.
+Records are processed in a fixed order (split, then path). With a segmentation model, decoding
+and resizing, the model's forward passes, and post-processing + occlusion + PNG encoding overlap
+on threads with bounded queues (`_pipelined`), so the model stays busy and memory stays flat;
+precomputed part maps and texture donors go batch by batch (`_batched`). Every row depends only
+on its own image, part map and (seed, path), so neither batch size, worker count nor completion
+order changes the output; rows are yielded and written in record order.
 The build is written to a hidden folder beside OUT_DIR and renamed into place only when complete.
 """
 
@@ -12,18 +13,21 @@ from __future__ import annotations
 
 import shutil
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Iterator, Sequence
 
 import numpy as np
+import torch
 
 from builder.card import render_card
 from builder.errors import BuildError
 from builder.images import DecodeError, load_rgb
 from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude
 from builder.parsing import PartParser
+from builder.parsing.segmenter import ModelParser
 from builder.preview import make_preview
 from builder.report import BuildReport, SplitStats
 from builder.rows import make_row
@@ -45,6 +49,8 @@ class BuildConfig:
     workers: int = 2
     shard_size: int = 1000
     parse_size: tuple[int, int] | None = None
+    keep_aspect: bool = False  # fit each image into parse_size with its own aspect ratio
+    precision: str = "fp32"  # "bf16" / "fp16": CUDA autocast, opt in
     occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
     occlude_splits: tuple[str, ...] | None = None  # None: every split, as the paper
     keep_clean: bool = False  # add the original image as `clean_image`
@@ -57,9 +63,13 @@ def make_parser(config: BuildConfig) -> PartParser:
         from builder.parsing.precomputed import PrecomputedParser
 
         return PrecomputedParser(config.parsing_dir)
-    from builder.parsing.segmenter import DEFAULT_MODEL, DEFAULT_PARSE_SIZE, ModelParser
+    from builder.parsing.segmenter import DEFAULT_MODEL, DEFAULT_PARSE_SIZE
 
-    return ModelParser(config.model or DEFAULT_MODEL, config.device, config.parse_size or DEFAULT_PARSE_SIZE)
+    parser = ModelParser(config.model or DEFAULT_MODEL, config.device, config.parse_size or DEFAULT_PARSE_SIZE,
+                         keep_aspect=config.keep_aspect, precision=config.precision)
+    if parser.device.type == "cpu":
+        parser.num_threads = 1  # model_streams() runs two single-threaded forward passes at once
+    return parser
 
 
 def _decode(record: SourceRecord, root: Path) -> np.ndarray | DecodeError:
@@ -126,11 +136,21 @@ def process(
     records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
 ) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
     """Yield (record, row, part map, skip reason) for every record, in record order."""
+    if isinstance(stage.parser, ModelParser) and stage.occlusion.fill_name != "texture":
+        yield from _pipelined(records, stage, batch_size, workers)
+    else:
+        yield from _batched(records, stage, batch_size, workers)
+
+
+def _batched(
+    records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
+) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
+    """Batch by batch: used for precomputed maps (no model to keep busy) and texture donors
+    (which need the parser mid-batch). The next batch is decoded while this one is parsed."""
     root = stage.root
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
         batches = list(_batches(records, batch_size))
-        # Decode futures for the next batch are submitted before this batch is parsed, so
-        # decoding overlaps the model; futures are never nested (no pool self-deadlock).
+        # Futures are never nested (a task waiting on its own pool would deadlock at 1 worker).
         pending = [pool.submit(_decode, r, root) for r in batches[0]] if batches else []
         for index, batch in enumerate(batches):
             images = [future.result() for future in pending]
@@ -147,6 +167,109 @@ def process(
                 else:
                     row, parts = results[record.source_path]
                     yield record, row, parts, None
+
+
+def _single_threaded_torch() -> None:
+    """Worker threads run their torch ops on one thread each: nested OpenMP teams on cores the
+    model already keeps busy only queue behind its threads and stall them at barriers."""
+    torch.set_num_threads(1)
+
+
+def model_streams(parser: ModelParser) -> int:
+    """Forward passes in flight at once. CPU: two single-threaded streams (no OpenMP barrier
+    waits behind a preempted thread, and part maps that do not depend on the core count).
+    CUDA: one, fed by the workers."""
+    return 1 if parser.device.type == "cuda" else 2
+
+
+def _pipelined(
+    records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
+) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
+    """Decode+resize (workers) -> model (streams) -> logits to part map, occlude, encode (workers),
+    overlapping, with bounded queues so memory stays flat whatever the dataset size:
+    decoded images ahead <= (streams + 1) batches; images waiting for a full batch of their input
+    size <= 4 batches (then the oldest bucket goes as a partial batch); forward passes in flight
+    <= streams; finished rows not yet yielded <= 4 batches. Batches only group images of one
+    input size (never padded), and each image's logits do not depend on its batch, so the output
+    is the same for any batch size, worker count or completion order."""
+    parser: ModelParser = stage.parser  # type: ignore[assignment]
+    streams = model_streams(parser)
+    ahead, window, backlog = (streams + 1) * batch_size, 4 * batch_size, 4 * batch_size
+
+    def load(record: SourceRecord):
+        image = _decode(record, stage.root)
+        return (image, None) if isinstance(image, DecodeError) else (image, parser.prepare(image))
+
+    def finish(record: SourceRecord, image: np.ndarray, logits):
+        parts = parser.postprocess(logits, image.shape[:2])
+        return stage.finish(record, image, parts, None), parts
+
+    with ThreadPoolExecutor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
+         ThreadPoolExecutor(streams, "build-model") as model:
+        todo = iter(enumerate(records))
+        loads: deque[tuple[int, SourceRecord, Future]] = deque()
+        buckets: dict[tuple, list] = {}  # input shape -> [(index, record, image, tensor)]
+        inflight: deque[tuple[list, Future]] = deque()
+        results: dict[int, tuple[SourceRecord, Future | str]] = {}
+        waiting, next_out = 0, 0
+
+        def top_up() -> None:
+            while len(loads) < ahead and (item := next(todo, None)) is not None:
+                loads.append((item[0], item[1], pool.submit(load, item[1])))
+
+        def harvest(block: bool) -> None:
+            while inflight and (block or inflight[0][1].done()):
+                items, future = inflight.popleft()
+                logits = future.result()
+                for row, (index, record, image, _) in enumerate(items):
+                    results[index] = (record, pool.submit(finish, record, image, logits[row]))
+                block = False
+
+        def send(shape: tuple) -> None:
+            nonlocal waiting
+            items = buckets.pop(shape)
+            waiting -= len(items)
+            while len(inflight) >= streams:
+                harvest(block=True)
+            inflight.append((items, model.submit(parser.infer, [t for *_, t in items])))
+
+        def ready(block: bool):
+            nonlocal next_out
+            while next_out in results:
+                record, value = results[next_out]
+                if isinstance(value, str):
+                    out = (record, None, None, value)
+                elif block or value.done():
+                    row, parts = value.result()
+                    out = (record, row, parts, None)
+                else:
+                    return
+                del results[next_out]
+                next_out += 1
+                yield out
+
+        top_up()
+        while loads:
+            index, record, future = loads.popleft()
+            top_up()
+            image, tensor = future.result()
+            if tensor is None:
+                results[index] = (record, f"cannot decode image: {image}")
+            else:
+                shape = tuple(tensor.shape)
+                buckets.setdefault(shape, []).append((index, record, image, tensor))
+                waiting += 1
+                if len(buckets[shape]) >= batch_size:
+                    send(shape)
+                elif waiting >= window:
+                    send(min(buckets, key=lambda s: buckets[s][0][0]))
+            harvest(block=False)
+            yield from ready(block=len(results) > backlog)
+        for shape in sorted(buckets, key=lambda s: buckets[s][0][0]):
+            send(shape)
+        while inflight:
+            harvest(block=True)
+        yield from ready(block=True)
 
 
 def build(config: BuildConfig) -> BuildReport:

@@ -106,13 +106,14 @@ def test_batch_size_and_workers_do_not_change_a_byte(prcc_build, prcc_tree, tmp_
     assert (other / "build_report.json").read_bytes() == (prcc_build / "build_report.json").read_bytes()
 
 
-def test_model_parser_builds_identically_for_any_batch_size(prcc_tree, tiny_model, tmp_path):
+@pytest.mark.parametrize("extra", [[], ["--keep-aspect"]])
+def test_model_parser_builds_identically_for_any_batch_size(prcc_tree, tiny_model, tmp_path, extra):
     outs = []
     for batch_size, workers in ((1, 1), (5, 3)):
         out = tmp_path / f"b{batch_size}"
         assert main(["build", "prcc", str(prcc_tree.root), "--out", str(out), "--model", str(tiny_model),
                      "--batch-size", str(batch_size), "--workers", str(workers), "--parse-size", "64x32",
-                     "--device", "cpu", "--no-progress"]) == 0
+                     "--device", "cpu", "--no-progress", *extra]) == 0
         outs.append(out)
     assert shard_bytes(outs[0]) == shard_bytes(outs[1])
     report = json.loads((outs[0] / "build_report.json").read_text())
@@ -161,3 +162,19 @@ def test_bad_part_map_names_the_file_and_leaves_nothing_behind(prcc_tree, tmp_pa
 def test_shards_carry_the_datasets_schema(prcc_build):
     shard = next((prcc_build / "data").glob("train-*.parquet"))
     assert b"huggingface" in pq.read_schema(shard).metadata
+
+
+def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_model):
+    from builder.occlusion import OcclusionConfig
+    from builder.pipeline import Stage, _batched, _pipelined
+    from builder.parsing.segmenter import ModelParser
+
+    records = get_source("prcc").scan(prcc_tree.root).records
+    parser = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=True)
+    stage = Stage(prcc_tree.root, parser, 0, OcclusionConfig(), frozenset({"train", "validation", "query", "gallery"}),
+                  False, records)
+    pipelined = list(_pipelined(records, stage, batch_size=4, workers=2))
+    batched = list(_batched(records, stage, batch_size=7, workers=1))
+    assert [r[0] for r in pipelined] == [r[0] for r in batched] == records
+    for (_, row_a, _, skip_a), (_, row_b, _, skip_b) in zip(pipelined, batched):
+        assert row_a == row_b and skip_a == skip_b

@@ -3,7 +3,24 @@
 Preprocessing is done with torch ops using the checkpoint's processor settings (size aside):
 transformers' image processors want torchvision for speed, and pedestrian crops are tall, so
 images are resized to `parse_size` (H, W; default 512x256, the shape of a person crop) instead of
-the processor's square. Logits are interpolated back to each image's full size once, then argmax.
+the processor's square. With `keep_aspect=True` each image is instead scaled to fit inside the
+HxW box with its own aspect ratio, both sides rounded to a multiple of 32 (`input_size`), so a
+narrow crop is neither stretched nor paid for at the full box width.
+
+The work is split in three steps so a pipeline can run them where they fit best:
+
+* `prepare(image)`: resize one HxWx3 uint8 image to its input size (uint8 CHW tensor, antialiased
+  bilinear as the processor's PIL resize does). Cheap, thread-safe: decode workers can do it.
+* `infer(tensors)`: normalise and run the model on tensors of one input size (one shape per
+  call); returns the low-resolution logits on the model's device. This is the only step that
+  needs the model.
+* `postprocess(logits, (height, width))`: one image's logits interpolated back to its full size
+  once, argmax, label mapping: the HxW uint8 part map. Thread-safe: finishing workers can do it.
+
+`__call__(paths, images)` chains the three for a batch of any shapes. A part map depends only
+on its own image: batches are never padded, images of different input sizes go through separate
+forward passes, and every step is per image (the model's forward pass gives bitwise the same
+logits for an image whatever else is in its batch; tests/test_segmenter.py checks it).
 """
 
 from __future__ import annotations
@@ -20,6 +37,8 @@ from builder.parsing.label_mapping import PartMapper, UnknownLabelsError
 
 DEFAULT_MODEL = "mattmdjaga/segformer_b2_clothes"  # public SegFormer-B2 ATR clothes parser
 DEFAULT_PARSE_SIZE = (512, 256)
+SIZE_MULTIPLE = 32  # SegFormer's deepest stage has stride 32: sides that divide evenly
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def resolve_device(device: str) -> torch.device:
@@ -30,18 +49,46 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
+def fit_size(height: int, width: int, box: tuple[int, int], multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
+    """The largest size of the image's aspect ratio inside `box` (H, W), each side rounded to the
+    nearest multiple of `multiple` (at least one multiple, at most the box's side)."""
+    scale = min(box[0] / height, box[1] / width)
+
+    def side(length: float, limit: int) -> int:
+        return int(min(max(multiple, multiple * round(length * scale / multiple)), max(limit, multiple)))
+
+    return side(height, box[0]), side(width, box[1])
+
+
 class ModelParser:
     def __init__(
         self,
         model_id: str = DEFAULT_MODEL,
         device: str = "auto",
         parse_size: tuple[int, int] = DEFAULT_PARSE_SIZE,
+        *,
+        keep_aspect: bool = False,
+        precision: str = "fp32",
+        num_threads: int | None = None,
     ):
+        """`precision` "bf16"/"fp16" runs the forward pass under CUDA autocast (opt in: part maps
+        can differ from fp32 ones); CPU inference is always fp32. `num_threads`: torch threads
+        of the thread that calls `infer` (default: torch's count when the parser is made), set
+        there on first use, so pipelines may run their own worker threads single-threaded."""
         from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
+        if precision not in PRECISIONS:
+            raise BuildError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
         self.model_id = model_id
         self.device = resolve_device(device)
-        self.parse_size = parse_size
+        if precision != "fp32" and self.device.type != "cuda":
+            raise BuildError(f"precision {precision} is for CUDA devices; on {self.device} use fp32")
+        self.parse_size = tuple(int(v) for v in parse_size)
+        if len(self.parse_size) != 2 or min(self.parse_size) < 1:
+            raise BuildError(f"parse size must be two positive sides (H, W), got {parse_size!r}")
+        self.keep_aspect = keep_aspect
+        self.precision = precision
+        self.num_threads = num_threads or torch.get_num_threads()
         try:
             # The processor is only read for its normalisation constants; silence its
             # "no torchvision, falling back to PIL" notice.
@@ -66,33 +113,78 @@ class ModelParser:
         self._mul = (scale / std).view(1, 3, 1, 1).to(self.device)
         self._add = (-mean / std).view(1, 3, 1, 1).to(self.device)
 
-    def preprocess(self, images: Sequence[np.ndarray]) -> torch.Tensor:
-        """Resize each HxWx3 uint8 image to parse_size and normalise: an NCHW float batch."""
-        resized = [
-            F.interpolate(
-                torch.from_numpy(image).permute(2, 0, 1)[None].float(),
-                size=self.parse_size, mode="bilinear", align_corners=False, antialias=True,
-            )
-            for image in images
-        ]
-        batch = torch.cat(resized).to(self.device)
-        return (batch * self._mul + self._add).contiguous(memory_format=torch.channels_last)
+    # -- sizes ---------------------------------------------------------------------------------
+    def input_size(self, height: int, width: int) -> tuple[int, int]:
+        """The model input size (H, W) of an image of this size: a function of the size alone,
+        so it can also key batches (images of one input size share a forward pass)."""
+        if not self.keep_aspect:
+            return self.parse_size
+        return fit_size(height, width, self.parse_size)
+
+    # -- the three steps -----------------------------------------------------------------------
+    def prepare(self, image: np.ndarray) -> torch.Tensor:
+        """One HxWx3 uint8 image resized to its input size: a 3xHxW uint8 tensor (CPU)."""
+        size = self.input_size(*image.shape[:2])
+        pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]  # NHWC memory
+        if tuple(pixels.shape[2:]) != size:
+            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=False, antialias=True)
+        return pixels[0]
 
     @torch.inference_mode()
+    def infer(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Logits (N x labels x H/4 x W/4, float32, on the model's device) of prepared images that
+        share one input size."""
+        if torch.get_num_threads() != self.num_threads:
+            torch.set_num_threads(self.num_threads)  # per calling thread; once per thread
+        shape = tensors[0].shape
+        if any(t.shape != shape for t in tensors):
+            raise ValueError("infer() takes images of one input size; group them by input_size()")
+        batch = torch.empty((len(tensors), *shape), dtype=torch.float32, memory_format=torch.channels_last)
+        for i, tensor in enumerate(tensors):
+            batch[i].copy_(tensor)
+        batch = batch.to(self.device, non_blocking=True)
+        batch.mul_(self._mul).add_(self._add)
+        dtype = PRECISIONS[self.precision]
+        if dtype is None:
+            logits = self.model(pixel_values=batch).logits
+        else:
+            with torch.autocast(self.device.type, dtype=dtype):
+                logits = self.model(pixel_values=batch).logits
+        return logits.float()
+
+    @torch.inference_mode()
+    def postprocess(self, logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
+        """One image's logits (labels x h x w) -> its HxW uint8 part map. The logits are
+        interpolated to full size once, channels-last, so the argmax runs over contiguous labels."""
+        full = F.interpolate(
+            logits[None].contiguous(memory_format=torch.channels_last),
+            size=tuple(size), mode="bilinear", align_corners=False,
+        )
+        labels = full[0].permute(1, 2, 0).argmax(dim=-1)
+        return self.mapper(labels.cpu().numpy())
+
     def __call__(self, paths: Sequence[str], images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        logits = self.model(pixel_values=self.preprocess(images)).logits.float()
-        maps = []
-        for i, image in enumerate(images):
-            full = F.interpolate(logits[i : i + 1], size=image.shape[:2], mode="bilinear", align_corners=False)
-            labels = full[0].argmax(dim=0).to(torch.int64).cpu().numpy()
-            maps.append(self.mapper(labels))
-        return maps
+        prepared = [self.prepare(image) for image in images]
+        groups: dict[tuple[int, ...], list[int]] = {}
+        for i, tensor in enumerate(prepared):
+            groups.setdefault(tuple(tensor.shape), []).append(i)
+        maps: list[np.ndarray | None] = [None] * len(images)
+        for indices in groups.values():
+            logits = self.infer([prepared[i] for i in indices])
+            for row, i in enumerate(indices):
+                maps[i] = self.postprocess(logits[row], images[i].shape[:2])
+        return maps  # type: ignore[return-value]
 
     def describe(self) -> dict:
-        return {
+        info = {
             "kind": "model",
             "model": self.model_id,
             "labels": {int(k): v for k, v in self.model.config.id2label.items()},
             "parse_size": list(self.parse_size),
             "device": str(self.device),
         }
+        if self.keep_aspect:
+            info["keep_aspect"] = True  # parse_size is the box each image is fitted into
+        if self.precision != "fp32":
+            info["precision"] = self.precision
+        return info

@@ -1,0 +1,99 @@
+"""ModelParser: part maps independent of batch composition, the staged API, input sizes, options."""
+
+import threading
+
+import numpy as np
+import pytest
+import torch
+
+from builder.errors import BuildError
+from builder.parsing.segmenter import ModelParser, fit_size
+
+# (H, W) of crops: tall, very tall, square-ish, tiny, and one already at the parse size
+SHAPES = [(96, 48), (130, 40), (64, 60), (24, 10), (64, 32), (101, 37), (96, 48)]
+
+
+def images(shapes=SHAPES, seed=0):
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(h, w, 3), dtype=np.uint8) for h, w in shapes]
+
+
+@pytest.fixture(scope="module")
+def parser(tiny_model):
+    return ModelParser(str(tiny_model), "cpu", (64, 32))
+
+
+@pytest.mark.parametrize("keep_aspect", [False, True])
+def test_part_maps_do_not_depend_on_the_batch(tiny_model, keep_aspect):
+    model = ModelParser(str(tiny_model), "cpu", (96, 64), keep_aspect=keep_aspect)
+    pictures = images()
+    paths = [f"img{i}.jpg" for i in range(len(pictures))]
+    together = model(paths, pictures)
+    alone = [model([p], [im])[0] for p, im in zip(paths, pictures)]
+    reversed_ = model(paths[::-1], pictures[::-1])[::-1]
+    for a, b, c, image in zip(together, alone, reversed_, pictures):
+        assert a.shape == image.shape[:2] and a.dtype == np.uint8 and a.max() <= 6
+        assert np.array_equal(a, b) and np.array_equal(a, c)
+
+
+def test_staged_steps_give_what_call_gives(parser):
+    pictures = images()
+    expected = parser([f"{i}" for i in range(len(pictures))], pictures)
+    prepared = [parser.prepare(im) for im in pictures]
+    assert all(t.dtype == torch.uint8 and tuple(t.shape) == (3, 64, 32) for t in prepared)
+    logits = parser.infer(prepared)
+    assert logits.shape[0] == len(pictures) and logits.dtype == torch.float32
+    for row, image, want in zip(logits, pictures, expected):
+        assert np.array_equal(parser.postprocess(row, image.shape[:2]), want)
+    with pytest.raises(ValueError, match="one input size"):
+        parser.infer([torch.zeros(3, 64, 32, dtype=torch.uint8), torch.zeros(3, 32, 32, dtype=torch.uint8)])
+
+
+def test_postprocess_is_the_full_size_argmax_of_interpolated_logits(parser):
+    """The channels-last argmax agrees with the plain (labels, H, W) argmax of the same logits."""
+    logits = torch.randn(parser.model.config.num_labels, 16, 8)
+    full = torch.nn.functional.interpolate(logits[None], size=(93, 41), mode="bilinear", align_corners=False)
+    expected = parser.mapper(full[0].argmax(dim=0).numpy())
+    assert np.array_equal(parser.postprocess(logits, (93, 41)), expected)
+
+
+def test_fit_size_keeps_aspect_inside_the_box():
+    assert fit_size(400, 160, (512, 256)) == (512, 192)  # tall: full height, width by aspect
+    assert fit_size(300, 300, (512, 256)) == (256, 256)  # square: limited by the width
+    assert fit_size(24, 10, (512, 256)) == (512, 224)
+    assert fit_size(1000, 10, (512, 256)) == (512, 32)  # never below one multiple
+    for h, w in [(250, 100), (550, 250), (333, 171), (120, 400)]:
+        H, W = fit_size(h, w, (512, 256))
+        scale = min(512 / h, 256 / w)
+        assert H <= 512 and W <= 256 and H % 32 == 0 and W % 32 == 0
+        assert abs(H - h * scale) <= 16 and abs(W - w * scale) <= 16  # nearest multiple of 32
+
+
+def test_input_size_and_describe(tiny_model, parser):
+    assert parser.input_size(130, 40) == (64, 32)
+    aspect = ModelParser(str(tiny_model), "cpu", (128, 64), keep_aspect=True)
+    assert aspect.input_size(130, 40) == (128, 32) and aspect.prepare(images([(130, 40)])[0]).shape == (3, 128, 32)
+    assert aspect.describe()["keep_aspect"] is True and "keep_aspect" not in parser.describe()
+    assert parser.describe()["parse_size"] == [64, 32] and "precision" not in parser.describe()
+
+
+def test_half_precision_is_for_cuda_only(tiny_model):
+    with pytest.raises(BuildError, match="precision bf16 is for CUDA"):
+        ModelParser(str(tiny_model), "cpu", (64, 32), precision="bf16")
+    with pytest.raises(BuildError, match="unknown precision"):
+        ModelParser(str(tiny_model), "cpu", (64, 32), precision="int8")
+
+
+def test_infer_uses_its_own_thread_count_in_single_threaded_workers(tiny_model):
+    model = ModelParser(str(tiny_model), "cpu", (64, 32), num_threads=2)
+    seen = []
+
+    def worker():
+        torch.set_num_threads(1)  # as a pipeline's decode/encode workers do
+        model.infer([model.prepare(images()[0])])
+        seen.append(torch.get_num_threads())
+
+    thread = threading.Thread(target=worker)
+    thread.start()
+    thread.join()
+    assert seen == [2]
