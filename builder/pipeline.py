@@ -293,8 +293,7 @@ def build(config: BuildConfig) -> BuildReport:
         raise BuildError(f"--occlude-splits {', '.join(sorted(unknown))} not in {layout.pretty_name}'s splits "
                          f"({', '.join(layout.splits)})")
     parser = make_parser(config)
-    if hasattr(parser, "check_present"):
-        parser.check_present([r.source_path for r in scan.records])
+    parser.check_present([r.source_path for r in scan.records])
 
     features = dataset_features(keep_clean=config.keep_clean)
     report = BuildReport(

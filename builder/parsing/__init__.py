@@ -14,6 +14,10 @@ import numpy as np
 class PartParser(Protocol):
     def __call__(self, paths: Sequence[str], images: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
+    def check_present(self, source_paths: Sequence[str]) -> None:
+        """Fail before any work starts if the parser cannot serve these images at all."""
+        ...
+
     def describe(self) -> dict:
         """What produced the part maps, for the build report and the card."""
         ...

@@ -175,6 +175,9 @@ class ModelParser:
                 maps[i] = self.postprocess(logits[row], images[i].shape[:2])
         return maps  # type: ignore[return-value]
 
+    def check_present(self, source_paths: Sequence[str]) -> None:
+        """A model parses any image: nothing to check up front."""
+
     def describe(self) -> dict:
         info = {
             "kind": "model",
