@@ -148,6 +148,32 @@ def _status_mib(field: str) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class ForeignLoad:
+    """CPU time the rest of the machine used while a measurement ran (other people's jobs on a
+    shared machine): busy time from /proc/stat minus this process's own CPU time, in cores."""
+
+    def __init__(self) -> None:
+        self.start = (self._busy(), self._own(), time.perf_counter())
+
+    @staticmethod
+    def _busy() -> float:
+        try:
+            with open("/proc/stat") as stat:
+                fields = [int(v) for v in stat.readline().split()[1:]]
+        except OSError:
+            return float("nan")
+        return (sum(fields) - fields[3] - fields[4]) / os.sysconf("SC_CLK_TCK")  # all but idle, iowait
+
+    @staticmethod
+    def _own() -> float:
+        times = os.times()
+        return times.user + times.system
+
+    def cores(self) -> float:
+        busy, own, wall = self.start
+        return max(0.0, (self._busy() - busy) - (self._own() - own)) / (time.perf_counter() - wall)
+
+
 def child_build(source: str, out: str, model: str, args: list[str]) -> dict:
     """`builder build` through the CLI; peak RSS, and RSS sampled every 0.5 s while it runs."""
     import json
@@ -165,6 +191,7 @@ def child_build(source: str, out: str, model: str, args: list[str]) -> dict:
             samples.append(_status_mib("VmRSS"))
 
     sampler = threading.Thread(target=sample, daemon=True)
+    foreign = ForeignLoad()
     start = time.perf_counter()
     sampler.start()
     with contextlib.redirect_stdout(io.StringIO()):
@@ -177,7 +204,8 @@ def child_build(source: str, out: str, model: str, args: list[str]) -> dict:
         raise RuntimeError(f"builder build exited with {code}")
     rows = json.loads((Path(out) / "build_report.json").read_text())["num_rows"]
     quartiles = [samples[min(len(samples) - 1, int(q * len(samples)))] for q in (0.25, 0.5, 0.75)] if samples else []
-    return {"rows": rows, "seconds": seconds, "peak_rss_mib": _status_mib("VmHWM"), "rss_quartiles": quartiles}
+    return {"rows": rows, "seconds": seconds, "peak_rss_mib": _status_mib("VmHWM"), "rss_quartiles": quartiles,
+            "foreign_cores": foreign.cores()}
 
 
 def child_floor(model: str, shapes: list[tuple[int, int]], batch_size: int, chunks: int) -> dict:
@@ -194,6 +222,7 @@ def child_floor(model: str, shapes: list[tuple[int, int]], batch_size: int, chun
             n = min(batch_size, count - start)
             batches.append(torch.randn(n, 3, *shape).contiguous(memory_format=torch.channels_last))
     rates = []
+    foreign = ForeignLoad()
     with torch.inference_mode():
         net(pixel_values=batches[0])  # warm-up
         for start in range(chunks):  # every chunk gets the same mix of shapes: chunk rates compare
@@ -202,7 +231,7 @@ def child_floor(model: str, shapes: list[tuple[int, int]], batch_size: int, chun
             for batch in chunk:
                 net(pixel_values=batch)
             rates.append(sum(len(b) for b in chunk) / (time.perf_counter() - begin))
-    return {"rates": rates, "images": len(shapes)}
+    return {"rates": rates, "images": len(shapes), "foreign_cores": foreign.cores()}
 
 
 def child_reference(source: str, out: str, model: str, paths: list[str]) -> dict:
@@ -348,11 +377,13 @@ def main(argv: list[str] | None = None) -> int:
         floor_call = (child_floor, str(b0), floor_shapes, args.batch_size, 2 if args.quick else 4)
         reference_call = (child_reference, str(source), str(work / "reference"), str(b0), subset)
         floor_medians: list[float] = []
+        foreign_loads: list[float] = []
 
         def report_floor(got: dict) -> None:
             floor_medians.append(statistics.median(got["rates"]))
-            print(f"  forward only: {floor_medians[-1]:.2f} img/s (chunks {', '.join(f'{r:.1f}' for r in got['rates'])})",
-                  flush=True)
+            print(f"  forward only: {floor_medians[-1]:.2f} img/s (chunks {', '.join(f'{r:.1f}' for r in got['rates'])}; "
+                  f"other processes used {got['foreign_cores']:.2f} cores)", flush=True)
+            foreign_loads.append(got["foreign_cores"])
 
         # Child 1: floor, then the reference right after it; child 2: the build; child 3 (full runs):
         # the floor again. The higher floor is the one the build is held to, and a change of load
@@ -370,15 +401,17 @@ def main(argv: list[str] | None = None) -> int:
             got = in_child(child_build, str(source), str(work / "out"), str(b0), build_args)
             results["build"] = got["rows"] / got["seconds"]
             print(f"  builder build: {results['build']:.2f} img/s ({got['rows']} images in {got['seconds']:.1f} s, "
-                  f"peak RSS {got['peak_rss_mib']:.0f} MiB)", flush=True)
+                  f"peak RSS {got['peak_rss_mib']:.0f} MiB; other processes used {got['foreign_cores']:.2f} cores)",
+                  flush=True)
+            foreign_loads.append(got["foreign_cores"])
             shutil.rmtree(work / "out", ignore_errors=True)
             if "floor" not in skip and not args.quick:
                 report_floor(in_child(*floor_call))
         if floor_medians:
             results["floor"] = max(floor_medians)
-            if min(floor_medians) < 0.85 * max(floor_medians):
-                print("  WARNING: the floors before and after the build disagree: the machine's load changed "
-                      "during the run; rerun for comparable numbers", flush=True)
+        if floor_medians and min(floor_medians) < 0.85 * max(floor_medians) or max(foreign_loads, default=0) > 0.1:
+            print("  WARNING: other processes took CPU time during the run, or the floors before and after the "
+                  "build disagree: the timings are not comparable; rerun on a quiet machine", flush=True)
 
         rss: dict[int, float] = {}
         if "rss" not in skip and rss_sizes:
