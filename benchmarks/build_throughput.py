@@ -9,8 +9,9 @@ this measures side by side, in one run:
 1. `builder build` (the CLI's `main`, progress off) in a fresh child process: images/s over the
    whole command (model load, scan, occlusion, Parquet shards, card; not Python's imports);
 2. the forward-only floor: the same model, parse size and batch size (and, with --keep-aspect,
-   the same per-image input shapes) on ready-made normalised channels-last tensors under
-   `torch.inference_mode`, torch's default threads (no decoding, no post-processing); measured
+   the same per-image input shapes; with --precision bf16, under the same CPU autocast) on
+   ready-made normalised channels-last tensors under `torch.inference_mode`, torch's default
+   threads (no decoding, no post-processing); measured
    before and after the build (median of its chunks each); the build is held to the higher of
    the two, and a warning is printed when they disagree (the machine's load changed);
 3. a reference pipeline written the way the paper describes it: batch size 1, the image
@@ -32,6 +33,7 @@ many sizes) is the pipeline's, and a fast model makes any unbounded queue fill f
     python benchmarks/build_throughput.py --quick          # smoke run, < 1 min
     python benchmarks/build_throughput.py --images 1000 --batch-size 16 --workers 2 --parse-size 384x192
     python benchmarks/build_throughput.py --keep-aspect --batch-size 4  # aspect-kept inputs, batched by shape
+    python benchmarks/build_throughput.py --precision bf16  # bf16 autocast (CPUs with AVX512-BF16 or AMX)
 
 Timings on a shared machine are noisy: compare numbers from the same run only.
 """
@@ -208,7 +210,7 @@ def child_build(source: str, out: str, model: str, args: list[str]) -> dict:
             "foreign_cores": foreign.cores()}
 
 
-def child_floor(model: str, shapes: list[tuple[int, int]], batch_size: int, chunks: int) -> dict:
+def child_floor(model: str, shapes: list[tuple[int, int]], batch_size: int, chunks: int, precision: str) -> dict:
     """Forward passes alone, over batches of the given input shapes (one shape per batch)."""
     import torch
     from transformers import AutoModelForSemanticSegmentation
@@ -223,7 +225,8 @@ def child_floor(model: str, shapes: list[tuple[int, int]], batch_size: int, chun
             batches.append(torch.randn(n, 3, *shape).contiguous(memory_format=torch.channels_last))
     rates = []
     foreign = ForeignLoad()
-    with torch.inference_mode():
+    autocast = torch.autocast("cpu", dtype=torch.bfloat16, enabled=precision == "bf16")
+    with torch.inference_mode(), autocast:
         net(pixel_values=batches[0])  # warm-up
         for start in range(chunks):  # every chunk gets the same mix of shapes: chunk rates compare
             chunk = batches[start::chunks]
@@ -335,7 +338,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--parse-size", type=parse_size_arg, default=(512, 256), help="HxW (default 512x256)")
     parser.add_argument("--keep-aspect", action="store_true", help="builds with --keep-aspect (the floor uses the same shapes)")
-    parser.add_argument("--build-args", default="", help="more `builder build` flags: --build-args=\"--precision fp32\"")
+    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
+                        help="builds with --precision (the floor runs under the same autocast)")
+    parser.add_argument("--build-args", default="", help="more `builder build` flags: --build-args=\"--shard-size 500\"")
     parser.add_argument("--skip", default="", help="comma list of parts to skip: build,floor,reference,rss")
     parser.add_argument("--workdir", type=Path, default=None, help="keep sources/builds here (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="smoke run (< 1 min): 64 images, RSS builds of 60 and 240")
@@ -351,7 +356,7 @@ def main(argv: list[str] | None = None) -> int:
     extra = shlex.split(args.build_args) + (["--keep-aspect"] if args.keep_aspect else [])
     keep_aspect = "--keep-aspect" in extra
     build_args = ["--batch-size", str(args.batch_size), "--workers", str(args.workers),
-                  "--parse-size", f"{args.parse_size[0]}x{args.parse_size[1]}", *extra]
+                  "--parse-size", f"{args.parse_size[0]}x{args.parse_size[1]}", "--precision", args.precision, *extra]
 
     import torch
 
@@ -359,7 +364,8 @@ def main(argv: list[str] | None = None) -> int:
     work.mkdir(parents=True, exist_ok=True)
     try:
         print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; "
-              f"batch {args.batch_size}, workers {args.workers}, parse size {args.parse_size[0]}x{args.parse_size[1]}"
+              f"batch {args.batch_size}, workers {args.workers}, parse size {args.parse_size[0]}x{args.parse_size[1]}, "
+              f"{args.precision}"
               f"{' ' + ' '.join(extra) if extra else ''}", flush=True)
         begin = time.perf_counter()
         b0 = make_model(work / "segformer-b0", "b0")
@@ -374,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
         floor_shapes = [shapes[i] for i in np.linspace(0, len(shapes) - 1, min(args.floor_images, len(shapes))).astype(int)]
 
         subset = [paths[i] for i in np.linspace(0, len(paths) - 1, min(args.reference_images, len(paths))).astype(int)]
-        floor_call = (child_floor, str(b0), floor_shapes, args.batch_size, 2 if args.quick else 4)
+        floor_call = (child_floor, str(b0), floor_shapes, args.batch_size, 2 if args.quick else 4, args.precision)
         reference_call = (child_reference, str(source), str(work / "reference"), str(b0), subset)
         floor_medians: list[float] = []
         foreign_loads: list[float] = []

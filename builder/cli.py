@@ -40,7 +40,8 @@ def _add_build(commands) -> None:
                    help="fit each crop into --parse-size with its own aspect ratio (sides multiples of 32); "
                         "batches group crops of one input size")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
-                   help="autocast the model on CUDA (default fp32; part maps may differ slightly)")
+                   help="autocast the model: bf16 on CUDA or a CPU with native bf16 (~1.7x on AVX512-BF16), "
+                        "fp16 on CUDA (default fp32; part maps may differ at part borders)")
     occ = p.add_argument_group("occlusion (default: the paper's method)")
     occ.add_argument("--occluder", choices=list(OCCLUDERS), default="parts",
                      help="parts: grown body-part occluder (the paper); rectangle: Feng et al.'s black bands")

@@ -50,7 +50,7 @@ class BuildConfig:
     shard_size: int = 1000
     parse_size: tuple[int, int] | None = None
     keep_aspect: bool = False  # fit each image into parse_size with its own aspect ratio
-    precision: str = "fp32"  # "bf16" / "fp16": CUDA autocast, opt in
+    precision: str = "fp32"  # "bf16" (CUDA, CPU) / "fp16" (CUDA): autocast, opt in
     occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
     occlude_splits: tuple[str, ...] | None = None  # None: every split, as the paper
     keep_clean: bool = False  # add the original image as `clean_image`

@@ -106,7 +106,7 @@ def test_batch_size_and_workers_do_not_change_a_byte(prcc_build, prcc_tree, tmp_
     assert (other / "build_report.json").read_bytes() == (prcc_build / "build_report.json").read_bytes()
 
 
-@pytest.mark.parametrize("extra", [[], ["--keep-aspect"]])
+@pytest.mark.parametrize("extra", [[], ["--keep-aspect"], ["--precision", "bf16"]])
 def test_model_parser_builds_identically_for_any_batch_size(prcc_tree, tiny_model, tmp_path, extra):
     outs = []
     for batch_size, workers in ((1, 1), (5, 3)):

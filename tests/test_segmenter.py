@@ -23,9 +23,9 @@ def parser(tiny_model):
     return ModelParser(str(tiny_model), "cpu", (64, 32))
 
 
-@pytest.mark.parametrize("keep_aspect", [False, True])
-def test_part_maps_do_not_depend_on_the_batch(tiny_model, keep_aspect):
-    model = ModelParser(str(tiny_model), "cpu", (96, 64), keep_aspect=keep_aspect)
+@pytest.mark.parametrize("keep_aspect, precision", [(False, "fp32"), (True, "fp32"), (False, "bf16")])
+def test_part_maps_do_not_depend_on_the_batch(tiny_model, keep_aspect, precision):
+    model = ModelParser(str(tiny_model), "cpu", (96, 64), keep_aspect=keep_aspect, precision=precision)
     pictures = images()
     paths = [f"img{i}.jpg" for i in range(len(pictures))]
     together = model(paths, pictures)
@@ -77,9 +77,14 @@ def test_input_size_and_describe(tiny_model, parser):
     assert parser.describe()["parse_size"] == [64, 32] and "precision" not in parser.describe()
 
 
-def test_half_precision_is_for_cuda_only(tiny_model):
-    with pytest.raises(BuildError, match="precision bf16 is for CUDA"):
-        ModelParser(str(tiny_model), "cpu", (64, 32), precision="bf16")
+def test_bf16_runs_on_cpu_and_fp16_is_for_cuda_only(tiny_model, parser):
+    with pytest.raises(BuildError, match="precision fp16 is for CUDA devices; on cpu use bf16 or fp32"):
+        ModelParser(str(tiny_model), "cpu", (64, 32), precision="fp16")
+    bf16 = ModelParser(str(tiny_model), "cpu", (64, 32), precision="bf16")
+    logits, exact = (p.infer([p.prepare(im) for im in images()[:2]]) for p in (bf16, parser))
+    assert logits.dtype == torch.float32 and not torch.equal(logits, exact)  # really ran in bf16
+    assert (logits - exact).abs().max() <= 0.05 * exact.abs().max()  # bf16 rounding, not another model
+    assert bf16.describe()["precision"] == "bf16"
     with pytest.raises(BuildError, match="unknown precision"):
         ModelParser(str(tiny_model), "cpu", (64, 32), precision="int8")
 
