@@ -8,10 +8,10 @@ this measures side by side, in one run:
 
 1. `builder build` (the CLI's `main`, progress off) in a fresh child process: images/s over the
    whole command (model load, scan, occlusion, Parquet shards, card; not Python's imports);
-2. the forward-only floor: the same model, parse size and batch size (and, with --keep-aspect,
-   the same per-image input shapes; with --precision bf16, under the same CPU autocast) on
-   ready-made normalised channels-last tensors under `torch.inference_mode`, torch's default
-   threads (no decoding, no post-processing); measured
+2. the forward-only floor: the same model, parse size, batch size and per-image input shapes
+   (aspect kept by default, the whole box with --no-keep-aspect; with --precision bf16 under the
+   same CPU autocast) on ready-made normalised channels-last tensors under `torch.inference_mode`,
+   torch's default threads (no decoding, no post-processing); measured
    before and after the build (median of its chunks each); the build is held to the higher of
    the two, and a warning is printed when they disagree (the machine's load changed);
 3. a reference pipeline written the way the paper describes it: batch size 1, the image
@@ -32,7 +32,7 @@ many sizes) is the pipeline's, and a fast model makes any unbounded queue fill f
     python benchmarks/build_throughput.py                  # 2,000 images; ~10 min on 2 CPU cores
     python benchmarks/build_throughput.py --quick          # smoke run, < 1 min
     python benchmarks/build_throughput.py --images 1000 --batch-size 16 --workers 2 --parse-size 384x192
-    python benchmarks/build_throughput.py --keep-aspect --batch-size 4  # aspect-kept inputs, batched by shape
+    python benchmarks/build_throughput.py --no-keep-aspect  # every crop stretched to 512x256 (one shape)
     python benchmarks/build_throughput.py --precision bf16  # bf16 autocast (CPUs with AVX512-BF16 or AMX)
 
 Timings on a shared machine are noisy: compare numbers from the same run only.
@@ -337,7 +337,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--parse-size", type=parse_size_arg, default=(512, 256), help="HxW (default 512x256)")
-    parser.add_argument("--keep-aspect", action="store_true", help="builds with --keep-aspect (the floor uses the same shapes)")
+    parser.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=True,
+                        help="builds with --keep-aspect (default) or --no-keep-aspect; the floor uses the same shapes")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="builds with --precision (the floor runs under the same autocast)")
     parser.add_argument("--build-args", default="", help="more `builder build` flags: --build-args=\"--shard-size 500\"")
@@ -353,8 +354,8 @@ def main(argv: list[str] | None = None) -> int:
     rss_args = ["--shard-size", "50"] if args.quick else []
     rss_sizes = [int(v) for v in args.rss_images.split(",") if v]
     skip = set(filter(None, args.skip.split(",")))
-    extra = shlex.split(args.build_args) + (["--keep-aspect"] if args.keep_aspect else [])
-    keep_aspect = "--keep-aspect" in extra
+    extra = shlex.split(args.build_args) + ([] if args.keep_aspect else ["--no-keep-aspect"])
+    keep_aspect = "--no-keep-aspect" not in extra
     build_args = ["--batch-size", str(args.batch_size), "--workers", str(args.workers),
                   "--parse-size", f"{args.parse_size[0]}x{args.parse_size[1]}", "--precision", args.precision, *extra]
 

@@ -79,8 +79,12 @@ def render_card(
 ) -> str:
     parser = report.parser
     if parser.get("kind") == "model":
+        height, width = parser["parse_size"]
+        size = (f"each crop fitted into {height}x{width} with its aspect ratio kept" if parser.get("keep_aspect")
+                else f"every crop resized to {height}x{width}")
+        precision = f", {parser['precision']} autocast" if "precision" in parser else ""
         parser_text = (f"Part maps come from the `transformers` segmentation checkpoint "
-                       f"`{parser['model']}` (inference at {parser['parse_size'][0]}x{parser['parse_size'][1]}).")
+                       f"`{parser['model']}` (inference: {size}{precision}).")
     else:
         parser_text = "Part maps were precomputed by a human-parsing model and read from disk."
     totals = {name: sum(s.part_counts[name] for s in report.splits.values()) for name in PART_NAMES}

@@ -35,10 +35,10 @@ def _add_build(commands) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="images per model forward pass (default 8)")
     p.add_argument("--workers", type=int, default=2, help="decoding/encoding threads (default 2)")
     p.add_argument("--shard-size", type=int, default=1000, help="rows per Parquet shard (default 1000)")
-    p.add_argument("--parse-size", type=_size, default=None, help="model input size HxW (default 512x256)")
-    p.add_argument("--keep-aspect", action="store_true",
-                   help="fit each crop into --parse-size with its own aspect ratio (sides multiples of 32); "
-                        "batches group crops of one input size")
+    p.add_argument("--parse-size", type=_size, default=None, help="model input box HxW (default 512x256)")
+    p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=True,
+                   help="fit each crop into --parse-size with its own aspect ratio, sides multiples of 32, "
+                        "batched by input size (default); --no-keep-aspect stretches every crop to --parse-size")
     p.add_argument("--precision", choices=["fp32", "bf16", "fp16"], default="fp32",
                    help="autocast the model: bf16 on CUDA or a CPU with native bf16 (~1.7x on AVX512-BF16), "
                         "fp16 on CUDA (default fp32; part maps may differ at part borders)")

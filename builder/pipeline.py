@@ -49,7 +49,7 @@ class BuildConfig:
     workers: int = 2
     shard_size: int = 1000
     parse_size: tuple[int, int] | None = None
-    keep_aspect: bool = False  # fit each image into parse_size with its own aspect ratio
+    keep_aspect: bool = True  # fit each image into parse_size with its own aspect ratio (False: stretch)
     precision: str = "fp32"  # "bf16" (CUDA, CPU) / "fp16" (CUDA): autocast, opt in
     occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
     occlude_splits: tuple[str, ...] | None = None  # None: every split, as the paper

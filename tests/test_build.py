@@ -106,7 +106,7 @@ def test_batch_size_and_workers_do_not_change_a_byte(prcc_build, prcc_tree, tmp_
     assert (other / "build_report.json").read_bytes() == (prcc_build / "build_report.json").read_bytes()
 
 
-@pytest.mark.parametrize("extra", [[], ["--keep-aspect"], ["--precision", "bf16"]])
+@pytest.mark.parametrize("extra", [[], ["--no-keep-aspect"], ["--precision", "bf16"]])
 def test_model_parser_builds_identically_for_any_batch_size(prcc_tree, tiny_model, tmp_path, extra):
     outs = []
     for batch_size, workers in ((1, 1), (5, 3)):
@@ -118,6 +118,9 @@ def test_model_parser_builds_identically_for_any_batch_size(prcc_tree, tiny_mode
     assert shard_bytes(outs[0]) == shard_bytes(outs[1])
     report = json.loads((outs[0] / "build_report.json").read_text())
     assert report["parser"]["model"] == str(tiny_model) and report["parser"]["parse_size"] == [64, 32]
+    card = (outs[0] / "README.md").read_text()
+    resize = "every crop resized to 64x32" if "--no-keep-aspect" in extra else "fitted into 64x32 with its aspect ratio kept"
+    assert resize in card and ("bf16 autocast" in card) == ("bf16" in extra)
 
 
 def test_existing_output_is_refused_unless_overwrite(prcc_build, prcc_tree, capsys, tmp_path):

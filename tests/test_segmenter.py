@@ -20,7 +20,7 @@ def images(shapes=SHAPES, seed=0):
 
 @pytest.fixture(scope="module")
 def parser(tiny_model):
-    return ModelParser(str(tiny_model), "cpu", (64, 32))
+    return ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
 
 
 @pytest.mark.parametrize("keep_aspect, precision", [(False, "fp32"), (True, "fp32"), (False, "bf16")])
@@ -71,16 +71,16 @@ def test_fit_size_keeps_aspect_inside_the_box():
 
 def test_input_size_and_describe(tiny_model, parser):
     assert parser.input_size(130, 40) == (64, 32)
-    aspect = ModelParser(str(tiny_model), "cpu", (128, 64), keep_aspect=True)
+    aspect = ModelParser(str(tiny_model), "cpu", (128, 64))  # the default: aspect kept
     assert aspect.input_size(130, 40) == (128, 32) and aspect.prepare(images([(130, 40)])[0]).shape == (3, 128, 32)
-    assert aspect.describe()["keep_aspect"] is True and "keep_aspect" not in parser.describe()
+    assert aspect.describe()["keep_aspect"] is True and parser.describe()["keep_aspect"] is False
     assert parser.describe()["parse_size"] == [64, 32] and "precision" not in parser.describe()
 
 
 def test_bf16_runs_on_cpu_and_fp16_is_for_cuda_only(tiny_model, parser):
     with pytest.raises(BuildError, match="precision fp16 is for CUDA devices; on cpu use bf16 or fp32"):
         ModelParser(str(tiny_model), "cpu", (64, 32), precision="fp16")
-    bf16 = ModelParser(str(tiny_model), "cpu", (64, 32), precision="bf16")
+    bf16 = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False, precision="bf16")
     logits, exact = (p.infer([p.prepare(im) for im in images()[:2]]) for p in (bf16, parser))
     assert logits.dtype == torch.float32 and not torch.equal(logits, exact)  # really ran in bf16
     assert (logits - exact).abs().max() <= 0.05 * exact.abs().max()  # bf16 rounding, not another model
@@ -90,7 +90,7 @@ def test_bf16_runs_on_cpu_and_fp16_is_for_cuda_only(tiny_model, parser):
 
 
 def test_infer_uses_its_own_thread_count_in_single_threaded_workers(tiny_model):
-    model = ModelParser(str(tiny_model), "cpu", (64, 32), num_threads=2)
+    model = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False, num_threads=2)
     seen = []
 
     def worker():

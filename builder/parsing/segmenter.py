@@ -2,10 +2,12 @@
 
 Preprocessing is done with torch ops using the checkpoint's processor settings (size aside):
 transformers' image processors want torchvision for speed, and pedestrian crops are tall, so
-images are resized to `parse_size` (H, W; default 512x256, the shape of a person crop) instead of
-the processor's square. With `keep_aspect=True` each image is instead scaled to fit inside the
-HxW box with its own aspect ratio, both sides rounded to a multiple of 32 (`input_size`), so a
-narrow crop is neither stretched nor paid for at the full box width.
+instead of the processor's square each image is scaled to fit inside the `parse_size` box (H, W;
+default 512x256) with its own aspect ratio, both sides rounded to a multiple of 32
+(`input_size`): a narrow crop is neither stretched (the parser sees people in their own
+proportions) nor paid for at the full box width. `keep_aspect=False` stretches every image to
+exactly `parse_size` instead (one input shape for all, so batches never wait for a same-shape
+partner; useful on accelerators that prefer static shapes).
 
 The work is split in three steps so a pipeline can run them where they fit best:
 
@@ -76,7 +78,7 @@ class ModelParser:
         device: str = "auto",
         parse_size: tuple[int, int] = DEFAULT_PARSE_SIZE,
         *,
-        keep_aspect: bool = False,
+        keep_aspect: bool = True,
         precision: str = "fp32",
         num_threads: int | None = None,
     ):
@@ -199,8 +201,7 @@ class ModelParser:
             "parse_size": list(self.parse_size),
             "device": str(self.device),
         }
-        if self.keep_aspect:
-            info["keep_aspect"] = True  # parse_size is the box each image is fitted into
+        info["keep_aspect"] = self.keep_aspect  # True: parse_size is the box each image is fitted into
         if self.precision != "fp32":
             info["precision"] = self.precision
         return info
