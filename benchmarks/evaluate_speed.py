@@ -3,8 +3,9 @@
 Both run in this process on the same synthetic distance matrix (default 10,000 x 10,000, float32,
 LTCC-like labels: identities seen from several cameras in several outfits), so the times printed
 side by side are comparable. The loop is CAL / Simple-CCReID's `evaluate_with_clothes` (one
-argsort of the whole matrix, then NumPy set operations per query), with a stable argsort so both
-must agree exactly; the script checks that they do.
+argsort of the whole matrix, then NumPy set operations per query; tests/cal_reference.py, the
+reference the tests use too), with a stable argsort so both must agree exactly; the script checks
+that they do.
 
     python benchmarks/evaluate_speed.py                 # 10,000 x 10,000, standard + cloth_changing
     python benchmarks/evaluate_speed.py --size 2000 --modes same_clothes
@@ -13,40 +14,17 @@ must agree exactly; the script checks that they do.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
+from pathlib import Path
 
 import numpy as np
 
-from occluded_ccreid.evaluation import MODES, evaluate
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 
+from cal_reference import cal_evaluate  # noqa: E402
 
-def loop_evaluate(distmat, q_pids, g_pids, q_camids, g_camids, q_clothes, g_clothes, mode):
-    """CAL's per-query loop (tools/eval_metrics.py), all three modes, stable argsort."""
-    num_q, num_g = distmat.shape
-    index = np.argsort(distmat, axis=1, kind="stable")
-    cmc_sum, ap_sum, num_valid = np.zeros(num_g), 0.0, 0
-    for i in range(num_q):
-        query_index = np.argwhere(g_pids == q_pids[i])
-        camera_index = np.argwhere(g_camids == q_camids[i])
-        cloth_index = np.argwhere(g_clothes == q_clothes[i])
-        good_index = np.setdiff1d(query_index, camera_index, assume_unique=True)
-        junk_index = np.intersect1d(query_index, camera_index)
-        if mode == "cloth_changing":
-            good_index = np.setdiff1d(good_index, cloth_index, assume_unique=True)
-            junk_index = np.union1d(junk_index, np.intersect1d(query_index, cloth_index))
-        elif mode == "same_clothes":
-            good_index = np.intersect1d(good_index, cloth_index)
-            junk_index = np.union1d(junk_index, np.setdiff1d(query_index, cloth_index))
-        if good_index.size == 0:
-            continue
-        order = index[i][np.isin(index[i], junk_index, invert=True)]
-        rows_good = np.flatnonzero(np.isin(order, good_index))
-        cmc = np.zeros(num_g)
-        cmc[rows_good[0]:] = 1.0
-        ap_sum += sum((j + 1) / (row + 1) for j, row in enumerate(rows_good)) / len(good_index)
-        cmc_sum += cmc
-        num_valid += 1
-    return ap_sum / num_valid, cmc_sum / num_valid
+from occluded_ccreid.evaluation import MODES, evaluate  # noqa: E402
 
 
 def synthetic(size: int, seed: int = 0):
@@ -77,7 +55,7 @@ def main() -> None:
         result = evaluate(*data, mode=mode)
         fast = time.perf_counter() - start
         start = time.perf_counter()
-        loop_map, loop_cmc = loop_evaluate(*data, mode=mode)
+        loop_map, loop_cmc, _ = cal_evaluate(*data, mode=mode)
         slow = time.perf_counter() - start
         if not (np.isclose(result["mAP"], loop_map, rtol=0, atol=1e-9) and np.allclose(result["cmc"], loop_cmc, rtol=0, atol=1e-9)):
             raise SystemExit(f"{mode}: evaluate and the loop disagree (mAP {result['mAP']} vs {loop_map})")

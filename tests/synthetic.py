@@ -92,6 +92,14 @@ class SyntheticTree:
         map_path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(parts).save(map_path)
 
+    def add(self, rel: str, size: tuple[int, int], split: str, pid: int, camid: int, outfit: tuple[int, str | int],
+            mode: str | None = None) -> None:
+        """Draw a person of `size` (H, W) in `outfit` (pid, clothes key), write it and its part map,
+        and record the labels a build must give it."""
+        image, parts = draw_person(*size, rel, outfit)
+        self._write(rel, image, parts, mode)
+        self.expected[rel] = (split, pid, camid, str(outfit[1]))
+
     def _add_quirks(self, folder: str, corrupt_name: str) -> None:
         for name in (".DS_Store", "Thumbs.db", "notes.txt"):
             (self.root / folder / name).write_bytes(b"not an image")
@@ -110,33 +118,19 @@ def make_prcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_camera: in
             for cam in "ABC":
                 for k in range(per_camera):
                     rel = f"rgb/{folder}/{pid:03d}/{cam}_cropped_rgb{k + 1 + (100 if split == 'validation' else 0):03d}.jpg"
-                    outfit = (pid, "C" if cam == "C" else "AB")
-                    h, w = SIZES[counter % len(SIZES)]
+                    tree.add(rel, SIZES[counter % len(SIZES)], split, pid, cam_ids[cam], (pid, "C" if cam == "C" else "AB"))
                     counter += 1
-                    image, parts = draw_person(h, w, rel, outfit)
-                    tree._write(rel, image, parts)
-                    tree.expected[rel] = (split, pid, cam_ids[cam], outfit[1])
     for cam, split in (("A", "gallery"), ("B", "query"), ("C", "query")):
         for pid in range(100, 100 + n_test):
             for k in range(per_camera):
                 rel = f"rgb/test/{cam}/{pid:03d}/cropped_rgb{k * 7 + 3:03d}.jpg"
-                outfit = (pid, "C" if cam == "C" else "AB")
-                h, w = SIZES[counter % len(SIZES)]
+                tree.add(rel, SIZES[counter % len(SIZES)], split, pid, cam_ids[cam], (pid, "C" if cam == "C" else "AB"))
                 counter += 1
-                image, parts = draw_person(h, w, rel, outfit)
-                tree._write(rel, image, parts)
-                tree.expected[rel] = (split, pid, cam_ids[cam], outfit[1])
     if quirks:
         tree._add_quirks("rgb/train/001", "B_cropped_rgb999.jpg")
         # grayscale JPEG and a tiny 10x24 (WxH) crop
-        rel = "rgb/train/002/A_cropped_rgb500.jpg"
-        image, parts = draw_person(96, 48, rel, (2, "AB"))
-        tree._write(rel, image, parts, mode="L")
-        tree.expected[rel] = ("train", 2, 0, "AB")
-        rel = "rgb/test/B/100/cropped_rgb900.jpg"
-        image, parts = draw_person(24, 10, rel, (100, "AB"))
-        tree._write(rel, image, parts)
-        tree.expected[rel] = ("query", 100, 1, "AB")
+        tree.add("rgb/train/002/A_cropped_rgb500.jpg", (96, 48), "train", 2, 0, (2, "AB"), mode="L")
+        tree.add("rgb/test/B/100/cropped_rgb900.jpg", (24, 10), "query", 100, 1, (100, "AB"))
     return tree
 
 
@@ -152,22 +146,13 @@ def make_ltcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_outfit: in
                 for k in range(per_outfit):
                     cam = 1 + (pid + clothes + k + (split == "query")) % 12
                     rel = f"{folder}/{pid:03d}_{clothes}_c{cam}_{counter:06d}.png"
-                    h, w = SIZES[counter % len(SIZES)]
+                    tree.add(rel, SIZES[counter % len(SIZES)], split, pid, cam - 1, (pid, clothes))
                     counter += 1
-                    image, parts = draw_person(h, w, rel, (pid, clothes))
-                    tree._write(rel, image, parts)
-                    tree.expected[rel] = (split, pid, cam - 1, str(clothes))
     if quirks:
         tree._add_quirks("train", "001_1_c3_999999.png")
         for i, mode in enumerate(("L", "RGBA", "P", "I;16")):
-            rel = f"test/051_2_c{i + 2}_{900000 + i}.png"
-            image, parts = draw_person(80, 40, rel, (51, 2))
-            tree._write(rel, image, parts, mode=mode)
-            tree.expected[rel] = ("gallery", 51, i + 1, "2")
-        rel = "query/050_1_c5_990000.png"
-        image, parts = draw_person(24, 10, rel, (50, 1))
-        tree._write(rel, image, parts)
-        tree.expected[rel] = ("query", 50, 4, "1")
+            tree.add(f"test/051_2_c{i + 2}_{900000 + i}.png", (80, 40), "gallery", 51, i + 1, (51, 2), mode=mode)
+        tree.add("query/050_1_c5_990000.png", (24, 10), "query", 50, 4, (50, 1))
     return tree
 
 

@@ -10,38 +10,7 @@ import pytest
 from occluded_ccreid.evaluation import MODES, evaluate, evaluate_protocol, protocol_indices, protocols
 from occluded_ccreid.sources import get_source
 
-
-# -- the reference: CAL's per-query loop, written plainly ---------------------------------------------
-
-
-def reference(distmat, q_pids, g_pids, q_camids, g_camids, q_clothes, g_clothes, mode):
-    """CAL / Simple-CCReID's `evaluate` / `evaluate_with_clothes` with a stable argsort."""
-    num_q, num_g = distmat.shape
-    all_ap, cmc_sum, num_valid = [], np.zeros(num_g), 0
-    for i in range(num_q):
-        index = np.argsort(distmat[i], kind="stable")
-        query_index = np.argwhere(g_pids == q_pids[i]).flatten()
-        camera_index = np.argwhere(g_camids == q_camids[i]).flatten()
-        cloth_index = np.argwhere(g_clothes == q_clothes[i]).flatten()
-        good = np.setdiff1d(query_index, camera_index, assume_unique=True)
-        junk = np.intersect1d(query_index, camera_index)
-        if mode == "cloth_changing":
-            good = np.setdiff1d(good, cloth_index, assume_unique=True)
-            junk = np.union1d(junk, np.intersect1d(query_index, cloth_index))
-        elif mode == "same_clothes":
-            good = np.intersect1d(good, cloth_index)
-            junk = np.union1d(junk, np.setdiff1d(query_index, cloth_index))
-        if good.size == 0:
-            continue
-        index = index[np.isin(index, junk, invert=True)]
-        rows_good = np.flatnonzero(np.isin(index, good))
-        ap = sum((j + 1) / (row + 1) for j, row in enumerate(rows_good)) / len(good)
-        cmc = np.zeros(num_g)
-        cmc[rows_good[0]:] = 1.0
-        all_ap.append(ap)
-        cmc_sum += cmc
-        num_valid += 1
-    return float(np.mean(all_ap)), cmc_sum / num_valid, num_valid
+from cal_reference import cal_evaluate as reference
 
 
 # -- hand-computed cases ---------------------------------------------------------------------------------
