@@ -8,27 +8,22 @@ real commits, branches and content-addressed large-file storage, so the clients 
 behaviour as on the Hub: an object already stored is not asked for again, a commit can only refer to
 stored objects, a branch head moves only on commit.
 
-Endpoints (all for dataset repos, `{repo}` = `namespace/name`, `{rev}` = URL-quoted revision):
+Endpoints (`ROUTES`; all for dataset repos, `{repo}` = `namespace/name`, `{rev}` = URL-quoted revision):
 
-* `GET  /api/whoami-v2`                                   -> user, orgs, token role
-* `POST /api/repos/create`                                -> 200 `{url}`, 409 if it exists, 403 for a
-                                                             namespace the token's user does not own
-* `POST /api/validate-yaml`                               -> checks a card's YAML header (before a commit)
-* `GET  /api/datasets/{repo}[/revision/{rev}]`            -> repo info (`sha`, `siblings`, `private`...)
-* `GET  /api/datasets/{repo}/refs`                        -> branches
-* `GET  /api/datasets/{repo}/tree/{rev}[/{path}]`         -> listing (`recursive`, `expand` parameters)
-* `POST /api/datasets/{repo}/paths-info/{rev}`            -> entries of the given paths
-* `POST /api/datasets/{repo}/preupload/{rev}`             -> upload mode ("lfs"/"regular") and remote oid
-* `POST /datasets/{repo}.git/info/lfs/objects/batch`      -> LFS batch API, basic transfer only: an object
-                                                             already stored gets no `actions`, others an
-                                                             upload URL (`PUT /_lfs/upload/{ticket}`) and a
-                                                             verify URL
-* `POST /datasets/{repo}.git/info/lfs/objects/verify`     -> 200 if the object is stored
-* `POST /api/datasets/{repo}/commit/{rev}`                -> ndjson commit (header, file, lfsFile,
-                                                             deletedFile, deletedFolder), honours `parentCommit`
-* `GET|HEAD /datasets/{repo}/resolve/{rev}/{path}`        -> file content with `ETag`, `X-Repo-Commit`,
-                                                             `Content-Length`, `X-Linked-Etag`/`X-Linked-Size`
-                                                             for large files, and `Range` requests (206)
+* `GET  /api/whoami-v2`: user, orgs, token role
+* `POST /api/repos/create`: 200 `{url}`, 409 if it exists, 403 for a namespace the user does not own
+* `POST /api/validate-yaml`: checks a card's YAML header (the client asks before committing a card)
+* `GET  /api/datasets/{repo}[/revision/{rev}]`: repo info (`sha`, `siblings`, `private`)
+* `GET  /api/datasets/{repo}/refs`: branches
+* `GET  /api/datasets/{repo}/tree/{rev}[/{path}]`: listing (`recursive` parameter)
+* `POST /api/datasets/{repo}/preupload/{rev}`: upload mode ("lfs"/"regular") and remote oid per file
+* `POST /datasets/{repo}.git/info/lfs/objects/batch`: LFS batch API, basic transfer: an object already
+  stored gets no `actions`, others an upload URL (`PUT /_lfs/{repo}/{oid}`, whose body must hash to
+  `oid`) and a verify URL (`POST /datasets/{repo}.git/info/lfs/objects/verify`)
+* `POST /api/datasets/{repo}/commit/{rev}`: ndjson commit (header, file, lfsFile, deletedFile,
+  deletedFolder); honours `parentCommit`, refuses an lfsFile whose object was never uploaded
+* `GET|HEAD /datasets/{repo}/resolve/{rev}/{path}`: file content with `ETag`, `X-Repo-Commit`,
+  `X-Linked-Etag`/`X-Linked-Size` for large files, and `Range` requests (206)
 
 Errors carry the Hub's `X-Error-Code` (`RepoNotFound`, `RevisionNotFound`, `EntryNotFound`) and
 `X-Error-Message` headers, which `huggingface_hub` turns into its typed exceptions.
@@ -42,36 +37,35 @@ Xet: with `hf_xet` installed, huggingface_hub 2.4 uploads through the Xet storag
 separate content-addressed service driven by the Rust `hf_xet` package) by its own decision
 (`_commit_api._upload_files` checks only `is_xet_available()`; the LFS batch endpoint is not even
 asked), so no answer of this server can steer it to LFS. The client's own documented switch
-`HF_HUB_DISABLE_XET=1` selects the plain LFS basic transfer, which is what the tests set. On the read side the client only uses
-Xet for files whose tree entry or `resolve` response advertises a Xet hash (`xetHash`,
-`X-Xet-Hash`), which this server never does. Any route it does not know (such as the Xet token
-routes) answers 404 and is recorded in `FakeHub.unhandled`.
+`HF_HUB_DISABLE_XET=1` selects the plain LFS basic transfer, which is what the tests set. On the
+read side the client only uses Xet for files whose tree entry or `resolve` response advertises a Xet
+hash (`xetHash`, `X-Xet-Hash`), which this server never does. Any route it does not know (such as
+the Xet token routes) answers 404 and is recorded in `FakeHub.unhandled`.
 
-For tests it counts what arrives (`uploaded_objects`, `uploaded_bytes`, `commit_count`) and can
-inject faults: `hang_uploads_after(n)` (the next uploads beyond `n` hang until the client is killed,
-then their connection is dropped) and `drop_next_commit()` (the connection is closed before the
-commit is applied).
+For tests it records every request (`requests`), counts what arrives (`uploaded_objects`,
+`uploaded_bytes`, `commit_count`) and can inject faults: `hang_uploads_after(n)` (the next uploads
+beyond `n` hang until the client is killed, then their connection is dropped) and
+`drop_next_commit()` (the connection is closed before the commit is applied).
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import json
 import re
-import secrets
 import socket
 import sys
 import threading
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from functools import cached_property
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, unquote, urlsplit
 
 VALID_TOKEN = "hf_alice_write_token"  # user "alice", write access, member of org "alice-lab"
 READ_ONLY_TOKEN = "hf_alice_read_token"  # user "alice", read-only token
-OTHER_USER_TOKEN = "hf_bob_write_token"  # user "bob", write access
 
 
 @dataclass(frozen=True)
@@ -80,11 +74,13 @@ class User:
     orgs: tuple[str, ...] = ()
     role: str = "write"  # "write" or "read", as the Hub reports a token's role
 
+    def owns(self, namespace: str) -> bool:
+        return namespace == self.name or namespace in self.orgs
 
-TOKENS: dict[str, User] = {
+
+TOKENS = {
     VALID_TOKEN: User("alice", ("alice-lab",)),
     READ_ONLY_TOKEN: User("alice", ("alice-lab",), role="read"),
-    OTHER_USER_TOKEN: User("bob"),
 }
 
 # Extensions the Hub's default .gitattributes sends to LFS (a subset); bigger or binary files go too.
@@ -97,24 +93,28 @@ def git_blob_id(content: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(content) + content).hexdigest()
 
 
-def lfs_pointer(oid: str, size: int) -> bytes:
-    return f"version https://git-lfs.github.com/spec/v1\noid sha256:{oid}\nsize {size}\n".encode()
-
-
 @dataclass(frozen=True)
 class Blob:
-    size: int
-    blob_id: str  # git oid: of the content for a regular file, of the pointer for an LFS file
-    content: bytes | None = None  # regular files only
-    lfs_oid: str | None = None  # sha256 of the content, LFS files only
+    """A file of a commit. A large (LFS) file's git blob is a pointer to the sha256 of its content."""
 
-    @classmethod
-    def regular(cls, content: bytes) -> Blob:
-        return cls(size=len(content), blob_id=git_blob_id(content), content=content)
+    content: bytes
+    lfs: bool = False
 
-    @classmethod
-    def lfs(cls, oid: str, size: int) -> Blob:
-        return cls(size=size, blob_id=git_blob_id(lfs_pointer(oid, size)), lfs_oid=oid)
+    @cached_property
+    def sha256(self) -> str:
+        return hashlib.sha256(self.content).hexdigest()
+
+    @cached_property
+    def pointer(self) -> bytes:
+        return f"version https://git-lfs.github.com/spec/v1\noid sha256:{self.sha256}\nsize {self.size}\n".encode()
+
+    @cached_property
+    def blob_id(self) -> str:
+        return git_blob_id(self.pointer if self.lfs else self.content)
+
+    @property
+    def size(self) -> int:
+        return len(self.content)
 
 
 @dataclass
@@ -123,14 +123,12 @@ class Commit:
     parent: str | None
     files: dict[str, Blob]
     title: str
-    date: str
 
 
 @dataclass
 class Repo:
     repo_id: str
     private: bool
-    created_at: str
     branches: dict[str, str] = field(default_factory=dict)  # name -> commit oid
     commits: dict[str, Commit] = field(default_factory=dict)
     lfs: dict[str, bytes] = field(default_factory=dict)  # sha256 -> content (uploaded, committed or not)
@@ -139,19 +137,35 @@ class Repo:
     def namespace(self) -> str:
         return self.repo_id.split("/")[0]
 
+    def commit(self, branch: str, files: dict[str, Blob], title: str) -> Commit:
+        """A new commit on `branch` (created if missing), which moves the branch head."""
+        parent = self.branches.get(branch)
+        payload = json.dumps([parent, title, sorted((p, b.blob_id) for p, b in files.items()), time.time_ns()])
+        commit = Commit(hashlib.sha1(payload.encode()).hexdigest(), parent, files, title)
+        self.commits[commit.oid] = commit
+        self.branches[branch] = commit.oid
+        return commit
+
+    def resolve(self, revision: str) -> Commit:
+        """The commit of a branch name or of a (7+ character) commit oid prefix."""
+        if revision in self.branches:
+            return self.commits[self.branches[revision]]
+        matches = [oid for oid in self.commits if len(revision) >= 7 and oid.startswith(revision.lower())]
+        if len(matches) != 1:
+            raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
+        return self.commits[matches[0]]
+
 
 class HubError(Exception):
+    """An error answer: status, `X-Error-Message` and, if given, `X-Error-Code`."""
+
     def __init__(self, status: int, message: str, code: str | None = None):
         super().__init__(message)
         self.status, self.message, self.code = status, message, code
 
 
-class _DropConnection(Exception):
+class DropConnection(Exception):
     """Close the socket without answering, like a connection lost mid-request."""
-
-
-def _now() -> str:
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.000Z")
 
 
 class FakeHub:
@@ -163,31 +177,20 @@ class FakeHub:
         self.uploaded_objects: list[str] = []  # sha256 of each LFS object stored, in arrival order
         self.uploaded_bytes = 0
         self.commit_count = 0
-        self.requests: list[tuple[str, str, int]] = []  # (method, path, status)
+        self.requests: list[tuple[str, str, int]] = []  # (method, path, status); status 0: dropped
         self.unhandled: list[tuple[str, str]] = []
         self.upload_blocked = threading.Event()  # set when an upload hangs (see hang_uploads_after)
         self._hang_after: int | None = None  # uploads admitted so far beyond which uploads hang
         self._admitted = 0  # LFS uploads let through (counted on arrival, so that the limit is exact)
         self._release = threading.Event()
         self._drop_commit = False
-        self.tickets: dict[str, tuple[str, str, int]] = {}  # upload URL ticket -> (repo, oid, size)
         self._server: ThreadingHTTPServer | None = None
-        self._thread: threading.Thread | None = None
         self.endpoint = ""
 
-    # -- lifecycle ------------------------------------------------------------------------------
-
     def start(self) -> FakeHub:
-        hub = self
-
-        class Handler(_Handler):
-            pass
-
-        Handler.hub = hub
-        self._server = _Server(("127.0.0.1", 0), Handler)
+        self._server = _Server(("127.0.0.1", 0), type("Handler", (_Handler,), {"hub": self}))
         self.endpoint = f"http://127.0.0.1:{self._server.server_address[1]}"
-        self._thread = threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True)
-        self._thread.start()
+        threading.Thread(target=self._server.serve_forever, name="fake-hub", daemon=True).start()
         return self
 
     def stop(self) -> None:
@@ -197,8 +200,7 @@ class FakeHub:
             self._server.server_close()
             self._server = None
 
-    def __enter__(self) -> FakeHub:
-        return self.start()
+    __enter__ = start
 
     def __exit__(self, *exc) -> None:
         self.stop()
@@ -208,10 +210,8 @@ class FakeHub:
     def create_repo(self, repo_id: str, *, private: bool = False) -> Repo:
         """Create a repo directly (as its owner would have), with the Hub's initial commit."""
         with self.lock:
-            repo = Repo(repo_id=repo_id, private=private, created_at=_now())
-            first = self._new_commit(repo, None, {".gitattributes": Blob.regular(GITATTRIBUTES)}, "initial commit")
-            repo.branches["main"] = first.oid
-            self.repos[repo_id] = repo
+            repo = self.repos[repo_id] = Repo(repo_id, private)
+            repo.commit("main", {".gitattributes": Blob(GITATTRIBUTES)}, "initial commit")
             return repo
 
     def create_branch(self, repo_id: str, branch: str, from_revision: str = "main") -> None:
@@ -221,13 +221,10 @@ class FakeHub:
 
     def files(self, repo_id: str, revision: str = "main") -> dict[str, Blob]:
         with self.lock:
-            repo = self.repos[repo_id]
-            return dict(repo.commits[repo.branches[revision]].files)
+            return dict(self.repos[repo_id].resolve(revision).files)
 
     def file_bytes(self, repo_id: str, path: str, revision: str = "main") -> bytes:
-        with self.lock:
-            repo = self.repos[repo_id]
-            return self._content(repo, repo.commits[repo.branches[revision]].files[path])
+        return self.files(repo_id, revision)[path].content
 
     def hang_uploads_after(self, n: int) -> None:
         """Store the next `n` LFS uploads; hang every later one until `stop()`/`release_uploads()`,
@@ -246,505 +243,273 @@ class FakeHub:
         """Close the connection of the next commit request without applying it."""
         self._drop_commit = True
 
-    # -- internals ------------------------------------------------------------------------------
-
-    def _new_commit(self, repo: Repo, parent: str | None, files: dict[str, Blob], title: str) -> Commit:
-        payload = json.dumps([parent, title, sorted((p, b.blob_id) for p, b in files.items()), time.time_ns()])
-        commit = Commit(hashlib.sha1(payload.encode()).hexdigest(), parent, files, title, _now())
-        repo.commits[commit.oid] = commit
-        return commit
-
-    @staticmethod
-    def _content(repo: Repo, blob: Blob) -> bytes:
-        return blob.content if blob.lfs_oid is None else repo.lfs[blob.lfs_oid]
-
 
 class _Server(ThreadingHTTPServer):
     daemon_threads = True
 
     def handle_error(self, request, client_address):
-        if isinstance(sys.exc_info()[1], ConnectionError):  # the client went away (killed, timed out)
-            return
-        super().handle_error(request, client_address)
+        if not isinstance(sys.exc_info()[1], ConnectionError):  # else the client went away (killed)
+            super().handle_error(request, client_address)
+
+
+_REPO, _REV = r"(?P<repo_id>[^/]+/[^/]+)", r"(?P<rev>[^/]+)"
+# (methods, pattern of the URL-quoted path, handler method): the groups, unquoted, are its arguments.
+ROUTES = [
+    ("GET", r"/api/whoami-v2", "whoami"),
+    ("POST", r"/api/repos/create", "create_repo"),
+    ("POST", r"/api/validate-yaml", "validate_yaml"),
+    ("GET", rf"/api/datasets/{_REPO}(?:/revision/{_REV})?", "repo_info"),
+    ("GET", rf"/api/datasets/{_REPO}/refs", "refs"),
+    ("GET", rf"/api/datasets/{_REPO}/tree/{_REV}(?:/(?P<path>.*))?", "tree"),
+    ("POST", rf"/api/datasets/{_REPO}/preupload/{_REV}", "preupload"),
+    ("POST", rf"/api/datasets/{_REPO}/commit/{_REV}", "commit"),
+    ("POST", rf"/datasets/{_REPO}\.git/info/lfs/objects/batch", "lfs_batch"),
+    ("POST", rf"/datasets/{_REPO}\.git/info/lfs/objects/verify", "lfs_verify"),
+    ("PUT", rf"/_lfs/{_REPO}/(?P<oid>[0-9a-f]{{64}})", "lfs_upload"),
+    ("GET HEAD", rf"/datasets/{_REPO}/resolve/{_REV}/(?P<path>.+)", "resolve"),
+]
 
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     hub: FakeHub
 
-    # -- plumbing -------------------------------------------------------------------------------
-
     def log_message(self, format, *args):  # keep test output clean; requests are recorded instead
         pass
 
-    def do_GET(self):
-        self._dispatch("GET")
-
-    def do_HEAD(self):
-        self._dispatch("HEAD")
-
-    def do_POST(self):
-        self._dispatch("POST")
-
-    def do_PUT(self):
-        self._dispatch("PUT")
-
-    def _dispatch(self, method: str) -> None:
+    def dispatch(self) -> None:
         url = urlsplit(self.path)
-        self.query = parse_qs(url.query)
-        segments = [unquote(s) for s in url.path.split("/")[1:]]
-        self._body: bytes | None = None
+        self.url_path, self.query, self._body = url.path, parse_qs(url.query), None
         try:
-            handler, args = self._route(method, segments)
-            if handler is None:
-                self.hub.unhandled.append((method, self.path))
-                raise HubError(404, f"no route for {method} {url.path}")
-            handler(*args)
-        except _DropConnection:
-            self.hub.requests.append((method, url.path, 0))
+            for methods, pattern, name in ROUTES:
+                match = re.fullmatch(pattern, url.path)
+                if match and self.command in methods.split():
+                    return getattr(self, name)(**{k: unquote(v) for k, v in match.groupdict().items() if v})
+            self.hub.unhandled.append((self.command, self.path))
+            raise HubError(404, f"no route for {self.command} {url.path}")
+        except DropConnection:
+            self.hub.requests.append((self.command, url.path, 0))
             self.close_connection = True
-            try:
+            with contextlib.suppress(OSError):
                 self.connection.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
         except HubError as err:
-            headers = {"X-Error-Message": err.message}
-            if err.code:
-                headers["X-Error-Code"] = err.code
-            self._json({"error": err.message}, status=err.status, headers=headers)
+            headers = {"X-Error-Message": err.message, **({"X-Error-Code": err.code} if err.code else {})}
+            self.send_json({"error": err.message}, err.status, headers)
 
-    def _route(self, method: str, s: list[str]):
-        if method == "GET" and s == ["api", "whoami-v2"]:
-            return self.whoami, ()
-        if method == "POST" and s == ["api", "repos", "create"]:
-            return self.create_repo, ()
-        if method == "POST" and s == ["api", "validate-yaml"]:
-            return self.validate_yaml, ()
-        if len(s) >= 4 and s[:2] == ["api", "datasets"]:
-            repo_id, rest = f"{s[2]}/{s[3]}", s[4:]
-            if method == "GET" and not rest:
-                return self.repo_info, (repo_id, "main")
-            if method == "GET" and len(rest) == 2 and rest[0] == "revision":
-                return self.repo_info, (repo_id, rest[1])
-            if method == "GET" and rest == ["refs"]:
-                return self.refs, (repo_id,)
-            if method == "GET" and len(rest) >= 2 and rest[0] == "tree":
-                return self.tree, (repo_id, rest[1], "/".join(rest[2:]))
-            if method == "POST" and len(rest) == 2 and rest[0] == "paths-info":
-                return self.paths_info, (repo_id, rest[1])
-            if method == "POST" and len(rest) == 2 and rest[0] == "preupload":
-                return self.preupload, (repo_id, rest[1])
-            if method == "POST" and len(rest) == 2 and rest[0] == "commit":
-                return self.commit, (repo_id, rest[1])
-        if len(s) == 7 and s[0] == "datasets" and s[2].endswith(".git") and s[3:6] == ["info", "lfs", "objects"]:
-            repo_id = f"{s[1]}/{s[2][: -len('.git')]}"
-            if method == "POST" and s[6] == "batch":
-                return self.lfs_batch, (repo_id,)
-            if method == "POST" and s[6] == "verify":
-                return self.lfs_verify, (repo_id,)
-        if method == "PUT" and len(s) == 3 and s[:2] == ["_lfs", "upload"]:
-            return self.lfs_upload, (s[2],)
-        if method in ("GET", "HEAD") and len(s) >= 6 and s[0] == "datasets" and s[3] == "resolve":
-            return self.resolve, (f"{s[1]}/{s[2]}", s[4], "/".join(s[5:]), method == "HEAD")
-        return None, ()
+    do_GET = do_HEAD = do_POST = do_PUT = dispatch
 
     def body(self) -> bytes:
         if self._body is None:
-            if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-                chunks = []
-                while True:
-                    size = int(self.rfile.readline().split(b";")[0].strip(), 16)
-                    if size == 0:
-                        while self.rfile.readline() not in (b"\r\n", b"\n", b""):
-                            pass
-                        break
-                    chunks.append(self.rfile.read(size))
-                    self.rfile.readline()
-                self._body = b"".join(chunks)
-            else:
-                self._body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            self._body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
         return self._body
 
-    def json_body(self):
-        try:
-            return json.loads(self.body() or b"{}")
-        except ValueError:
-            raise HubError(400, "request body is not valid JSON")
-
-    def _send(self, status: int, payload: bytes, headers: dict[str, str] | None = None, head: bool = False):
+    def send(self, status: int, payload: bytes, headers: dict[str, str] | None = None) -> None:
         self.body()  # always consume the request, so that the connection stays usable
         # Recorded before answering: once the client has its answer, the request is in the log.
-        self.hub.requests.append((self.command, urlsplit(self.path).path, status))
+        self.hub.requests.append((self.command, self.url_path, status))
         self.send_response(status)
-        for key, value in (headers or {}).items():
+        for key, value in {"Content-Length": str(len(payload)), **(headers or {})}.items():
             self.send_header(key, value)
-        if not any(k.lower() == "content-length" for k in (headers or {})):
-            self.send_header("Content-Length", str(len(payload)))
         self.end_headers()
-        if not head and payload:
+        if self.command != "HEAD":
             self.wfile.write(payload)
 
-    def _json(self, obj, status: int = 200, headers: dict[str, str] | None = None, content_type="application/json"):
-        headers = {"Content-Type": content_type, **(headers or {})}
-        self._send(status, json.dumps(obj).encode(), headers, head=self.command == "HEAD")
+    def send_json(self, obj, status: int = 200, headers: dict[str, str] | None = None) -> None:
+        self.send(status, json.dumps(obj).encode(), {"Content-Type": "application/json", **(headers or {})})
 
-    def _flag(self, name: str) -> bool:
-        return (self.query.get(name) or ["false"])[-1].lower() in ("1", "true")
-
-    # -- auth and lookups -----------------------------------------------------------------------
-
-    def user(self, required: bool) -> User | None:
-        auth = self.headers.get("Authorization") or ""
-        if not auth:
-            if required:
-                raise HubError(401, "Authentication is required: pass a token in the Authorization header")
-            return None
-        token = auth[len("Bearer ") :] if auth.startswith("Bearer ") else auth
-        user = TOKENS.get(token.strip())
-        if user is None:
+    def user(self, required: bool = True) -> User | None:
+        token = (self.headers.get("Authorization") or "").removeprefix("Bearer ").strip()
+        if token and token not in TOKENS:
             raise HubError(401, "Invalid credentials in Authorization header")
-        return user
+        if not token and required:
+            raise HubError(401, "Authentication is required: pass a token in the Authorization header")
+        return TOKENS.get(token)
 
-    def repo_for_read(self, repo_id: str) -> Repo:
-        user = self.user(required=False)
+    def repo(self, repo_id: str, write: bool = False) -> Repo:
+        """The repo if the request's token may read it (404 otherwise) and, with `write`, write to it (403)."""
+        user = self.user(required=write)
         repo = self.hub.repos.get(repo_id)
-        if repo is None or (repo.private and not _owns(user, repo.namespace)):
+        if repo is None or (repo.private and not (user and user.owns(repo.namespace))):
             raise HubError(404, f"Repository {repo_id} not found", "RepoNotFound")
+        if write and (not user.owns(repo.namespace) or user.role != "write"):
+            raise HubError(403, f"You don't have the rights to write to {repo_id}")
         return repo
 
-    def repo_for_write(self, repo_id: str) -> tuple[Repo, User]:
-        user = self.user(required=True)
-        repo = self.repo_for_read(repo_id)
-        if not _owns(user, repo.namespace) or user.role != "write":
-            raise HubError(403, f"You don't have the rights to write to {repo_id}")
-        return repo, user
-
-    @staticmethod
-    def resolve_revision(repo: Repo, revision: str) -> Commit:
-        if revision in repo.branches:
-            return repo.commits[repo.branches[revision]]
-        matches = [oid for oid in repo.commits if len(revision) >= 7 and oid.startswith(revision.lower())]
-        if len(matches) == 1:
-            return repo.commits[matches[0]]
-        raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
-
-    def entry(self, repo: Repo, commit: Commit, path: str, expand: bool) -> dict | None:
-        blob = commit.files.get(path)
-        last = {"id": commit.oid, "title": commit.title, "date": commit.date}
-        if blob is not None:
-            item = {"type": "file", "oid": blob.blob_id, "size": blob.size, "path": path}
-            if blob.lfs_oid is not None:
-                pointer = lfs_pointer(blob.lfs_oid, blob.size)
-                item["lfs"] = {"oid": blob.lfs_oid, "size": blob.size, "pointerSize": len(pointer)}
-        elif any(p.startswith(path + "/") for p in commit.files) or path == "":
-            item = {"type": "directory", "oid": hashlib.sha1(f"{commit.oid}:{path}".encode()).hexdigest(), "size": 0}
-            item["path"] = path
-        else:
-            return None
-        if expand:
-            item["lastCommit"] = last  # the head commit: good enough for a stand-in
-        return item
-
-    # -- endpoints ------------------------------------------------------------------------------
+    # -- endpoints, in the order of ROUTES ------------------------------------------------------
 
     def whoami(self):
-        user = self.user(required=True)
-        self._json(
-            {
-                "type": "user",
-                "id": hashlib.sha1(user.name.encode()).hexdigest()[:24],
-                "name": user.name,
-                "fullname": user.name.title(),
-                "orgs": [{"type": "org", "name": org, "roleInOrg": "write"} for org in user.orgs],
-                "auth": {"type": "access_token", "accessToken": {"displayName": "test", "role": user.role}},
-            }
-        )
+        user = self.user()
+        orgs = [{"type": "org", "name": org, "roleInOrg": "write"} for org in user.orgs]
+        access = {"type": "access_token", "accessToken": {"displayName": "test", "role": user.role}}
+        self.send_json({"type": "user", "name": user.name, "orgs": orgs, "auth": access})
 
     def create_repo(self):
-        user = self.user(required=True)
-        payload = self.json_body()
-        if payload.get("type", "model") != "dataset":
-            raise HubError(400, "this stand-in only hosts dataset repos")
+        user, payload = self.user(), json.loads(self.body())
         namespace = payload.get("organization") or user.name
-        repo_id = f"{namespace}/{payload.get('name')}"
-        if not _owns(user, namespace) or user.role != "write":
+        repo_id = f"{namespace}/{payload['name']}"
+        if not user.owns(namespace) or user.role != "write":
             raise HubError(403, f'You don\'t have the rights to create a dataset under the namespace "{namespace}"')
         with self.hub.lock:
             if repo_id in self.hub.repos:
                 raise HubError(409, "You already created this dataset repo")
             private = payload.get("visibility") == "private" or bool(payload.get("private"))
             self.hub.create_repo(repo_id, private=private)
-        self._json({"url": f"{self.hub.endpoint}/datasets/{repo_id}", "name": repo_id})
+        self.send_json({"url": f"{self.hub.endpoint}/datasets/{repo_id}", "name": repo_id})
 
     def validate_yaml(self):
-        content = str(self.json_body().get("content") or "")
-        if not content.startswith("---"):
-            self._json({"errors": [], "warnings": [{"message": "Empty or missing yaml metadata in repo card"}]})
-            return
-        try:
-            _card_data(content.encode(), strict=True)
-        except ValueError as exc:
-            self._json({"errors": [{"message": str(exc)}]}, status=400, headers={"X-Error-Message": str(exc)})
-            return
-        self._json({"errors": [], "warnings": []})
+        import yaml
 
-    def repo_info(self, repo_id: str, revision: str):
-        repo = self.repo_for_read(repo_id)
+        text = json.loads(self.body()).get("content") or ""
+        end = text.find("\n---", 3)
+        try:
+            if text.startswith("---") and end < 0:
+                raise yaml.YAMLError("the YAML header is not closed by '---'")
+            if text.startswith("---") and not isinstance(yaml.safe_load(text[3:end]), (dict, type(None))):
+                raise yaml.YAMLError("the YAML header is not a mapping")
+        except yaml.YAMLError as exc:
+            message = f"Invalid YAML in README.md: {' '.join(str(exc).split())}"
+            return self.send_json({"errors": [{"message": message}]}, 400, {"X-Error-Message": message})
+        self.send_json({"errors": [], "warnings": []})
+
+    def repo_info(self, repo_id: str, rev: str = "main"):
+        repo = self.repo(repo_id)
         with self.hub.lock:
-            commit = self.resolve_revision(repo, revision)
+            commit = repo.resolve(rev)
             siblings = [{"rfilename": path, "size": blob.size} for path, blob in sorted(commit.files.items())]
-            card = commit.files.get("README.md")
-            card_data = _card_data(self.hub._content(repo, card)) if card else None
-        self._json(
-            {
-                "_id": hashlib.sha1(repo_id.encode()).hexdigest()[:24],
-                "id": repo_id,
-                "author": repo.namespace,
-                "sha": commit.oid,
-                "lastModified": commit.date,
-                "createdAt": repo.created_at,
-                "private": repo.private,
-                "gated": False,
-                "disabled": False,
-                "downloads": 0,
-                "likes": 0,
-                "tags": [],
-                "cardData": card_data,
-                "siblings": siblings,
-            }
-        )
+        self.send_json({"id": repo_id, "sha": commit.oid, "private": repo.private, "siblings": siblings})
 
     def refs(self, repo_id: str):
-        repo = self.repo_for_read(repo_id)
-        branches = [{"name": n, "ref": f"refs/heads/{n}", "targetCommit": oid} for n, oid in repo.branches.items()]
-        self._json({"branches": branches, "converts": [], "tags": [], "pullRequests": []})
+        heads = self.repo(repo_id).branches.items()
+        branches = [{"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid} for name, oid in heads]
+        self.send_json({"branches": branches, "converts": [], "tags": [], "pullRequests": []})
 
-    def tree(self, repo_id: str, revision: str, path: str):
-        repo = self.repo_for_read(repo_id)
-        recursive, expand = self._flag("recursive"), self._flag("expand")
-        path = path.strip("/")
+    def tree(self, repo_id: str, rev: str, path: str = ""):
+        repo, path = self.repo(repo_id), path.strip("/")
+        recursive = (self.query.get("recursive") or ["false"])[-1].lower() in ("1", "true")
+        prefix = path + "/" if path else ""
         with self.hub.lock:
-            commit = self.resolve_revision(repo, revision)
-            if path and self.entry(repo, commit, path, False) is None:
-                raise HubError(404, f"Path {path} not found", "EntryNotFound")
-            prefix = path + "/" if path else ""
+            commit = repo.resolve(rev)
             children: set[str] = set()
             for file_path in commit.files:
-                if not file_path.startswith(prefix):
-                    continue
-                parts = file_path[len(prefix) :].split("/")
-                depth = len(parts) if recursive else 1
-                for i in range(1, depth + 1):
-                    children.add(prefix + "/".join(parts[:i]))
-            listing = [self.entry(repo, commit, child, expand) for child in sorted(children)]
-        self._json(listing)
+                if file_path.startswith(prefix):  # the file's folders below `path` (all if recursive), and itself
+                    parts = file_path[len(prefix) :].split("/")
+                    children.update(prefix + "/".join(parts[: i + 1]) for i in range(len(parts) if recursive else 1))
+            listing = [_entry(commit, child) for child in sorted(children)]
+        self.send_json(listing)
 
-    def paths_info(self, repo_id: str, revision: str):
-        repo = self.repo_for_read(repo_id)
-        form = parse_qs(self.body().decode())
-        expand = (form.get("expand") or ["false"])[-1].lower() in ("1", "true")
+    def preupload(self, repo_id: str, rev: str):
+        repo, answer = self.repo(repo_id, write=True), []
         with self.hub.lock:
-            commit = self.resolve_revision(repo, revision)
-            found = [self.entry(repo, commit, p.strip("/"), expand) for p in form.get("paths", [])]
-        self._json([item for item in found if item is not None])
-
-    def preupload(self, repo_id: str, revision: str):
-        repo, _ = self.repo_for_write(repo_id)
-        files = self.json_body().get("files") or []
-        with self.hub.lock:
-            commit = self.resolve_revision(repo, revision)
-            answer = []
-            for item in files:
-                sample = base64.b64decode(item.get("sample") or "")
+            commit = repo.resolve(rev)
+            for item in json.loads(self.body())["files"]:
+                path, remote = item["path"], commit.files.get(item["path"])
                 lfs = (
-                    item["path"].lower().endswith(LFS_SUFFIXES)
+                    path.lower().endswith(LFS_SUFFIXES)
                     or int(item.get("size") or 0) >= LFS_MIN_SIZE
-                    or b"\0" in sample
+                    or b"\0" in base64.b64decode(item.get("sample") or "")
                 )
-                remote = commit.files.get(item["path"])
-                oid = None if remote is None else (remote.lfs_oid or remote.blob_id)
-                answer.append(
-                    {"path": item["path"], "uploadMode": "lfs" if lfs else "regular", "shouldIgnore": False, "oid": oid}
-                )
-        self._json({"files": answer, "commitOid": commit.oid})
+                oid = remote and (remote.sha256 if remote.lfs else remote.blob_id)
+                mode = "lfs" if lfs else "regular"
+                answer.append({"path": path, "uploadMode": mode, "shouldIgnore": False, "oid": oid})
+        self.send_json({"files": answer, "commitOid": commit.oid})
 
     def lfs_batch(self, repo_id: str):
-        repo, _ = self.repo_for_write(repo_id)
-        payload = self.json_body()
-        if payload.get("operation") != "upload":
-            raise HubError(400, "this stand-in only implements LFS uploads")
-        if "basic" not in (payload.get("transfers") or ["basic"]):
-            raise HubError(422, "this stand-in only implements the basic transfer")
-        objects = []
-        with self.hub.lock:
-            for obj in payload.get("objects") or []:
-                oid, size = obj["oid"], int(obj["size"])
-                if oid in repo.lfs:  # already stored: the client must not send it again
-                    objects.append({"oid": oid, "size": size})
-                    continue
-                ticket = secrets.token_urlsafe(16)
-                self.hub.tickets[ticket] = (repo_id, oid, size)
-                objects.append(
-                    {
-                        "oid": oid,
-                        "size": size,
-                        "authenticated": True,
-                        "actions": {
-                            "upload": {"href": f"{self.hub.endpoint}/_lfs/upload/{ticket}", "header": {}},
-                            "verify": {
-                                "href": f"{self.hub.endpoint}/datasets/{repo_id}.git/info/lfs/objects/verify",
-                                "header": {},
-                            },
-                        },
-                    }
-                )
-        self._json({"transfer": "basic", "objects": objects}, content_type="application/vnd.git-lfs+json")
+        repo, objects = self.repo(repo_id, write=True), json.loads(self.body())["objects"]
+        verify = {"href": f"{self.hub.endpoint}/datasets/{repo_id}.git/info/lfs/objects/verify", "header": {}}
+        for obj in objects:  # an object already stored gets no actions: it is not sent again
+            if obj["oid"] not in repo.lfs:
+                upload = {"href": f"{self.hub.endpoint}/_lfs/{repo_id}/{obj['oid']}", "header": {}}
+                obj["actions"] = {"upload": upload, "verify": verify}
+        self.send_json({"transfer": "basic", "objects": objects}, 200, {"Content-Type": "application/vnd.git-lfs+json"})
 
-    def lfs_upload(self, ticket: str):
-        if ticket not in self.hub.tickets:
-            raise HubError(403, "unknown or expired upload URL")
-        repo_id, oid, size = self.hub.tickets[ticket]
-        data = self.body()
-        hub = self.hub
+    def lfs_upload(self, repo_id: str, oid: str):
+        data, hub = self.body(), self.hub
         with hub.lock:  # admission and storage in one step: once an upload hangs, all before it are stored
             hang = hub._hang_after is not None and hub._admitted >= hub._hang_after
             if not hang:
                 hub._admitted += 1
-                if len(data) != size or hashlib.sha256(data).hexdigest() != oid:
-                    raise HubError(400, f"uploaded content does not match oid {oid} / size {size}")
-                repo = hub.repos[repo_id]
-                if oid not in repo.lfs:
-                    repo.lfs[oid] = data
+                if hashlib.sha256(data).hexdigest() != oid:
+                    raise HubError(400, f"uploaded content does not match oid {oid}")
+                if oid not in hub.repos[repo_id].lfs:
+                    hub.repos[repo_id].lfs[oid] = data
                     hub.uploaded_objects.append(oid)
                     hub.uploaded_bytes += len(data)
         if hang:  # an interrupted transfer: nothing is stored, the client never gets an answer
             hub.upload_blocked.set()
             hub._release.wait(timeout=60)
-            raise _DropConnection()
-        self._send(200, b"")
+            raise DropConnection()
+        self.send(200, b"")
 
     def lfs_verify(self, repo_id: str):
-        repo, _ = self.repo_for_write(repo_id)
-        obj = self.json_body()
-        if obj.get("oid") not in repo.lfs or len(repo.lfs[obj["oid"]]) != obj.get("size"):
-            raise HubError(404, f"object {obj.get('oid')} is not stored")
-        self._json({})
+        stored, obj = self.repo(repo_id, write=True).lfs, json.loads(self.body())
+        if obj["oid"] not in stored or len(stored[obj["oid"]]) != obj["size"]:
+            raise HubError(404, f"object {obj['oid']} is not stored")
+        self.send_json({})
 
-    def commit(self, repo_id: str, revision: str):
-        repo, _ = self.repo_for_write(repo_id)
+    def commit(self, repo_id: str, rev: str):
+        repo = self.repo(repo_id, write=True)
         lines = [json.loads(line) for line in self.body().splitlines() if line.strip()]
         if self.hub._drop_commit:
             self.hub._drop_commit = False
-            raise _DropConnection()
-        if not lines or lines[0].get("key") != "header":
-            raise HubError(400, "a commit starts with a header line")
-        header = lines[0]["value"]
+            raise DropConnection()
+        header = lines[0]["value"]  # the first line is the header
         with self.hub.lock:
-            if revision not in repo.branches:
-                raise HubError(404, f"Invalid rev id: {revision}", "RevisionNotFound")
-            head = repo.commits[repo.branches[revision]]
-            parent = header.get("parentCommit")
+            if rev not in repo.branches:
+                raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+            head, parent = repo.resolve(rev), header.get("parentCommit")
             if parent and not head.oid.startswith(parent.lower()):
-                raise HubError(412, f"parent commit {parent} is not the head of {revision} ({head.oid})")
+                raise HubError(412, f"parent commit {parent} is not the head of {rev} ({head.oid})")
             files = dict(head.files)
-            for line in lines[1:]:
-                key, value = line.get("key"), line.get("value") or {}
-                path = str(value.get("path", "")).strip("/")
+            for key, value in ((line["key"], line["value"]) for line in lines[1:]):
+                path = value["path"].strip("/")
                 if key == "file":
-                    files[path] = Blob.regular(base64.b64decode(value["content"]))
+                    files[path] = Blob(base64.b64decode(value["content"]))
+                elif key == "lfsFile" and value["oid"] in repo.lfs:
+                    files[path] = Blob(repo.lfs[value["oid"]], lfs=True)
                 elif key == "lfsFile":
-                    oid = value["oid"]
-                    if oid not in repo.lfs:
-                        raise HubError(422, f"LFS object {oid} for {path} was never uploaded")
-                    files[path] = Blob.lfs(oid, len(repo.lfs[oid]))
+                    raise HubError(422, f"LFS object {value['oid']} for {path} was never uploaded")
+                elif key == "deletedFile" and path in files:
+                    del files[path]
                 elif key == "deletedFile":
-                    if files.pop(path, None) is None:
-                        raise HubError(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
+                    raise HubError(404, f"A file with this name doesn't exist: {path}", "EntryNotFound")
                 elif key == "deletedFolder":
-                    for p in [p for p in files if p.startswith(path + "/")]:
-                        del files[p]
+                    files = {p: blob for p, blob in files.items() if not p.startswith(path + "/")}
                 else:
                     raise HubError(400, f"unknown commit operation {key!r}")
-            commit = self.hub._new_commit(repo, head.oid, files, header.get("summary") or "")
-            repo.branches[revision] = commit.oid
+            commit = repo.commit(rev, files, header.get("summary") or "")
             self.hub.commit_count += 1
-        self._json(
-            {
-                "success": True,
-                "commitOid": commit.oid,
-                "commitUrl": f"{self.hub.endpoint}/datasets/{repo_id}/commit/{commit.oid}",
-                "hookOutput": "",
-                "pullRequestUrl": None,
-            }
-        )
+        url = f"{self.hub.endpoint}/datasets/{repo_id}/commit/{commit.oid}"
+        self.send_json({"success": True, "commitOid": commit.oid, "commitUrl": url, "pullRequestUrl": None})
 
-    def resolve(self, repo_id: str, revision: str, path: str, head: bool):
-        repo = self.repo_for_read(repo_id)
+    def resolve(self, repo_id: str, rev: str, path: str):
+        repo = self.repo(repo_id)
         with self.hub.lock:
-            commit = self.resolve_revision(repo, revision)
-            blob = commit.files.get(path)
-            if blob is None:
+            commit = repo.resolve(rev)
+            if path not in commit.files:
                 raise HubError(404, f"Entry not found: {path}", "EntryNotFound")
-            content = self.hub._content(repo, blob)
-        headers = {
-            "Content-Type": "application/octet-stream",
-            "Accept-Ranges": "bytes",
-            "X-Repo-Commit": commit.oid,
-            "ETag": f'"{blob.lfs_oid or blob.blob_id}"',
-        }
-        if blob.lfs_oid is not None:
-            headers["X-Linked-Etag"] = f'"{blob.lfs_oid}"'
-            headers["X-Linked-Size"] = str(blob.size)
-        status, payload = 200, content
-        ranged = _parse_range(self.headers.get("Range"), len(content))
-        if ranged == "invalid":
-            headers["Content-Range"] = f"bytes */{len(content)}"
-            self._send(416, b"", headers)
-            return
-        if ranged is not None:
-            start, end = ranged
-            status, payload = 206, content[start : end + 1]
-            headers["Content-Range"] = f"bytes {start}-{end}/{len(content)}"
-        headers["Content-Length"] = str(len(payload))
-        self._send(status, payload, headers, head=head)
+            blob = commit.files[path]
+        headers = {"Content-Type": "application/octet-stream", "Accept-Ranges": "bytes", "X-Repo-Commit": commit.oid}
+        headers["ETag"] = f'"{blob.sha256 if blob.lfs else blob.blob_id}"'
+        if blob.lfs:
+            headers.update({"X-Linked-Etag": f'"{blob.sha256}"', "X-Linked-Size": str(blob.size)})
+        if "Range" not in self.headers:
+            return self.send(200, blob.content, headers)
+        match = re.fullmatch(r"bytes=(\d+)-(\d*)", self.headers["Range"].strip())
+        start, end = (int(match[1]), min(int(match[2] or blob.size - 1), blob.size - 1)) if match else (0, -1)
+        if not start <= end:  # malformed, a suffix range (not supported) or past the end
+            return self.send(416, b"", {**headers, "Content-Range": f"bytes */{blob.size}"})
+        headers["Content-Range"] = f"bytes {start}-{end}/{blob.size}"
+        self.send(206, blob.content[start : end + 1], headers)
 
 
-def _owns(user: User | None, namespace: str) -> bool:
-    return user is not None and (namespace == user.name or namespace in user.orgs)
-
-
-def _parse_range(header: str | None, size: int):
-    if not header:
-        return None
-    match = re.fullmatch(r"bytes=(\d*)-(\d*)", header.strip())
-    if not match or (not match.group(1) and not match.group(2)):
-        return "invalid"
-    if match.group(1):
-        start = int(match.group(1))
-        end = min(int(match.group(2)), size - 1) if match.group(2) else size - 1
-    else:
-        start, end = max(size - int(match.group(2)), 0), size - 1
-    if start >= size or start > end:
-        return "invalid"
-    return start, end
-
-
-def _card_data(content: bytes, strict: bool = False) -> dict | None:
-    """The YAML header of a card; with `strict`, a header that does not parse raises ValueError."""
-    import yaml
-
-    text = content.decode("utf-8", errors="replace")
-    if not text.startswith("---"):
-        return None
-    end = text.find("\n---", 3)
-    try:
-        if end < 0:
-            raise yaml.YAMLError("the YAML header is not closed by '---'")
-        data = yaml.safe_load(text[3:end])
-        if data is not None and not isinstance(data, dict):
-            raise yaml.YAMLError("the YAML header is not a mapping")
-        return data
-    except yaml.YAMLError as exc:
-        if strict:
-            raise ValueError(f"Invalid YAML in README.md: {' '.join(str(exc).split())}") from exc
-        return None
+def _entry(commit: Commit, path: str) -> dict | None:
+    """The tree entry of the file or folder `path` of `commit`, None if there is none."""
+    blob = commit.files.get(path)
+    if blob is not None:
+        item = {"type": "file", "oid": blob.blob_id, "size": blob.size, "path": path}
+        if blob.lfs:
+            item["lfs"] = {"oid": blob.sha256, "size": blob.size, "pointerSize": len(blob.pointer)}
+        return item
+    if path == "" or any(p.startswith(path + "/") for p in commit.files):
+        return {"type": "directory", "oid": git_blob_id(f"{commit.oid}:{path}".encode()), "size": 0, "path": path}
+    return None
