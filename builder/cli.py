@@ -8,8 +8,25 @@ from pathlib import Path
 
 from builder.errors import BuildError
 from builder.publish import PushError
-from builder.occlusion import DEFAULT_MIN_COVERAGE, DEFAULT_RECTANGLE_FRACTION, FILLS, OCCLUDERS
 from occluded_ccreid.sources import source_names
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser that can add its arguments when it first parses (`add_arguments=`).
+
+    The build options take their choices and defaults from builder.occlusion, which imports torch
+    (~1.5 s): they are added only once `build` is chosen, so `push` and `preview` never import it.
+    """
+
+    def __init__(self, *args, add_arguments=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._add_arguments = add_arguments
+
+    def parse_known_args(self, args=None, namespace=None):
+        if self._add_arguments is not None:
+            add, self._add_arguments = self._add_arguments, None
+            add(self)
+        return super().parse_known_args(args, namespace)
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -21,7 +38,13 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _add_build(commands) -> None:
-    p = commands.add_parser("build", help="build an occluded dataset folder from a PRCC/LTCC download")
+    commands.add_parser("build", help="build an occluded dataset folder from a PRCC/LTCC download",
+                        add_arguments=_build_arguments)
+
+
+def _build_arguments(p: argparse.ArgumentParser) -> None:
+    from builder.occlusion import DEFAULT_MIN_COVERAGE, DEFAULT_RECTANGLE_FRACTION, FILLS, OCCLUDERS
+
     p.add_argument("dataset", choices=source_names(), help="source dataset layout")
     p.add_argument("source_dir", type=Path, help="root of the source dataset download")
     p.add_argument("--out", type=Path, required=True, help="output folder (Hub-ready)")
@@ -127,7 +150,7 @@ def _run_preview(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="builder", description=__doc__)
+    parser = _Parser(prog="builder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build(commands)
     _add_push(commands)
