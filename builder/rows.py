@@ -14,7 +14,9 @@ from PIL import Image
 from builder.occlusion import Occlusion
 from occluded_ccreid.sources import SourceRecord
 
-PNG_COMPRESS_LEVEL = 6
+# zlib level 3: on photo crops half the encode time of level 6 (7 vs 14-18 ms for a 400x170 crop)
+# for 3-5% more bytes; encoding is the largest per-image cost outside the model.
+PNG_COMPRESS_LEVEL = 3
 
 
 def encode_png(array: np.ndarray) -> dict:
