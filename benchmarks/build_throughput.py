@@ -7,11 +7,14 @@ through the builder's real `from_pretrained` path; random weights cost what trai
 this measures side by side, in one run:
 
 1. `builder build` (the CLI's `main`, progress off) in a fresh child process: images/s over the
-   whole command (model load, scan, occlusion, Parquet shards, card; not Python's imports);
+   whole command (model load, scan, occlusion, Parquet shards, card; not the imports of torch and
+   transformers; `datasets` is imported inside, after the CLI has set its malloc options, see
+   builder/malloc.py);
 2. the forward-only floor: the same model, parse size, batch size and per-image input shapes
    (aspect kept by default, the whole box with --no-keep-aspect; with --precision bf16 under the
    same CPU autocast) on ready-made normalised channels-last tensors under `torch.inference_mode`,
-   torch's default threads (no decoding, no post-processing); measured
+   torch's default threads, with the same malloc options as the build (no decoding, no
+   post-processing); measured
    before and after the build (median of its chunks each); the build is held to the higher of
    the two, and a warning is printed when they disagree (the machine's load changed);
 3. a reference pipeline written the way the paper describes it: batch size 1, the image
@@ -19,7 +22,9 @@ this measures side by side, in one run:
    written to a PNG file; then a second pass that reads each map back, pools x4, interpolates,
    fuses (builder.occlusion.occlude, the same work as the build) and writes the occluded image
    and mask as PNG files. It runs on a subset (--reference-images) right after the first floor,
-   model loading not counted; its rate is per image like the others.
+   model loading not counted, with glibc's default malloc options as such a script would; for
+   transparency it is run a second time with the build's malloc options (printed, not the ratio's
+   denominator). Its rate is per image like the others.
 
 and then the peak resident memory (VmHWM of the child process) of builds of 2,000 and 8,000
 images. Those builds use the same pipeline and parse size with a tiny SegFormer (two stages, 8
@@ -181,8 +186,13 @@ def child_build(source: str, out: str, model: str, args: list[str]) -> dict:
     import json
     import threading
 
-    import builder.pipeline  # noqa: F401 - imports (torch, transformers, datasets) are not the build's time
-    import transformers  # noqa: F401
+    from builder.malloc import keep_freed_memory_mapped
+
+    # The CLI applies these itself, but only threads started after them share the main arena, and
+    # this harness starts an RSS sampler thread before the CLI runs (see builder/malloc.py).
+    keep_freed_memory_mapped()
+    import torch  # noqa: F401 - imports are not the build's time, except `datasets`, which the CLI
+    import transformers  # noqa: F401 - imports after setting the malloc options
     from builder.cli import main
 
     samples: list[float] = []
@@ -211,7 +221,11 @@ def child_build(source: str, out: str, model: str, args: list[str]) -> dict:
 
 
 def child_floor(model: str, shapes: list[tuple[int, int]], batch_size: int, chunks: int, precision: str) -> dict:
-    """Forward passes alone, over batches of the given input shapes (one shape per batch)."""
+    """Forward passes alone, over batches of the given input shapes (one shape per batch), with the
+    malloc options `builder build` uses for CPU inference."""
+    from builder.malloc import keep_freed_memory_mapped
+
+    keep_freed_memory_mapped()
     import torch
     from transformers import AutoModelForSemanticSegmentation
 
@@ -237,8 +251,12 @@ def child_floor(model: str, shapes: list[tuple[int, int]], batch_size: int, chun
     return {"rates": rates, "images": len(shapes), "foreign_cores": foreign.cores()}
 
 
-def child_reference(source: str, out: str, model: str, paths: list[str]) -> dict:
+def child_reference(source: str, out: str, model: str, paths: list[str], build_malloc: bool = False) -> dict:
     """The paper-style pipeline: per image, square resize, forward, masks to PNG; then a second pass."""
+    if build_malloc:
+        from builder.malloc import keep_freed_memory_mapped
+
+        keep_freed_memory_mapped()
     import torch
     from PIL import Image
     from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
@@ -282,11 +300,6 @@ def _child_main(connection, function, args) -> None:
         connection.send((False, traceback.format_exc()))
     finally:
         connection.close()
-
-
-def child_several(calls: list[tuple]) -> list:
-    """Several measurements one after the other in one child (saves an interpreter start)."""
-    return [function(*args) for function, *args in calls]
 
 
 def in_child(function, *args):
@@ -392,17 +405,19 @@ def main(argv: list[str] | None = None) -> int:
                   f"other processes used {got['foreign_cores']:.2f} cores)", flush=True)
             foreign_loads.append(got["foreign_cores"])
 
-        # Child 1: floor, then the reference right after it; child 2: the build; child 3 (full runs):
-        # the floor again. The higher floor is the one the build is held to, and a change of load
-        # on the machine during the run shows as two floors that disagree.
-        calls = ([floor_call] if "floor" not in skip else []) + ([reference_call] if "reference" not in skip else [])
-        for function, got in zip([c[0] for c in calls], in_child(child_several, calls) if calls else []):
-            if function is child_floor:
-                report_floor(got)
-            else:
-                results["reference"] = got["rows"] / got["seconds"]
-                print(f"  reference: {results['reference']:.2f} img/s ({got['rows']} images in {got['seconds']:.1f} s)",
-                      flush=True)
+        # Each measurement in a fresh child (malloc options are per process): the floor, the reference
+        # right after it (default malloc, then the build's), the build, and in full runs the floor
+        # again. The higher floor is the one the build is held to, and a change of load on the
+        # machine during the run shows as two floors that disagree.
+        if "floor" not in skip:
+            report_floor(in_child(*floor_call))
+        if "reference" not in skip:
+            for build_malloc in (False, True):
+                got = in_child(*reference_call, build_malloc)
+                rate = got["rows"] / got["seconds"]
+                results["reference" + ("_build_malloc" if build_malloc else "")] = rate
+                print(f"  reference{' (build malloc options)' if build_malloc else ''}: {rate:.2f} img/s "
+                      f"({got['rows']} images in {got['seconds']:.1f} s)", flush=True)
         shutil.rmtree(work / "reference", ignore_errors=True)
         if "build" not in skip:
             got = in_child(child_build, str(source), str(work / "out"), str(b0), build_args)
@@ -437,13 +452,16 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'measurement':<44}{'images/s':>10}")
         for key, label in (("build", f"builder build ({args.images} images)"),
                            ("floor", "forward pass alone (floor)"),
-                           ("reference", "paper-style reference (batch 1, 512x512)")):
+                           ("reference", "paper-style reference (batch 1, 512x512)"),
+                           ("reference_build_malloc", "  the same with the build's malloc options")):
             if key in results:
                 print(f"{label:<44}{results[key]:>10.2f}")
         if "build" in results and "floor" in results:
             print(f"{'build / forward':<44}{results['build'] / results['floor']:>10.2f}   (target >= 0.85)")
         if "build" in results and "reference" in results:
             print(f"{'build / reference':<44}{results['build'] / results['reference']:>10.2f}   (target >= 4)")
+        if "build" in results and "reference_build_malloc" in results:
+            print(f"{'  with the build malloc in both':<44}{results['build'] / results['reference_build_malloc']:>10.2f}")
         if rss:
             for n, mib in rss.items():
                 print(f"{f'peak RSS, build of {n} images':<44}{mib:>9.0f} MiB")
