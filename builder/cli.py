@@ -56,7 +56,8 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--batch-size", type=int, default=8, help="images per model forward pass (default 8)")
-    p.add_argument("--workers", type=int, default=2, help="decoding/encoding threads (default 2)")
+    p.add_argument("--workers", type=int, default=None,
+                   help="decoding/encoding threads (default: 2 with the model on CPU, one per core but one on CUDA)")
     p.add_argument("--shard-size", type=int, default=1000, help="rows per Parquet shard (default 1000)")
     p.add_argument("--parse-size", type=_size, default=None, help="model input box HxW (default 512x256)")
     p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=True,

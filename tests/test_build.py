@@ -181,3 +181,18 @@ def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_m
     assert [r[0] for r in pipelined] == [r[0] for r in batched] == records
     for (_, row_a, _, skip_a), (_, row_b, _, skip_b) in zip(pipelined, batched):
         assert row_a == row_b and skip_a == skip_b
+
+
+def test_default_workers_follow_the_device(tiny_model, monkeypatch):
+    import torch
+
+    from builder import pipeline
+    from builder.parsing.segmenter import ModelParser
+
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 16)
+    parser = ModelParser(str(tiny_model), "cpu", (64, 32))
+    assert pipeline.default_workers(parser) == 2  # the model streams need the CPU's cores
+    parser.device = torch.device("cuda")  # as on a GPU machine: the cores are free for the workers
+    assert pipeline.default_workers(parser) == 15
+    monkeypatch.setattr(pipeline, "usable_cores", lambda: 1)
+    assert pipeline.default_workers(parser) == 2
