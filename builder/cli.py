@@ -94,6 +94,10 @@ def _run_build(args: argparse.Namespace) -> int:
     from builder.occlusion import OcclusionConfig
     from builder.pipeline import BuildConfig, build
 
+    if args.no_progress:  # no bars at all: also not transformers' "Loading weights" one
+        from transformers.utils import logging as transformers_logging
+
+        transformers_logging.disable_progress_bar()
     occlusion = OcclusionConfig(
         occluder=args.occluder, fill=args.fill, min_coverage=args.min_coverage, max_coverage=args.max_coverage,
         occlusion_prob=args.occlusion_prob, rectangle_fraction=args.rectangle_fraction,

@@ -107,7 +107,7 @@ def test_batch_size_and_workers_do_not_change_a_byte(prcc_build, prcc_tree, tmp_
 
 
 @pytest.mark.parametrize("extra", [[], ["--no-keep-aspect"], ["--precision", "bf16"]])
-def test_model_parser_builds_identically_for_any_batch_size(prcc_tree, tiny_model, tmp_path, extra):
+def test_model_parser_builds_identically_for_any_batch_size(prcc_tree, tiny_model, tmp_path, extra, capsys):
     outs = []
     for batch_size, workers in ((1, 1), (5, 3)):
         out = tmp_path / f"b{batch_size}"
@@ -116,6 +116,7 @@ def test_model_parser_builds_identically_for_any_batch_size(prcc_tree, tiny_mode
                      "--device", "cpu", "--no-progress", *extra]) == 0
         outs.append(out)
     assert shard_bytes(outs[0]) == shard_bytes(outs[1])
+    assert "Loading weights" not in capsys.readouterr().err  # --no-progress silences transformers' bar too
     report = json.loads((outs[0] / "build_report.json").read_text())
     assert report["parser"]["model"] == str(tiny_model) and report["parser"]["parse_size"] == [64, 32]
     card = (outs[0] / "README.md").read_text()
