@@ -20,15 +20,18 @@ Options (all recorded per row and in the build report):
 * fills: add, white, black, mean, noise, blur, texture (see FILLS);
 * `occlusion_prob`: the share of rows that are occluded at all.
 
-Every random choice comes from the per-image generator passed in, so results depend only on
-(seed, source path), never on batch size, worker count or order.
+`occlude_batch` occludes a batch at once on the model's device: each image's random choices are
+drawn on the CPU from its own generator (`Occluder.draw`), and the shapes of a draw round are
+rendered together there (`Occluder.render`; the part occluder pools all grids of one pool scale in
+one call). Every random choice comes from the per-image generator passed in, and no step mixes
+images, so results depend only on (seed, source path), never on batch size, worker count or order.
 """
 
 from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Protocol, Sequence
 
 import numpy as np
 import torch
@@ -95,13 +98,13 @@ class OcclusionConfig:
 
 
 @dataclass(frozen=True)
-class Shape:
-    """One drawn occluder shape before fusion."""
+class Draw:
+    """The random choices of one occluder shape (drawn per image, on the CPU); rendered later,
+    a batch at a time, on the device."""
 
-    alpha: torch.Tensor  # HxW float in [0, 1]: how much of the fill each pixel gets
-    part: int  # occluded part (0 for shapes that are not a part)
-    pool_scale: int  # 0 when no pooling shaped it
     name: str  # the `occluder` column: "parts", "rectangle-top", ...
+    part: int = 0  # occluded part (0 for shapes that are not a part)
+    pool_scale: int = 0  # 0 when no pooling shapes it
 
 
 @dataclass(frozen=True)
@@ -129,48 +132,93 @@ class Donor:
 def draw_part(parts: np.ndarray, rng: np.random.Generator) -> int:
     """Uniform over 1..6; redraw among the present parts when the drawn one is absent."""
     part = int(rng.integers(1, len(BODY_PARTS) + 1))
-    present = [int(p) for p in np.unique(parts) if p != NONE]
+    counts = np.bincount(parts.ravel(), minlength=len(BODY_PARTS) + 1)
+    present = [int(p) for p in np.flatnonzero(counts) if p != NONE]
     if not present:
         return NONE
     return part if part in present else int(rng.choice(present))
 
 
+def grow_masks(part_masks: Sequence[torch.Tensor], pool_scales: Sequence[int]) -> list[torch.Tensor]:
+    """Soft occluders in [0, 1] (HxW float) from binary part masks (HxW, any sizes, one device):
+    each mask is resized to the pooling grid, the grids are pooled x4 in one call per pool scale,
+    and each result is interpolated back to its own mask's size. Pooling treats every grid on its
+    own, so a mask's occluder does not depend on the others in the batch."""
+    if not part_masks:
+        return []
+    grids = torch.cat([F.interpolate(m[None, None].float(), size=POOL_GRID, mode="bilinear", align_corners=False,
+                                     antialias=True) for m in part_masks])
+    pooled: list[torch.Tensor | None] = [None] * len(part_masks)
+    for scale in sorted(set(pool_scales)):
+        rows = [i for i, s in enumerate(pool_scales) if s == scale]
+        x = grids[rows]
+        for _ in range(POOL_STEPS):
+            x = F.avg_pool2d(x, scale, stride=2, padding=scale // 2, ceil_mode=True)
+        for row, i in enumerate(rows):
+            pooled[i] = x[row : row + 1]
+    alphas = []
+    for mask, x in zip(part_masks, pooled):
+        x = F.interpolate(x, size=tuple(mask.shape), mode="bilinear", align_corners=False)[0, 0]
+        peak = x.max()
+        soft = torch.where(peak > 0, x / peak, x)  # four poolings dilute the blob: peak 1 again
+        alphas.append(torch.maximum(soft, mask.float()))
+    return alphas
+
+
 def grow_mask(part_mask: torch.Tensor, pool_scale: int) -> torch.Tensor:
-    """Soft occluder in [0, 1] (HxW float) from a binary part mask (HxW), pooled x4 + interpolated."""
-    height, width = part_mask.shape
-    x = part_mask[None, None].float()
-    x = F.interpolate(x, size=POOL_GRID, mode="bilinear", align_corners=False, antialias=True)
-    for _ in range(POOL_STEPS):
-        x = F.avg_pool2d(x, pool_scale, stride=2, padding=pool_scale // 2, ceil_mode=True)
-    x = F.interpolate(x, size=(height, width), mode="bilinear", align_corners=False)[0, 0]
-    peak = x.max()
-    soft = x / peak if peak > 0 else x
-    return torch.maximum(soft, part_mask.float())
+    """Soft occluder in [0, 1] (HxW float) from one binary part mask (HxW), pooled x4 + interpolated."""
+    return grow_masks([part_mask], [pool_scale])[0]
 
 
-def part_shape(parts: np.ndarray, rng: np.random.Generator, config: OcclusionConfig) -> Shape | None:
-    part = draw_part(parts, rng)
-    pool_scale = int(rng.choice(config.pool_scales))
-    if part == NONE:
-        return None
-    return Shape(grow_mask(torch.from_numpy(parts == part), pool_scale), part, pool_scale, "parts")
+class Occluder(Protocol):
+    def draw(self, parts: np.ndarray, rng: np.random.Generator, config: OcclusionConfig) -> Draw | None:
+        """One shape's random choices; None when there is nothing to occlude (no person)."""
+        ...
+
+    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw],
+               config: OcclusionConfig) -> list[torch.Tensor]:
+        """The shapes' alphas (HxW float in [0, 1], on the part maps' device), a batch at a time."""
+        ...
 
 
-def rectangle_shape(parts: np.ndarray, rng: np.random.Generator, config: OcclusionConfig) -> Shape:
+class PartOccluder:
+    """The paper's occluder: a body part grown by pooling."""
+
+    def draw(self, parts: np.ndarray, rng: np.random.Generator, config: OcclusionConfig) -> Draw | None:
+        part = draw_part(parts, rng)
+        pool_scale = int(rng.choice(config.pool_scales))
+        return None if part == NONE else Draw("parts", part, pool_scale)
+
+    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw],
+               config: OcclusionConfig) -> list[torch.Tensor]:
+        return grow_masks([p == d.part for p, d in zip(part_maps, draws)], [d.pool_scale for d in draws])
+
+
+class RectangleOccluder:
     """Feng et al.: a band over one side of the crop, blind to where the person is."""
-    side = RECTANGLE_SIDES[int(rng.integers(len(RECTANGLE_SIDES)))]
-    height, width = parts.shape
-    alpha = torch.zeros(height, width)
-    rows, cols = max(1, round(height * config.rectangle_fraction)), max(1, round(width * config.rectangle_fraction))
-    region = {"top": (slice(0, rows), slice(None)), "bottom": (slice(height - rows, None), slice(None)),
-              "left": (slice(None), slice(0, cols)), "right": (slice(None), slice(width - cols, None))}[side]
-    alpha[region] = 1.0
-    return Shape(alpha, NONE, 0, f"rectangle-{side}")
+
+    def draw(self, parts: np.ndarray, rng: np.random.Generator, config: OcclusionConfig) -> Draw:
+        return Draw(f"rectangle-{RECTANGLE_SIDES[int(rng.integers(len(RECTANGLE_SIDES)))]}")
+
+    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw],
+               config: OcclusionConfig) -> list[torch.Tensor]:
+        alphas = []
+        for parts, draw in zip(part_maps, draws):
+            height, width = parts.shape
+            rows = max(1, round(height * config.rectangle_fraction))
+            cols = max(1, round(width * config.rectangle_fraction))
+            region = {"top": (slice(0, rows), slice(None)), "bottom": (slice(height - rows, None), slice(None)),
+                      "left": (slice(None), slice(0, cols)), "right": (slice(None), slice(width - cols, None)),
+                      }[draw.name.removeprefix("rectangle-")]
+            alpha = torch.zeros(height, width, device=parts.device)
+            alpha[region] = 1.0
+            alphas.append(alpha)
+        return alphas
 
 
-OCCLUDERS: dict[str, Callable[[np.ndarray, np.random.Generator, OcclusionConfig], Shape | None]] = {
-    "parts": part_shape,
-    "rectangle": rectangle_shape,
+OCCLUDERS: dict[str, Occluder] = {
+    "parts": PartOccluder(),
+    "rectangle": RectangleOccluder(),
 }
 DEFAULT_FILLS = {"parts": "add", "rectangle": "black"}
 
@@ -200,14 +248,14 @@ def fill_mean(image, alpha, rng, donor):
 
 
 def fill_noise(image, alpha, rng, donor):
-    noise = torch.from_numpy(rng.integers(0, 256, size=tuple(image.shape), dtype=np.uint8))
+    noise = torch.from_numpy(rng.integers(0, 256, size=tuple(image.shape), dtype=np.uint8)).to(image.device)
     return _blend(image, alpha, noise)
 
 
 def fill_blur(image, alpha, rng, donor):
     radius = max(2.0, 0.06 * max(image.shape[:2]))  # blurs a person's details away at any size
-    blurred = Image.fromarray(image.numpy()).filter(ImageFilter.GaussianBlur(radius))
-    return _blend(image, alpha, torch.from_numpy(np.asarray(blurred).copy()))
+    blurred = Image.fromarray(image.cpu().numpy()).filter(ImageFilter.GaussianBlur(radius))
+    return _blend(image, alpha, torch.from_numpy(np.asarray(blurred).copy()).to(image.device))
 
 
 def background_patch(donor: Donor, height: int, width: int) -> np.ndarray | None:
@@ -239,7 +287,7 @@ def fill_texture(image, alpha, rng, donor):
     if patch is None:  # the donor is person from edge to edge: no background to borrow
         return fill_mean(image, alpha, rng, donor)
     target = image.clone()
-    target[r0:r1, c0:c1] = torch.from_numpy(patch)
+    target[r0:r1, c0:c1] = torch.from_numpy(patch).to(image.device)
     return _blend(image, alpha, target)
 
 
@@ -260,6 +308,84 @@ def _band_distance(ratio: float, config: OcclusionConfig) -> float:
     return max(config.min_coverage - ratio, ratio - config.max_coverage, 0.0)
 
 
+@dataclass
+class _Best:
+    """The draw closest to the coverage band so far, for one image."""
+
+    distance: float
+    draw: Draw
+    alpha: torch.Tensor
+    mask: torch.Tensor
+    ratio: float
+    attempts: int = 0
+
+
+def occlude_batch(
+    images: Sequence[np.ndarray],
+    part_maps: Sequence[np.ndarray],
+    rngs: Sequence[np.random.Generator],
+    config: OcclusionConfig = OcclusionConfig(),
+    donors: Sequence[Donor | None] | None = None,
+    device: torch.device | str = "cpu",
+) -> list[Occlusion]:
+    """Occlude a batch of images (HxWx3 uint8, any sizes) given their part maps (HxW uint8, 0..6),
+    one generator each. The shapes, coverages and fills run on `device` (the model's), a draw
+    round of the whole batch at a time: every image still outside the coverage band draws again,
+    and the round's shapes are rendered together. Each image draws from its own generator in the
+    same order as it would alone, so its result does not depend on the rest of the batch."""
+    count = len(images)
+    donors = list(donors) if donors is not None else [None] * count
+    occluder = OCCLUDERS[config.occluder]
+    results: list[Occlusion | None] = [None] * count
+
+    def unoccluded(i: int) -> Occlusion:
+        return Occlusion(images[i], np.zeros(part_maps[i].shape, dtype=bool), NONE, 0, 0.0)
+
+    pending = []
+    for i in range(count):
+        if rngs[i].random() >= config.occlusion_prob:
+            results[i] = unoccluded(i)
+        else:
+            pending.append(i)
+    parts_on_device = {i: torch.from_numpy(part_maps[i]).to(device) for i in pending}
+    person_pixels = {i: int(np.count_nonzero(part_maps[i])) for i in pending}
+    best: dict[int, _Best] = {}
+    for attempt in range(1, config.max_attempts + 1):
+        draws = {}
+        for i in pending:
+            draw = occluder.draw(part_maps[i], rngs[i], config)
+            if draw is None:  # no person: nothing to occlude
+                results[i] = unoccluded(i)
+                best.pop(i, None)
+            else:
+                draws[i] = draw
+        if not draws:
+            break
+        drawn = list(draws)
+        alphas = occluder.render([parts_on_device[i] for i in drawn], [draws[i] for i in drawn], config)
+        masks = [alpha >= MASK_THRESHOLD for alpha in alphas]
+        # one device-to-host copy for the round's coverages
+        covered = torch.stack([(m & (parts_on_device[i] != NONE)).sum() for m, i in zip(masks, drawn)]).tolist()
+        pending = []
+        for i, alpha, mask, pixels in zip(drawn, alphas, masks, covered):
+            ratio = pixels / person_pixels[i] if person_pixels[i] else 0.0
+            distance = _band_distance(ratio, config) if person_pixels[i] else 0.0
+            if i not in best or distance < best[i].distance:
+                best[i] = _Best(distance, draws[i], alpha, mask, ratio)
+            best[i].attempts = attempt
+            if distance > 0.0:
+                pending.append(i)
+        if not pending:
+            break
+    for i, chosen in best.items():
+        image = torch.from_numpy(images[i]).to(device)
+        occluded = FILLS[config.fill_name](image, chosen.alpha, rngs[i], donors[i])
+        results[i] = Occlusion(occluded.cpu().numpy(), chosen.mask.cpu().numpy(), chosen.draw.part,
+                               chosen.draw.pool_scale, chosen.ratio, chosen.draw.name, chosen.distance == 0.0,
+                               chosen.attempts)
+    return results  # type: ignore[return-value]
+
+
 def occlude(
     image: np.ndarray,
     parts: np.ndarray,
@@ -268,24 +394,4 @@ def occlude(
     donor: Donor | None = None,
 ) -> Occlusion:
     """Occlude one image (HxWx3 uint8) given its part map (HxW uint8, 0..6)."""
-    person = parts != NONE
-    person_pixels = int(person.sum())
-    empty = Occlusion(image, np.zeros(parts.shape, dtype=bool), NONE, 0, 0.0)
-    if rng.random() >= config.occlusion_prob:
-        return empty
-    best: tuple[float, Shape, np.ndarray, float] | None = None
-    attempts = 0
-    for attempts in range(1, config.max_attempts + 1):
-        shape = OCCLUDERS[config.occluder](parts, rng, config)
-        if shape is None:  # no person: nothing to occlude
-            return empty
-        mask = (shape.alpha >= MASK_THRESHOLD).numpy()
-        ratio = float((mask & person).sum() / person_pixels) if person_pixels else 0.0
-        distance = _band_distance(ratio, config) if person_pixels else 0.0
-        if best is None or distance < best[0]:
-            best = (distance, shape, mask, ratio)
-        if distance == 0.0:
-            break
-    distance, shape, mask, ratio = best
-    occluded = FILLS[config.fill_name](torch.from_numpy(image), shape.alpha, rng, donor).numpy()
-    return Occlusion(occluded, mask, shape.part, shape.pool_scale, ratio, shape.name, distance == 0.0, attempts)
+    return occlude_batch([image], [parts], [rng], config, [donor])[0]

@@ -26,7 +26,7 @@ import torch
 from builder.card import render_card
 from builder.errors import BuildError
 from builder.images import DecodeError, load_rgb
-from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude
+from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude_batch
 from builder.parsing import PartParser
 from builder.parsing.segmenter import ModelParser
 from builder.preview import make_preview
@@ -111,6 +111,7 @@ class Stage:
     occlude_splits: frozenset[str]
     keep_clean: bool
     donor_pool: Sequence[SourceRecord]
+    device: torch.device  # where occlusion runs: the parser's device (the model's)
 
     def parse(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray]):
         """Part maps of the batch, and texture donors (parsed in the same model call)."""
@@ -125,12 +126,21 @@ class Stage:
         donor_objs = [Donor(im, next(donor_maps), r.source_path) if r is not None else None for r, im in donors]
         return maps[: len(records)], donor_objs
 
-    def finish(self, record: SourceRecord, image: np.ndarray, parts: np.ndarray, donor: Donor | None) -> dict:
-        config = self.occlusion
-        if record.split not in self.occlude_splits:
-            config = replace(config, occlusion_prob=0.0)
-        occlusion = occlude(image, parts, image_rng(self.seed, record.source_path), config, donor)
-        return make_row(record, parts, occlusion, self.occlusion.fill_name, image if self.keep_clean else None)
+    def finish(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray], part_maps: Sequence[np.ndarray],
+               donors: Sequence[Donor | None]) -> list[dict]:
+        """Rows of a batch: occluded together on the device (splits that are not occluded go
+        through the same step with occlusion probability 0), then PNG-encoded."""
+        occlusions: list = [None] * len(records)
+        for occluding in (True, False):
+            config = self.occlusion if occluding else replace(self.occlusion, occlusion_prob=0.0)
+            chosen = [i for i, r in enumerate(records) if (r.split in self.occlude_splits) == occluding]
+            done = occlude_batch([images[i] for i in chosen], [part_maps[i] for i in chosen],
+                                 [image_rng(self.seed, records[i].source_path) for i in chosen], config,
+                                 [donors[i] for i in chosen], self.device)
+            for i, occlusion in zip(chosen, done):
+                occlusions[i] = occlusion
+        return [make_row(record, parts, occlusion, self.occlusion.fill_name, image if self.keep_clean else None)
+                for record, image, parts, occlusion in zip(records, images, part_maps, occlusions)]
 
 
 def process(
@@ -160,7 +170,10 @@ def _batched(
             good = [(r, im) for r, im in zip(batch, images) if not isinstance(im, DecodeError)]
             good_records, good_images = [r for r, _ in good], [im for _, im in good]
             part_maps, donors = stage.parse(good_records, good_images)
-            rows = pool.map(stage.finish, good_records, good_images, part_maps, donors)
+            share = -(-len(good) // max(1, workers))  # the batch is occluded in one slice per worker
+            slices = [slice(start, start + share) for start in range(0, len(good), share)]
+            rows = [row for chunk in pool.map(lambda s: stage.finish(good_records[s], good_images[s], part_maps[s],
+                                                                        donors[s]), slices) for row in chunk]
             results = dict(zip([r.source_path for r in good_records], zip(rows, part_maps)))
             for record, image in zip(batch, images):
                 if isinstance(image, DecodeError):
@@ -202,24 +215,27 @@ def model_streams(parser: ModelParser) -> int:
 def _pipelined(
     records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
 ) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
-    """Decode+resize (workers) -> model (streams) -> logits to part map, occlude, encode (workers),
-    overlapping, with bounded queues so memory stays flat whatever the dataset size:
-    decoded images ahead <= (streams + 1) batches; images waiting for a full batch of their input
-    size <= 4 batches (then the oldest bucket goes as a partial batch); forward passes in flight
-    <= streams; finished rows not yet yielded <= 4 batches. Batches only group images of one
-    input size (never padded), and each image's logits do not depend on its batch, so the output
-    is the same for any batch size, worker count or completion order."""
+    """Decode+resize (workers, an image a task) -> model (streams) -> logits to part maps, occlusion
+    on the model's device, encoding (workers, a batch a task), overlapping, with bounded queues so
+    memory stays flat whatever the dataset size: decoded images ahead <= (streams + 1) batches;
+    images waiting for a full batch of their input size <= 4 batches (then the oldest bucket goes
+    as a partial batch); forward passes in flight <= streams; finished rows not yet yielded
+    <= max(4, workers + 1) batches (every worker can finish a batch). Batches only group images of
+    one input size (never padded), and each image's logits and occlusion do not depend on its
+    batch, so the output is the same for any batch size, worker count or completion order."""
     parser: ModelParser = stage.parser  # type: ignore[assignment]
     streams = model_streams(parser)
-    ahead, window, backlog = (streams + 1) * batch_size, 4 * batch_size, 4 * batch_size
+    ahead, window = (streams + 1) * batch_size, 4 * batch_size
+    backlog = max(4, workers + 1) * batch_size
 
     def load(record: SourceRecord):
         image = _decode(record, stage.root)
         return (image, None) if isinstance(image, DecodeError) else (image, parser.prepare(image))
 
-    def finish(record: SourceRecord, image: np.ndarray, logits):
-        parts = parser.postprocess(logits, image.shape[:2])
-        return stage.finish(record, image, parts, None), parts
+    def finish(items: list, logits) -> list[tuple[dict, np.ndarray]]:
+        records, images = [r for _, r, _, _ in items], [im for _, _, im, _ in items]
+        part_maps = [parser.postprocess(logits[row], image.shape[:2]) for row, image in enumerate(images)]
+        return list(zip(stage.finish(records, images, part_maps, [None] * len(items)), part_maps))
 
     with ThreadPoolExecutor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
          ThreadPoolExecutor(streams, "build-model") as model:
@@ -227,7 +243,7 @@ def _pipelined(
         loads: deque[tuple[int, SourceRecord, Future]] = deque()
         buckets: dict[tuple, list] = {}  # input shape -> [(index, record, image, tensor)]
         inflight: deque[tuple[list, Future]] = deque()
-        results: dict[int, tuple[SourceRecord, Future | str]] = {}
+        results: dict[int, tuple[SourceRecord, Future | str, int]] = {}  # index -> (record, batch, row)
         waiting, next_out = 0, 0
 
         def top_up() -> None:
@@ -237,9 +253,9 @@ def _pipelined(
         def harvest(block: bool) -> None:
             while inflight and (block or inflight[0][1].done()):
                 items, future = inflight.popleft()
-                logits = future.result()
-                for row, (index, record, image, _) in enumerate(items):
-                    results[index] = (record, pool.submit(finish, record, image, logits[row]))
+                finished = pool.submit(finish, items, future.result())
+                for row, (index, record, _, _) in enumerate(items):
+                    results[index] = (record, finished, row)
                 block = False
 
         def send(shape: tuple) -> None:
@@ -253,11 +269,11 @@ def _pipelined(
         def ready(block: bool):
             nonlocal next_out
             while next_out in results:
-                record, value = results[next_out]
+                record, value, position = results[next_out]
                 if isinstance(value, str):
                     out = (record, None, None, value)
                 elif block or value.done():
-                    row, parts = value.result()
+                    row, parts = value.result()[position]
                     out = (record, row, parts, None)
                 else:
                     return
@@ -271,7 +287,7 @@ def _pipelined(
             top_up()
             image, tensor = future.result()
             if tensor is None:
-                results[index] = (record, f"cannot decode image: {image}")
+                results[index] = (record, f"cannot decode image: {image}", 0)
             else:
                 shape = tuple(tensor.shape)
                 buckets.setdefault(shape, []).append((index, record, image, tensor))
@@ -330,7 +346,7 @@ def build(config: BuildConfig) -> BuildReport:
         writers = {split: SplitWriter(staging / "data", split, features, config.shard_size) for split in layout.splits}
         progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}")
         stage = Stage(Path(config.source_dir), parser, config.seed, config.occlusion, occlude_splits,
-                      config.keep_clean, scan.records)
+                      config.keep_clean, scan.records, parser.device)
         workers = default_workers(parser) if config.workers is None else config.workers
         for record, row, parts, skip in process(scan.records, stage, config.batch_size, workers):
             progress.update(1)

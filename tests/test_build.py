@@ -176,7 +176,7 @@ def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_m
     records = get_source("prcc").scan(prcc_tree.root).records
     parser = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=True)
     stage = Stage(prcc_tree.root, parser, 0, OcclusionConfig(), frozenset({"train", "validation", "query", "gallery"}),
-                  False, records)
+                  False, records, parser.device)
     pipelined = list(_pipelined(records, stage, batch_size=4, workers=2))
     batched = list(_batched(records, stage, batch_size=7, workers=1))
     assert [r[0] for r in pipelined] == [r[0] for r in batched] == records

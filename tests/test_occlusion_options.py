@@ -9,7 +9,7 @@ from datasets import load_dataset
 
 from builder.cli import main
 from builder.images import load_rgb
-from builder.occlusion import FILLS, Donor, OcclusionConfig, image_rng, occlude, part_shape
+from builder.occlusion import FILLS, OCCLUDERS, Donor, OcclusionConfig, image_rng, occlude, occlude_batch
 from builder.pipeline import pick_donor
 from occluded_ccreid.sources import get_source
 from synthetic import draw_person
@@ -23,7 +23,9 @@ def shape_alpha(parts, seed, path, config):
     """The alpha `occlude` used on its first draw: the same stream, the same order of draws."""
     rng = image_rng(seed, path)
     rng.random()  # the occlusion-probability draw
-    return part_shape(parts, rng, config).alpha.numpy()
+    occluder = OCCLUDERS[config.occluder]
+    draw = occluder.draw(parts, rng, config)
+    return occluder.render([torch.from_numpy(parts)], [draw], config)[0].numpy()
 
 
 @pytest.mark.parametrize("band", [(0.3, 0.6), (0.05, 0.2), (0.25, 1.0)])
@@ -157,3 +159,30 @@ def test_bad_options_are_refused(prcc_tree, tmp_path, capsys):
     assert "--occlude-splits test not in PRCC's splits" in capsys.readouterr().err
     assert main(base + ["--occlusion-prob", "1.5"]) == 2
     assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("config", [
+    OcclusionConfig(),
+    OcclusionConfig(min_coverage=0.3, max_coverage=0.45, occlusion_prob=0.7),
+    OcclusionConfig(occluder="rectangle", fill="noise"),
+    OcclusionConfig(fill="texture", min_coverage=0.2),
+], ids=["paper", "band", "rectangle-noise", "texture"])
+def test_a_batch_gives_every_image_what_it_gets_alone(config):
+    """Images of different sizes (and one with no person) occluded together, in either order,
+    give byte for byte what each gives alone: the draw rounds and the pooling per scale share
+    nothing between images."""
+    sizes = [(96, 48), (130, 40), (64, 60), (24, 10), (101, 37), (96, 48)]
+    batch = [person(f"batch{i}", h, w) for i, (h, w) in enumerate(sizes)]
+    batch.append((np.full((50, 20, 3), 90, dtype=np.uint8), np.zeros((50, 20), dtype=np.uint8)))
+    donors = [distinct_donor()] * len(batch)
+    rngs = lambda: [image_rng(3, f"b{i}") for i in range(len(batch))]  # noqa: E731
+    alone = [occlude(im, parts, rng, config, donor) for (im, parts), rng, donor in zip(batch, rngs(), donors)]
+    together = occlude_batch([im for im, _ in batch], [p for _, p in batch], rngs(), config, donors)
+    backwards = occlude_batch([im for im, _ in batch][::-1], [p for _, p in batch][::-1], rngs()[::-1], config,
+                              donors)[::-1]
+    assert len({a.attempts for a in alone}) > 1 or config.min_coverage <= 0.05  # rounds really differ in length
+    for a, b, c in zip(alone, together, backwards):
+        for other in (b, c):
+            assert np.array_equal(a.image, other.image) and np.array_equal(a.mask, other.mask)
+            assert (a.part, a.pool_scale, a.ratio, a.occluder, a.in_band, a.attempts) == \
+                   (other.part, other.pool_scale, other.ratio, other.occluder, other.in_band, other.attempts)

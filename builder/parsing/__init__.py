@@ -9,9 +9,12 @@ from __future__ import annotations
 from typing import Protocol, Sequence
 
 import numpy as np
+import torch
 
 
 class PartParser(Protocol):
+    device: torch.device  # where part maps are made; the build occludes there too
+
     def __call__(self, paths: Sequence[str], images: Sequence[np.ndarray]) -> list[np.ndarray]: ...
 
     def check_present(self, source_paths: Sequence[str]) -> None:

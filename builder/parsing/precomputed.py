@@ -10,12 +10,15 @@ from pathlib import Path, PurePosixPath
 from typing import Sequence
 
 import numpy as np
+import torch
 from PIL import Image
 
 from builder.errors import BuildError
 
 
 class PrecomputedParser:
+    device = torch.device("cpu")  # maps are read on the CPU; the occlusion runs there too
+
     def __init__(self, parsing_dir: str | Path):
         self.root = Path(parsing_dir)
         if not self.root.is_dir():
