@@ -1,8 +1,6 @@
 """`builder build` end to end on synthetic PRCC / LTCC trees, loaded back with `load_dataset`."""
 
-import io
 import json
-import os
 from pathlib import Path
 
 import numpy as np

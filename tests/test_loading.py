@@ -18,7 +18,7 @@ import pytest
 from PIL import Image
 
 import occluded_ccreid
-from occluded_ccreid.evaluation import evaluate, evaluate_protocol, protocols
+from occluded_ccreid.evaluation import evaluate_protocol, protocols
 from occluded_ccreid.export import pid2clothes, to_torchreid, to_tuples
 from occluded_ccreid.features import dataset_features
 from occluded_ccreid.loading import labels, load
