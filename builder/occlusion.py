@@ -308,6 +308,12 @@ def _band_distance(ratio: float, config: OcclusionConfig) -> float:
     return max(config.min_coverage - ratio, ratio - config.max_coverage, 0.0)
 
 
+def _on_device(array: np.ndarray, device: torch.device | str) -> torch.Tensor:
+    """`array` as a tensor on `device`; read-only arrays (np.asarray of a PIL image) are copied
+    first, as torch cannot share them."""
+    return torch.from_numpy(array if array.flags.writeable else array.copy()).to(device)
+
+
 @dataclass
 class _Best:
     """The draw closest to the coverage band so far, for one image."""
@@ -347,7 +353,7 @@ def occlude_batch(
             results[i] = unoccluded(i)
         else:
             pending.append(i)
-    parts_on_device = {i: torch.from_numpy(part_maps[i]).to(device) for i in pending}
+    parts_on_device = {i: _on_device(part_maps[i], device) for i in pending}
     person_pixels = {i: int(np.count_nonzero(part_maps[i])) for i in pending}
     best: dict[int, _Best] = {}
     for attempt in range(1, config.max_attempts + 1):
@@ -378,7 +384,7 @@ def occlude_batch(
         if not pending:
             break
     for i, chosen in best.items():
-        image = torch.from_numpy(images[i]).to(device)
+        image = _on_device(images[i], device)
         occluded = FILLS[config.fill_name](image, chosen.alpha, rngs[i], donors[i])
         results[i] = Occlusion(occluded.cpu().numpy(), chosen.mask.cpu().numpy(), chosen.draw.part,
                                chosen.draw.pool_scale, chosen.ratio, chosen.draw.name, chosen.distance == 0.0,

@@ -81,3 +81,15 @@ def test_rng_depends_on_seed_and_path_only():
     draw = lambda s, p: image_rng(s, p).integers(0, 2**31, 4).tolist()  # noqa: E731
     assert draw(0, "a") == draw(0, "a")
     assert draw(0, "a") != draw(1, "a") and draw(0, "a") != draw(0, "b")
+
+
+def test_read_only_inputs_are_taken_without_warnings():
+    """np.asarray of a PIL image is read-only: torch cannot share it and would warn."""
+    import warnings
+
+    image, parts = person()
+    image.flags.writeable = parts.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        occ = occlude(image, parts, image_rng(0, "ro"))
+    assert occ.part > 0 and occ.mask[parts == occ.part].all()
