@@ -219,7 +219,8 @@ def _pipelined(
     on the model's device, encoding (workers, a batch a task), overlapping, with bounded queues so
     memory stays flat whatever the dataset size: decoded images ahead <= (streams + 1) batches;
     images waiting for a full batch of their input size <= 4 batches (then the oldest bucket goes
-    as a partial batch); forward passes in flight <= streams; finished rows not yet yielded
+    as a partial batch); forward passes in flight <= streams + 1 (one waits, so a stream that
+    finishes never idles while the main thread waits on a decode); finished rows not yet yielded
     <= max(4, workers + 1) batches (every worker can finish a batch). Batches only group images of
     one input size (never padded), and each image's logits and occlusion do not depend on its
     batch, so the output is the same for any batch size, worker count or completion order."""
@@ -262,7 +263,7 @@ def _pipelined(
             nonlocal waiting
             items = buckets.pop(shape)
             waiting -= len(items)
-            while len(inflight) >= streams:
+            while len(inflight) > streams:  # one batch queued: a stream that finishes starts the next at once
                 harvest(block=True)
             inflight.append((items, model.submit(parser.infer, [t for *_, t in items])))
 
