@@ -354,6 +354,7 @@ def occlude_batch(
         else:
             pending.append(i)
     parts_on_device = {i: _on_device(part_maps[i], device) for i in pending}
+    person_on_device = {i: parts != NONE for i, parts in parts_on_device.items()}
     person_pixels = {i: int(np.count_nonzero(part_maps[i])) for i in pending}
     best: dict[int, _Best] = {}
     for attempt in range(1, config.max_attempts + 1):
@@ -371,7 +372,7 @@ def occlude_batch(
         alphas = occluder.render([parts_on_device[i] for i in drawn], [draws[i] for i in drawn], config)
         masks = [alpha >= MASK_THRESHOLD for alpha in alphas]
         # one device-to-host copy for the round's coverages
-        covered = torch.stack([(m & (parts_on_device[i] != NONE)).sum() for m, i in zip(masks, drawn)]).tolist()
+        covered = torch.stack([(m & person_on_device[i]).sum() for m, i in zip(masks, drawn)]).tolist()
         pending = []
         for i, alpha, mask, pixels in zip(drawn, alphas, masks, covered):
             ratio = pixels / person_pixels[i] if person_pixels[i] else 0.0
