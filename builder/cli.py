@@ -72,7 +72,7 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     occ.add_argument("--fill", choices=list(FILLS), default=None,
                      help="how the occluder is fused (default: add for parts, black for rectangle)")
     occ.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE,
-                     help=f"least share of the person the occluder must cover (default {DEFAULT_MIN_COVERAGE})")
+                     help=f"least (alpha-weighted) share of the person the occluder must cover (default {DEFAULT_MIN_COVERAGE})")
     occ.add_argument("--max-coverage", type=float, default=1.0,
                      help="largest share of the person the occluder may cover (default 1.0)")
     occ.add_argument("--rectangle-fraction", type=float, default=DEFAULT_RECTANGLE_FRACTION,

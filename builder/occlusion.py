@@ -9,10 +9,16 @@ The paper's method (Chen & Ge, Algorithms 1 and 2):
    depend on the crop's resolution; the blob is normalised to peak 1 (four poolings dilute it)
    and united with the part itself, so the occluder always covers the whole chosen part.
 3. Fusion as in the paper: the occluder is added to the image and saturates (fill "add", a white
-   occluder); the soft blob gives soft edges. The binary occluder is where the blob is >= 0.5.
+   occluder); the soft blob gives soft edges.
+
+The record is what was drawn: the blob (the alpha) is quantised to 8 bits first, and that alpha
+(level / 255) is the one every fill uses, the `occlusion_mask` column stores (0 = untouched,
+255 = fully occluded) and the coverage is measured on. So a pixel whose mask is 0 keeps its
+source bytes, and the coverage (`occluded_ratio`) is the alpha-weighted share of the person's
+pixels under the occluder: sum over person pixels of level / 255, over the person's pixel count.
 
 Options (all recorded per row and in the build report):
-* a coverage band: the share of person pixels under the occluder must lie in
+* a coverage band: the (alpha-weighted) share of person pixels under the occluder must lie in
   [min_coverage, max_coverage]; shape draws are repeated up to `max_attempts` times, and a row
   that never fits keeps the draw closest to the band and is counted as out of band;
 * `occluder="rectangle"`: Feng et al.'s baseline, a black band over the top, bottom, left or right
@@ -43,7 +49,7 @@ from occluded_ccreid.parts import BODY_PARTS, NONE
 POOL_SCALES: tuple[int, ...] = (3, 5, 7, 9)  # kernel sizes; 3 barely grows a part, 9 ~2-4x its area
 POOL_STEPS = 4  # "AvgPooling() * 4" in Algorithm 2
 POOL_GRID = (256, 128)  # (H, W) the pooling runs at
-MASK_THRESHOLD = 0.5
+ALPHA_LEVELS = 255  # the mask's 8-bit levels: level / 255 is the alpha the fills use
 # Occluders covering under 5% of the person are near-invisible; see benchmarks/occlusion_quality.py.
 DEFAULT_MIN_COVERAGE = 0.05
 DEFAULT_MAX_ATTEMPTS = 8
@@ -90,7 +96,7 @@ class OcclusionConfig:
     def describe(self) -> dict:
         return {
             "occluder": self.occluder, "fill": self.fill_name, "pool_scales": list(self.pool_scales),
-            "pool_steps": POOL_STEPS, "pool_grid": list(POOL_GRID), "mask_threshold": MASK_THRESHOLD,
+            "pool_steps": POOL_STEPS, "pool_grid": list(POOL_GRID), "alpha_levels": ALPHA_LEVELS,
             "min_coverage": self.min_coverage, "max_coverage": self.max_coverage,
             "max_attempts": self.max_attempts, "occlusion_prob": self.occlusion_prob,
             "rectangle_fraction": self.rectangle_fraction,
@@ -110,10 +116,10 @@ class Draw:
 @dataclass(frozen=True)
 class Occlusion:
     image: np.ndarray  # HxWx3 uint8, the occluded image
-    mask: np.ndarray  # HxW bool, the binary occluder
+    mask: np.ndarray  # HxW uint8, the occluder's alpha as drawn: 0 untouched .. 255 fully occluded
     part: int  # 0 (none) or 1..6
     pool_scale: int  # 0 when not occluded
-    ratio: float  # share of person pixels under the occluder
+    ratio: float  # alpha-weighted share of person pixels under the occluder (mask / 255 summed)
     occluder: str = "none"  # "none", "parts", "rectangle-top", ...
     in_band: bool = True  # ratio inside [min_coverage, max_coverage] (True when not occluded)
     attempts: int = 0  # shape draws made
@@ -224,6 +230,8 @@ DEFAULT_FILLS = {"parts": "add", "rectangle": "black"}
 
 
 # -- fills ------------------------------------------------------------------------------------
+# A fill gets the recorded alpha (level / 255): where it is 0, image * 1 + target * 0 and
+# image + 0 give back the source bytes exactly.
 def _blend(image: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     a = alpha[..., None]
     return (image.float() * (1 - a) + target.float() * a).round_().clamp_(0, 255).to(torch.uint8)
@@ -304,6 +312,13 @@ FILLS: dict[str, Fill] = {
 
 
 # -- the whole step ---------------------------------------------------------------------------
+def quantise(alpha: torch.Tensor) -> torch.Tensor:
+    """The alpha's 8-bit levels (HxW uint8): what the mask records and, divided by 255, what the
+    fills draw, so record and pixels agree exactly (level 0 leaves a pixel untouched)."""
+    # alpha lies in [0, 1] (blobs are divided by their peak), so + 0.5 and truncation round it
+    return alpha.mul(ALPHA_LEVELS).add_(0.5).to(torch.uint8)
+
+
 def _band_distance(ratio: float, config: OcclusionConfig) -> float:
     return max(config.min_coverage - ratio, ratio - config.max_coverage, 0.0)
 
@@ -320,8 +335,7 @@ class _Best:
 
     distance: float
     draw: Draw
-    alpha: torch.Tensor
-    mask: torch.Tensor
+    mask: torch.Tensor  # HxW uint8 alpha levels
     ratio: float
     attempts: int = 0
 
@@ -345,7 +359,7 @@ def occlude_batch(
     results: list[Occlusion | None] = [None] * count
 
     def unoccluded(i: int) -> Occlusion:
-        return Occlusion(images[i], np.zeros(part_maps[i].shape, dtype=bool), NONE, 0, 0.0)
+        return Occlusion(images[i], np.zeros(part_maps[i].shape, dtype=np.uint8), NONE, 0, 0.0)
 
     pending = []
     for i in range(count):
@@ -370,15 +384,15 @@ def occlude_batch(
             break
         drawn = list(draws)
         alphas = occluder.render([parts_on_device[i] for i in drawn], [draws[i] for i in drawn], config)
-        masks = [alpha >= MASK_THRESHOLD for alpha in alphas]
-        # one device-to-host copy for the round's coverages
-        covered = torch.stack([(m & person_on_device[i]).sum() for m, i in zip(masks, drawn)]).tolist()
+        masks = [quantise(alpha) for alpha in alphas]
+        # alpha levels summed over the person (exact integers; one device-to-host copy per round)
+        covered = torch.stack([m.mul(person_on_device[i]).sum() for m, i in zip(masks, drawn)]).tolist()
         pending = []
-        for i, alpha, mask, pixels in zip(drawn, alphas, masks, covered):
-            ratio = pixels / person_pixels[i] if person_pixels[i] else 0.0
+        for i, mask, levels in zip(drawn, masks, covered):
+            ratio = levels / (ALPHA_LEVELS * person_pixels[i]) if person_pixels[i] else 0.0
             distance = _band_distance(ratio, config) if person_pixels[i] else 0.0
             if i not in best or distance < best[i].distance:
-                best[i] = _Best(distance, draws[i], alpha, mask, ratio)
+                best[i] = _Best(distance, draws[i], mask, ratio)
             best[i].attempts = attempt
             if distance > 0.0:
                 pending.append(i)
@@ -386,7 +400,8 @@ def occlude_batch(
             break
     for i, chosen in best.items():
         image = _on_device(images[i], device)
-        occluded = FILLS[config.fill_name](image, chosen.alpha, rngs[i], donors[i])
+        alpha = chosen.mask.float().div_(ALPHA_LEVELS)  # exactly the recorded alpha
+        occluded = FILLS[config.fill_name](image, alpha, rngs[i], donors[i])
         results[i] = Occlusion(occluded.cpu().numpy(), chosen.mask.cpu().numpy(), chosen.draw.part,
                                chosen.draw.pool_scale, chosen.ratio, chosen.draw.name, chosen.distance == 0.0,
                                chosen.attempts)
