@@ -5,6 +5,7 @@ Modules, in the order data flows through them:
   builder.images           decoding source images to RGB
   builder.parsing          part maps: a transformers segmentation model or precomputed maps
   builder.occlusion        the paper's occluder (pooling x4, interpolation, additive fusion)
+  builder.fills            how an occluder is fused into the image (additive, blends, texture)
   builder.rows             one output row per image (encoding)
   builder.writer           Parquet shards, build report, card; atomic move into place
   builder.pipeline         wires the stages with bounded queues

@@ -12,7 +12,7 @@ from PIL import Image
 
 from builder.cli import main
 from builder.images import load_rgb
-from builder.occlusion import FILLS
+from builder.fills import FILLS
 from synthetic import make_prcc_tree
 
 

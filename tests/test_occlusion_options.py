@@ -9,7 +9,8 @@ from datasets import load_dataset
 
 from builder.cli import main
 from builder.images import load_rgb
-from builder.occlusion import FILLS, OCCLUDERS, Donor, OcclusionConfig, image_rng, occlude, occlude_batch
+from builder.fills import FILLS, Donor
+from builder.occlusion import OCCLUDERS, OcclusionConfig, image_rng, occlude, occlude_batch
 from builder.pipeline import pick_donor
 from occluded_ccreid.sources import get_source
 from synthetic import draw_person
