@@ -12,7 +12,7 @@ import sys
 from typing import Any, Sequence
 
 from . import BenchmarkError
-from .metrics import DEFAULT_RATIO_EDGES, SETTINGS, benchmark_metrics, settings_of
+from .metrics import DEFAULT_RATIO_EDGES, SETTINGS, benchmark_metrics, ratio_bins, settings_of
 
 CONVENTIONS = "features of the image and of its horizontal flip summed, L2-normalised; cosine distance (as CAL)"
 
@@ -28,6 +28,7 @@ def run_benchmark(dataset: str, model: str | None = None, features: str | None =
 
     if batch_size < 1:
         raise BenchmarkError(f"--batch-size must be >= 1, got {batch_size}")
+    ratio_bins(ratio_edges)  # refused before any work
     opened = open_dataset(dataset, config)
     available = dataset_protocols(opened.name)
     wanted = list(protocols) if protocols else list(available)

@@ -15,7 +15,7 @@ import re
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 from PIL import Image
@@ -23,7 +23,9 @@ from PIL import Image
 from .. import loading
 from ..sources import get_source
 from . import BenchmarkError
-from .features import FeatureExtractor, embed
+
+if TYPE_CHECKING:  # features imports torch; opening a dataset does not need it
+    from .features import FeatureExtractor
 
 EVAL_SPLITS = ("query", "gallery")
 IMAGE_COLUMNS = ("image", "clean_image")  # the occluded image, and the original when the build kept it
@@ -110,11 +112,13 @@ class SplitFeatures:
     features: dict[str, np.ndarray]  # image column -> (N, D) float32, L2-normalised
 
 
-def extract_split(split: Any, image_columns: tuple[str, ...], extractor: FeatureExtractor, batch_size: int,
+def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor", batch_size: int,
                   total: int | None = None, desc: str = "", progress: bool = True) -> SplitFeatures:
     """Read a split once, in batches, and return its labels and the features of each image column."""
     from datasets import Image as ImageFeature
     from tqdm.auto import tqdm
+
+    from .features import embed
 
     data = split.select_columns([*image_columns, *LABEL_COLUMNS])
     for column in image_columns:
@@ -142,7 +146,7 @@ def extract_split(split: Any, image_columns: tuple[str, ...], extractor: Feature
 _DONE = object()
 
 
-def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: FeatureExtractor,
+def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor",
               batch_size: int) -> Iterator[tuple[dict, dict]]:
     """(batch, prepared images per column), read, decoded and prepared one batch ahead in a thread."""
     ready: queue.Queue = queue.Queue(maxsize=2)
