@@ -218,6 +218,8 @@ def test_batched_transform_gives_the_processors_pixels(tmp_path):
         expected = processor(images=images, return_tensors="pt")["pixel_values"]
         assert ours.shape == expected.shape
         torch.testing.assert_close(ours, expected.float(), atol=1e-5, rtol=0)
+    # ConvNeXt's resize-then-crop by crop_pct is not reproduced: its processor is used as is.
+    assert ImageTransform.from_processor(transformers.ConvNextImageProcessor()) is None
 
 
 # -- errors: one line, exit 2, no traceback -----------------------------------------------------------

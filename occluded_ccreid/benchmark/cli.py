@@ -1,7 +1,7 @@
 """The benchmark command line.
 
     python -m occluded_ccreid.benchmark --dataset PATH_OR_REPO [--config NAME]
-        (--model HF_ID_OR_DIR | --features module:function) [--device] [--batch-size] [--precision]
+        (--model HF_ID_OR_DIR | --features module:function) [--device] [--batch-size] [--workers] [--precision]
         [--protocols a,b] [--ratio-bins 0.1,0.2,...] [--out DIR [--overwrite]] [--no-progress]
 """
 
@@ -20,14 +20,14 @@ CONVENTIONS = "features of the image and of its horizontal flip summed, L2-norma
 def run_benchmark(dataset: str, model: str | None = None, features: str | None = None, config: str | None = None,
                   device: str = "auto", batch_size: int = 32, precision: str = "fp32",
                   protocols: Sequence[str] | None = None, ratio_edges: Sequence[float] = DEFAULT_RATIO_EDGES,
-                  progress: bool = True) -> dict[str, Any]:
+                  progress: bool = True, workers: int | None = None) -> dict[str, Any]:
     """Extract features of the query and gallery splits once and score every protocol; results.json's dict."""
     from ..evaluation import protocols as dataset_protocols
     from .features import make_extractor
     from .reading import extract_split, open_dataset
 
-    if batch_size < 1:
-        raise BenchmarkError(f"--batch-size must be >= 1, got {batch_size}")
+    if batch_size < 1 or (workers is not None and workers < 1):
+        raise BenchmarkError(f"--batch-size and --workers must be >= 1, got {batch_size} and {workers}")
     ratio_bins(ratio_edges)  # refused before any work
     opened = open_dataset(dataset, config)
     available = dataset_protocols(opened.name)
@@ -38,7 +38,7 @@ def run_benchmark(dataset: str, model: str | None = None, features: str | None =
     extractor = make_extractor(model, features, device=device, precision=precision)
     split_features = {
         split: extract_split(opened.splits[split], opened.image_columns, extractor, batch_size,
-                             total=opened.num_rows[split], desc=split, progress=progress)
+                             total=opened.num_rows[split], desc=split, progress=progress, workers=workers)
         for split in ("query", "gallery")
     }
     metrics = benchmark_metrics(split_features["query"], split_features["gallery"],
@@ -80,6 +80,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="your function, importable from the working directory: list of RGB PIL images -> N x D")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ... (--model)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    parser.add_argument("--workers", type=int, help="image decoding threads (default: the cores, at most 8)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="autocast dtype of the forward pass (--model; fp16: CUDA only)")
     parser.add_argument("--protocols", help="comma-separated protocols to score (default: all of the dataset's)")
@@ -100,7 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.dataset, model=args.model, features=args.features, config=args.config, device=args.device,
             batch_size=args.batch_size, precision=args.precision,
             protocols=[p.strip() for p in args.protocols.split(",") if p.strip()] if args.protocols else None,
-            ratio_edges=args.ratio_bins, progress=not args.no_progress,
+            ratio_edges=args.ratio_bins, progress=not args.no_progress, workers=args.workers,
         )
         print(format_table(results))
         if args.out:

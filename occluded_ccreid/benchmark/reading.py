@@ -1,18 +1,20 @@
 """Open a built dataset for benchmarking and stream its query / gallery splits once, in batches.
 
 Splits are opened with ``streaming=True``: a local build's Parquet shards (or a Hub repo's) are read
-as they are, with no Arrow copy in the datasets cache, and memory holds one batch of images at a
-time plus the features. Images are read as PNG bytes and decoded in a reader thread, which also
-does the extractor's CPU-side preparation, so decoding overlaps the forward pass.
+as they are, with no Arrow copy in the datasets cache, and memory holds a few batches of images at
+a time plus the features. A reader thread reads PNG bytes; a pool of threads decodes them and does
+the extractor's CPU-side preparation (PIL releases the GIL), so decoding overlaps the forward pass.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import os
 import queue
 import re
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator
@@ -113,7 +115,8 @@ class SplitFeatures:
 
 
 def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor", batch_size: int,
-                  total: int | None = None, desc: str = "", progress: bool = True) -> SplitFeatures:
+                  total: int | None = None, desc: str = "", progress: bool = True,
+                  workers: int | None = None) -> SplitFeatures:
     """Read a split once, in batches, and return its labels and the features of each image column."""
     from datasets import Image as ImageFeature
     from tqdm.auto import tqdm
@@ -127,7 +130,8 @@ def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "Featur
     chunks: dict[str, list[np.ndarray]] = {c: [] for c in image_columns}
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress)
     try:
-        for batch, prepared in _prefetch(data, image_columns, extractor, batch_size):
+        workers = default_workers() if workers is None else workers
+        for batch, prepared in _prefetch(data, image_columns, extractor, batch_size, workers):
             for column in LABEL_COLUMNS:
                 labels[column].extend(batch[column])
             for column in image_columns:
@@ -146,11 +150,22 @@ def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "Featur
 _DONE = object()
 
 
+def default_workers() -> int:
+    """Decoding threads: the cores this process may use, at most 8 (PIL decodes and resizes without the GIL)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
 def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor",
-              batch_size: int) -> Iterator[tuple[dict, dict]]:
-    """(batch, prepared images per column), read, decoded and prepared one batch ahead in a thread."""
+              batch_size: int, workers: int) -> Iterator[tuple[dict, dict]]:
+    """(batch, prepared images per column), read in a thread and decoded and prepared by `workers`
+    threads, up to two batches ahead of the forward pass."""
     ready: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="benchmark-decode")
 
     def put(item: object) -> None:
         while not stop.is_set():
@@ -165,7 +180,10 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtr
             for batch in data.iter(batch_size=batch_size):
                 if stop.is_set():
                     return
-                prepared = {c: extractor.prepare([_decode(v, c) for v in batch[c]]) for c in image_columns}
+                prepared = {
+                    c: extractor.collate(list(pool.map(lambda v, c=c: extractor.prepare_image(_decode(v, c)), batch[c])))
+                    for c in image_columns
+                }
                 put((batch, prepared))
             put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
@@ -181,6 +199,7 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtr
     finally:
         stop.set()
         reader.join()
+        pool.shutdown()
 
 
 def _decode(value: dict, column: str) -> Image.Image:
@@ -197,5 +216,5 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-__all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "SplitFeatures", "extract_split",
-           "open_dataset"]
+__all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "SplitFeatures", "default_workers",
+           "extract_split", "open_dataset"]
