@@ -35,7 +35,7 @@ def run_benchmark(dataset: str, model: str | None = None, features: str | None =
     if unknown := [p for p in wanted if p not in available]:
         raise BenchmarkError(f"unknown protocol(s) {', '.join(unknown)} for {opened.name}; "
                              f"it has {', '.join(available)}")
-    extractor = make_extractor(model, features, device=device, precision=precision)
+    extractor = make_extractor(model, features, device=device, precision=precision, progress=progress)
     split_features = {
         split: extract_split(opened.splits[split], opened.image_columns, extractor, batch_size,
                              total=opened.num_rows[split], desc=split, progress=progress, workers=workers)

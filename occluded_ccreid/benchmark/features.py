@@ -187,9 +187,13 @@ class TransformersExtractor:
     over space for convolutional models) when it has none.
     """
 
-    def __init__(self, model_id: str, device: str = "auto", precision: str = "fp32") -> None:
+    def __init__(self, model_id: str, device: str = "auto", precision: str = "fp32", progress: bool = True) -> None:
         from transformers import AutoConfig, AutoImageProcessor, AutoModel
         from transformers.models.auto.modeling_auto import MODEL_MAPPING
+        from transformers.utils import logging as hf_logging
+
+        if not progress:
+            hf_logging.disable_progress_bar()  # "Loading weights" bars
 
         if precision not in PRECISIONS:
             raise BenchmarkError(f"unknown precision {precision!r}; choose from {', '.join(PRECISIONS)}")
@@ -333,13 +337,13 @@ def load_callable(spec: str) -> Callable[[list[Image.Image]], Any]:
 
 
 def make_extractor(model: str | None, features: str | None, device: str = "auto",
-                   precision: str = "fp32") -> FeatureExtractor:
+                   precision: str = "fp32", progress: bool = True) -> FeatureExtractor:
     """The extractor of `--model` or `--features` (exactly one of them)."""
     if (model is None) == (features is None):
         raise BenchmarkError("give exactly one of --model HF_ID_OR_DIR and --features module:function")
     if features is not None:
         return CallableExtractor(features)
-    return TransformersExtractor(model, device=device, precision=precision)
+    return TransformersExtractor(model, device=device, precision=precision, progress=progress)
 
 
 def _first_line(exc: BaseException) -> str:

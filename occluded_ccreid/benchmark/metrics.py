@@ -55,44 +55,49 @@ def ratio_bins(edges: Sequence[float]) -> list[tuple[str, float, float]]:
 def benchmark_metrics(query: SplitFeatures, gallery: SplitFeatures, protocols: Mapping[str, Protocol],
                       image_columns: Sequence[str], ratio_edges: Sequence[float] = DEFAULT_RATIO_EDGES) -> dict[str, Any]:
     """``{"protocols": {name: {setting: scores, "drop": ...}}, "by_part": ..., "by_ratio": ...}``."""
-    settings = settings_of(image_columns)
-    distances = {name: cosine_distance(query.features[q], gallery.features[g]) for name, (q, g) in settings.items()}
     bins = ratio_bins(ratio_edges)
     # The occluded_ratio column is float32: compare it with float32 edges, so 0.1 falls in "0%-10%".
     ratios = query.labels["occluded_ratio"].astype(np.float32)
-    results: dict[str, Any] = {"protocols": {}, "by_part": {}, "by_ratio": {}}
+    groups: dict[str, dict[str, dict[str, np.ndarray]]] = {"by_part": {}, "by_ratio": {}}  # query rows of each group
     for name, protocol in protocols.items():
         q_rows, _ = protocol_indices(protocol, query.labels["camid"], gallery.labels["camid"])
-        scores = {s: _scores(d, query.labels, gallery.labels, protocol, None, RANKS) for s, d in distances.items()}
-        if any(v is None for v in scores.values()):
-            raise BenchmarkError(f"protocol {name}: no query has a correct match in the gallery")
-        if "clean" in scores:
-            scores["drop"] = _drop(scores["clean"], scores["occluded"])
-        results["protocols"][name] = scores
         parts = query.labels["occluded_part"][q_rows]
-        results["by_part"][name] = {
-            PART_NAMES[part]: _group(distances, query.labels, gallery.labels, protocol, q_rows[parts == part])
-            for part in range(len(PART_NAMES)) if (parts == part).any()
-        }
-        results["by_ratio"][name] = {}
-        for label, low, high in bins:
-            in_bin = (ratios[q_rows] > np.float32(low)) & (ratios[q_rows] <= np.float32(high))
-            if in_bin.any():
-                results["by_ratio"][name][label] = _group(distances, query.labels, gallery.labels, protocol, q_rows[in_bin])
+        groups["by_part"][name] = {PART_NAMES[p]: q_rows[parts == p] for p in range(len(PART_NAMES)) if (parts == p).any()}
+        in_bins = {label: (ratios[q_rows] > np.float32(low)) & (ratios[q_rows] <= np.float32(high)) for label, low, high in bins}
+        groups["by_ratio"][name] = {label: q_rows[mask] for label, mask in in_bins.items() if mask.any()}
+
+    # One distance matrix at a time (PRCC: 7,416 x 3,384 float64 = 200 MB each).
+    scores: dict[str, dict] = {}  # setting -> {"protocols": {name: ...}, "by_part": {name: {group: ...}}, ...}
+    for setting, (q_column, g_column) in settings_of(image_columns).items():
+        distmat = cosine_distance(query.features[q_column], gallery.features[g_column])
+        by = scores[setting] = {"protocols": {}, "by_part": {}, "by_ratio": {}}
+        for name, protocol in protocols.items():
+            whole = _scores(distmat, query.labels, gallery.labels, protocol, None, RANKS)
+            if whole is None:
+                raise BenchmarkError(f"protocol {name}: no query has a correct match in the gallery")
+            by["protocols"][name] = whole
+            for key in ("by_part", "by_ratio"):
+                by[key][name] = {group: _scores(distmat, query.labels, gallery.labels, protocol, rows, (1,))
+                                 for group, rows in groups[key][name].items()}
+        del distmat
+
+    results: dict[str, Any] = {"protocols": {}, "by_part": {}, "by_ratio": {}}
+    for name in protocols:
+        results["protocols"][name] = {setting: by["protocols"][name] for setting, by in scores.items()}
+        if "clean" in scores:
+            results["protocols"][name]["drop"] = _drop(scores["clean"]["protocols"][name], scores["occluded"]["protocols"][name])
+        for key in ("by_part", "by_ratio"):
+            results[key][name] = {}
+            for group, rows in groups[key][name].items():
+                empty = {"mAP": None, "rank1": None, "queries": 0}  # no query of the group has a match
+                entry = {**(scores["occluded"][key][name][group] or empty), "query_rows": int(len(rows))}
+                for setting in scores:
+                    if setting != "occluded":
+                        entry[setting] = scores[setting][key][name][group] or empty
+                if "clean" in scores and entry["mAP"] is not None and entry["clean"]["mAP"] is not None:
+                    entry["drop"] = _drop(entry["clean"], entry)
+                results[key][name][group] = entry
     return results
-
-
-def _group(distances: Mapping[str, np.ndarray], q_labels: Mapping[str, np.ndarray], g_labels: Mapping[str, np.ndarray],
-           protocol: Protocol, rows: np.ndarray) -> dict[str, Any]:
-    """Scores of the query rows `rows` alone: occluded at the top level, other settings nested."""
-    by_setting = {s: _scores(d, q_labels, g_labels, protocol, rows, (1,)) for s, d in distances.items()}
-    empty = {"mAP": None, "rank1": None, "queries": 0}
-    group = {**(by_setting.pop("occluded") or empty), "query_rows": int(len(rows))}
-    for setting, scores in by_setting.items():
-        group[setting] = scores or empty
-    if by_setting.get("clean") and group["mAP"] is not None:
-        group["drop"] = _drop(group["clean"], group)
-    return group
 
 
 def _scores(distmat: np.ndarray, q_labels: Mapping[str, np.ndarray], g_labels: Mapping[str, np.ndarray],
