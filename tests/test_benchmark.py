@@ -8,6 +8,8 @@ of tests/cal_reference.py for the per-part scores.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import subprocess
@@ -60,16 +62,15 @@ def prcc_clean_build(prcc_tree, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def cli_run(prcc_clean_build, vit, tmp_path_factory):
-    """The real command, in a fresh interpreter, on the keep-clean build."""
+    """The command on the keep-clean build (in this process; the `python -m` entry is run by
+    test_bad_input_is_refused_before_the_model_loads)."""
     out = tmp_path_factory.mktemp("bench-out")
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.run(
-        [sys.executable, "-m", "occluded_ccreid.benchmark", "--dataset", str(prcc_clean_build), "--model", str(vit),
-         "--batch-size", "5", "--out", str(out), "--no-progress"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=300,
-    )
-    assert proc.returncode == 0, proc.stderr
-    return out, proc.stdout
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        status = main(["--dataset", str(prcc_clean_build), "--model", str(vit), "--batch-size", "5", "--out", str(out),
+                       "--no-progress"])
+    assert status == 0
+    return out, stdout.getvalue()
 
 
 # -- the independent reference ------------------------------------------------------------------------
@@ -267,16 +268,17 @@ def test_clear_errors(prcc_build, vit, text_model, train_only, tmp_path, monkeyp
 
 
 def test_bad_input_is_refused_before_the_model_loads(train_only):
-    """The CLI imports no torch; a bad dataset is refused before transformers loads (datasets itself
-    imports torch when it opens a dataset)."""
+    """`python -m occluded_ccreid.benchmark` imports no torch before it needs to, and a bad dataset is
+    refused before transformers loads (datasets itself imports torch when it opens a dataset)."""
     probe = (
-        "import sys\nfrom occluded_ccreid.benchmark.cli import main\n"
-        "heavy = lambda: [m for m in ('torch', 'transformers') if m in sys.modules]\n"
-        "print(heavy())\n"
-        f"status = main(['--dataset', {str(train_only)!r}, '--model', 'x'])\n"
-        "print(status, 'transformers' in sys.modules)\n"
+        "import runpy, sys\nimport occluded_ccreid.benchmark.cli\n"
+        "print([m for m in ('torch', 'transformers') if m in sys.modules])\n"
+        f"sys.argv = ['benchmark', '--dataset', {str(train_only)!r}, '--model', 'x']\n"
+        "try:\n    runpy.run_module('occluded_ccreid.benchmark', run_name='__main__')\n"
+        "except SystemExit as stop:\n    print(stop.code, 'transformers' in sys.modules)\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
                           timeout=120)
     assert proc.stdout.split("\n")[:2] == ["[]", "2 False"], proc.stdout + proc.stderr
+    assert proc.stderr.startswith("error: ") and "no query / gallery" in proc.stderr
