@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -198,6 +199,13 @@ def test_build_without_clean_images_and_a_callable(prcc_build, tmp_path, monkeyp
     distmat = -(feats(ds["query"]["image"]) @ feats(ds["gallery"]["image"]).T)
     expected = oc.evaluate_protocol(distmat, ds["query"], ds["gallery"], oc.protocols("prcc")["cloth_changing"])
     _assert_scores(results["protocols"]["cloth_changing"]["occluded"], expected)
+    # A copy without build_report.json: the dataset is named by its card.
+    shutil.copytree(prcc_build, tmp_path / "copy")
+    (tmp_path / "copy" / "build_report.json").unlink()
+    assert main(["--dataset", str(tmp_path / "copy"), "--features", "colour_feats:extract", "--protocols",
+                 "cloth_changing", "--out", str(tmp_path / "out-copy"), "--no-progress"]) == 0
+    copy = json.loads((tmp_path / "out-copy" / "results.json").read_text())
+    assert copy["dataset"]["name"] == "prcc" and copy["protocols"] == results["protocols"]
     # The same folder again: refused unless --overwrite.
     assert main(["--dataset", str(prcc_build), "--features", "colour_feats:extract", "--out", str(out),
                  "--no-progress"]) == 2

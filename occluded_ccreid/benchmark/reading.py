@@ -72,7 +72,7 @@ def open_dataset(path_or_repo: str, config: str | None = None) -> OpenedDataset:
         raise BenchmarkError(f"cannot tell which dataset {path_or_repo} is: no {REPORT_NAME} with a 'dataset' key and "
                              "no pretty_name in its card")
     try:
-        get_source(name)
+        name = get_source(name).name  # "Occluded-PRCC" (a card's pretty_name) -> "prcc"
     except KeyError as exc:
         raise BenchmarkError(f"{path_or_repo}: {exc.args[0]}") from None
     counts = {s: (report.get("splits", {}).get(s, {}) or {}).get("num_rows") for s in EVAL_SPLITS}
