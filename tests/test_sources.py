@@ -57,6 +57,6 @@ def test_source_dir_that_does_not_exist(tmp_path):
 
 
 def test_unknown_dataset_names_the_known_ones():
-    with pytest.raises(KeyError, match="known: ltcc, prcc"):
+    with pytest.raises(KeyError, match="known: deepchange, last, ltcc, manifest, prcc, vcclothes"):
         get_source("market1501")
     assert get_source("occluded-prcc").name == "prcc"
