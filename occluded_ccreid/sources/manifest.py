@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from . import register_source
-from .base import LayoutError, Protocol, SourceLayout, SourceRecord, NO_EXTRAS
+from .base import NO_EXTRAS, LayoutError, Protocol, ScanResult, SourceLayout, SourceRecord
 
 REQUIRED = ("path", "pid", "split")
 OPTIONAL = ("camid", "clothes_id")
@@ -65,7 +65,7 @@ class Manifest(SourceLayout):
              "manifest's folder, or absolute), `camid` / `clothes_id` are -1 when the manifest has no such column, "
              "and columns after `source_path` are copied from the manifest.")
 
-    def scan(self, root: str | Path) -> Any:
+    def scan(self, root: str | Path) -> ScanResult:
         file = Path(root)
         if not file.is_file():
             raise LayoutError(f"manifest {file} does not exist or is not a file. Expected:\n{self.expected_layout}")
