@@ -160,13 +160,14 @@ def _batched(
     (which need the parser mid-batch). The next batch is decoded while this one is parsed."""
     root = stage.root
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        batches = list(_batches(records, batch_size))
+        batches = _batches(records, batch_size)  # lazily: records may be an Arrow-backed RecordTable
         # Futures are never nested (a task waiting on its own pool would deadlock at 1 worker).
-        pending = [pool.submit(_decode, r, root) for r in batches[0]] if batches else []
-        for index, batch in enumerate(batches):
+        upcoming = next(batches, None)
+        pending = [pool.submit(_decode, r, root) for r in upcoming] if upcoming else []
+        while (batch := upcoming) is not None:
             images = [future.result() for future in pending]
-            if index + 1 < len(batches):
-                pending = [pool.submit(_decode, r, root) for r in batches[index + 1]]
+            if (upcoming := next(batches, None)) is not None:
+                pending = [pool.submit(_decode, r, root) for r in upcoming]
             good = [(r, im) for r, im in zip(batch, images) if not isinstance(im, DecodeError)]
             good_records, good_images = [r for r, _ in good], [im for _, im in good]
             part_maps, donors = stage.parse(good_records, good_images)

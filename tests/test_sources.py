@@ -125,3 +125,29 @@ def test_one_pid_spelled_two_ways_is_refused(prcc_tree, tmp_path):
     (root / "rgb" / "val" / "001").rename(root / "rgb" / "val" / "1")
     with pytest.raises(LayoutError, match=r"pid 1: '001' \(rgb/train/001/.*\), '1' \(rgb/val/1/.*\)\nRename"):
         get_source("prcc").scan(root)
+
+
+def test_record_table_is_a_sequence_of_the_records_with_clothes_in_pid_key_order():
+    import random
+
+    from occluded_ccreid.sources import SourceRecord
+    from occluded_ccreid.sources.records import RecordBuilder
+
+    rng = random.Random(0)
+    records = [SourceRecord(rng.choice(["b", "a"]), f"p/{i:05d}-{rng.random()}.jpg", rng.randint(-2, 30),
+                            rng.randint(0, 3), rng.choice([None, "10", "9", "x", "é"]), extras={"t": i})
+               for i in range(20000)]
+    builder = RecordBuilder({"t": "int64"})
+    for record in records:
+        builder.add(record)
+    table = builder.table(("b", "a"))
+    expected = sorted(records, key=lambda r: (("b", "a").index(r.split), r.source_path))
+    outfits = sorted({(r.pid, r.clothes_key) for r in records if r.clothes_key is not None})  # Python's order
+    ids = {outfit: i for i, outfit in enumerate(outfits)}
+    assert [(r.source_path, r.clothes_id) for r in table] == [
+        (r.source_path, -1 if r.clothes_key is None else ids[(r.pid, r.clothes_key)]) for r in expected]
+    assert [dict(r.extras) for r in table[5:9]] == [dict(r.extras) for r in expected[5:9]]
+    assert table[-1].source_path == expected[-1].source_path and len(table) == 20000
+    assert table == list(table) and table != list(table)[:-1]
+    with pytest.raises(IndexError):
+        table[20000]

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, ClassVar, Iterable, Iterator, Mapping
+from typing import Any, ClassVar, Iterable, Iterator, Mapping, Sequence
+
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
 NO_EXTRAS: Mapping[str, Any] = MappingProxyType({})
@@ -48,7 +49,7 @@ class Protocol:
 
 @dataclass
 class ScanResult:
-    records: list[SourceRecord]
+    records: Sequence[SourceRecord]  # a RecordTable: sorted by (split, path), Arrow columns underneath
     ignored_files: list[str] = field(default_factory=list)  # non-image and hidden files, not data
     splits: tuple[str, ...] = ()  # in build order; a manifest's come from the file
     root: Path | None = None  # what a record's source_path is relative to
@@ -99,11 +100,14 @@ class SourceLayout:
         if not root.is_dir():
             raise LayoutError(f"source directory {root} does not exist or is not a directory")
         self.check_layout(root)
+        from .records import RecordBuilder  # (it builds on this module)
+
         self._pid_spellings: dict[int, dict[str, str]] = {}
-        found = SplitScan()
+        found, records = SplitScan(), RecordBuilder(self.extra_columns)
         for split in self.splits:
             part = self.scan_split(root, split)
-            found.records += part.records
+            for record in part.records:
+                records.add(record)
             found.ignored += part.ignored
             found.bad_names += part.bad_names
         if found.bad_names:
@@ -114,15 +118,10 @@ class SourceLayout:
                 f"layout expects:\n  {shown}{more}\nExpected layout:\n{self.expected_layout}"
             )
         self._check_pid_spellings(root)
-        if not found.records:
+        if not records.split_names:
             raise LayoutError(f"no images found in {root}. Expected layout:\n{self.expected_layout}")
-        return self.finish(found.records, found.ignored, self.splits, root, dict(self.extra_columns))
-
-    def finish(self, records: list[SourceRecord], ignored: list[str], splits: tuple[str, ...], root: Path,
-               extra_columns: dict[str, str]) -> ScanResult:
-        order = {split: i for i, split in enumerate(splits)}
-        records.sort(key=lambda r: (order[r.split], r.source_path))
-        return ScanResult(assign_clothes_ids(records), sorted(ignored), tuple(splits), root, extra_columns)
+        return ScanResult(records.table(self.splits), sorted(found.ignored), self.splits, root,
+                          dict(self.extra_columns))
 
     def check_layout(self, root: Path) -> None:
         missing = [d for d in self.required_dirs() if not (root / d).is_dir()]
@@ -199,10 +198,3 @@ def _walk(folder: Path, ancestors: tuple[tuple[int, int], ...]) -> Iterator[Path
                 yield from _walk(path, ancestors + (key,))
             else:
                 yield path
-
-
-def assign_clothes_ids(records: list[SourceRecord]) -> list[SourceRecord]:
-    """Number outfits 0..K-1 in (pid, clothes_key) order over the whole dataset; -1 where unknown."""
-    keys = sorted({(r.pid, r.clothes_key) for r in records if r.clothes_key is not None})
-    index = {key: i for i, key in enumerate(keys)}
-    return [r if r.clothes_key is None else replace(r, clothes_id=index[(r.pid, r.clothes_key)]) for r in records]

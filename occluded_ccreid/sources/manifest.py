@@ -20,6 +20,7 @@ from typing import Any, Iterator
 
 from . import register_source
 from .base import NO_EXTRAS, LayoutError, Protocol, ScanResult, SourceLayout, SourceRecord
+from .records import RecordBuilder
 
 REQUIRED = ("path", "pid", "split")
 OPTIONAL = ("camid", "clothes_id")
@@ -82,29 +83,39 @@ class Manifest(SourceLayout):
             raise LayoutError(f"manifest {file}: column(s) {', '.join(reserved)} are names of built columns; "
                               "rename them")
         has = {c: c in columns for c in OPTIONAL}
-        records: list[SourceRecord] = []
-        ignored: list[str] = []
-        first_seen: dict[str, str] = {}  # source path -> where it was first listed
+        types = {c: extra_types.get(c, "string") for c in extras}
+        records, ignored = RecordBuilder(types), []
         for where, row in rows:
             try:
                 record = _record(row, folder, has, extras)
             except _Bad as exc:
                 column, message = exc.args
                 raise LayoutError(f"manifest {file} {where}, column {column}: {message}") from None
-            if (earlier := first_seen.setdefault(record.source_path, where)) is not where:
-                raise LayoutError(f"manifest {file} {where}: {record.source_path} is already listed at {earlier}; "
-                                  "each image may appear once")
             if posixpath.basename(record.source_path).startswith("."):
                 ignored.append(record.source_path)  # `._x.jpg`, `.DS_Store`: never images
             else:
-                records.append(record)
-        del first_seen
-        if not records:
+                records.add(record)
+        if not records.split_names:
             raise LayoutError(f"manifest {file} lists no images")
-        splits = sorted({r.split for r in records},
-                        key=lambda s: (_SPLIT_ORDER.index(s) if s in _SPLIT_ORDER else len(_SPLIT_ORDER), s))
-        types = {c: extra_types.get(c, "string") for c in extras}
-        return self.finish(records, ignored, tuple(splits), folder, types)
+        splits = tuple(sorted(records.split_names,
+                              key=lambda s: (_SPLIT_ORDER.index(s) if s in _SPLIT_ORDER else len(_SPLIT_ORDER), s)))
+        table = records.table(splits)
+        self._refuse_duplicates(file, folder, table.table.column("source_path"), has, extras)
+        return ScanResult(table, sorted(ignored), splits, folder, types)
+
+    def _refuse_duplicates(self, file: Path, folder: Path, paths, has: dict[str, bool], extras: list[str]) -> None:
+        """Each image once: found on the Arrow column, then the file is read again for the lines."""
+        import pyarrow.compute as pc
+
+        counts = pc.value_counts(paths)
+        repeated = pc.filter(counts.field("values"), pc.greater(counts.field("counts"), 1))
+        if len(repeated) == 0:
+            return
+        path = repeated[0].as_py()
+        lines = [where for where, row in _READERS[file.suffix.lower()](file)[2]
+                 if _record(row, folder, has, extras).source_path == path]
+        raise LayoutError(f"manifest {file} {lines[1]}: {path} is already listed at {lines[0]}; each image may "
+                          "appear once")
 
 
 def _record(row: dict[str, Any], folder: Path, has: dict[str, bool], extras: list[str]) -> SourceRecord:
