@@ -111,6 +111,7 @@ def test_build_end_to_end(trees, name, tmp_path):
     assert all("No such file" in s["reason"] for s in report["skipped"])
     assert report["ignored_files"] == sorted(tree.ignored)
     card = (out / "README.md").read_text()
+    assert f"pretty_name: Occluded-{'list' if name == 'manifest' else get_source(name).pretty_name}\n" in card
     for protocol in protocols(name):
         assert f"**{protocol}**" in card
     if name == "deepchange":
@@ -119,7 +120,7 @@ def test_build_end_to_end(trees, name, tmp_path):
 
 def test_build_refuses_unknown_occlude_splits_of_a_manifest(trees, tmp_path):
     tree, source = _source(trees, "manifest", "csv")
-    with pytest.raises(Exception, match=r"not in Manifest's splits \(train, query, gallery\)"):
+    with pytest.raises(Exception, match=r"not in list's splits \(train, query, gallery\)"):
         build(BuildConfig("manifest", source, tmp_path / "o", parsing_dir=tree.parsing_dir, progress=False,
                           occlude_splits=("validation",)))
 

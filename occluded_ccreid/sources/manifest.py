@@ -74,6 +74,7 @@ class Manifest(SourceLayout):
         if reader is None:
             raise LayoutError(f"manifest {file}: unknown format {file.suffix!r}; use .csv, .jsonl or .parquet")
         folder = file.resolve().parent
+        self.pretty_name = file.stem  # the listed dataset is named after its file: market1501.csv -> Occluded-market1501
         columns, extra_types, rows = reader(file)
         if missing := [c for c in REQUIRED if c not in columns]:
             raise LayoutError(f"manifest {file} has no column(s) {', '.join(missing)} (it has {', '.join(columns)}). "
