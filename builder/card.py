@@ -15,6 +15,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from builder import __version__
 from builder.report import RATIO_BINS, BuildReport
+from occluded_ccreid.features import CORE_COLUMNS
 from occluded_ccreid.parts import PART_NAMES
 from occluded_ccreid.sources import SourceLayout
 
@@ -52,7 +53,7 @@ def card_data(report: BuildReport, layout: SourceLayout, features: Features, sha
         pretty_name=f"Occluded-{layout.pretty_name}",
         license="other",
         license_name=f"{layout.name}-terms-of-use",
-        license_link=layout.homepage,
+        license_link=layout.homepage or None,
         task_categories=["image-feature-extraction"],
         tags=TAGS,
         size_categories=[size_category(report.num_rows)],
@@ -94,6 +95,8 @@ def render_card(
         "source_name": layout.pretty_name,
         "source_homepage": layout.homepage,
         "source_citation": layout.citation,
+        "source_notes": layout.notes,
+        "extra_columns": [name for name in features if name not in CORE_COLUMNS and name != "clean_image"],
         "parser_text": parser_text,
         "pool_scales": ", ".join(str(s) for s in report.occlusion["pool_scales"]),
         "fill_text": FILL_TEXT[report.occlusion["fill"]],

@@ -38,7 +38,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _add_build(commands) -> None:
-    commands.add_parser("build", help="build an occluded dataset folder from a PRCC/LTCC download",
+    commands.add_parser("build", help="build an occluded dataset folder from a source download (PRCC, LTCC, VC-Clothes, "
+                             "DeepChange, LaST) or a manifest file",
                         add_arguments=_build_arguments)
 
 
@@ -46,7 +47,8 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     from builder.occlusion import DEFAULT_MIN_COVERAGE, DEFAULT_RECTANGLE_FRACTION, FILLS, OCCLUDERS
 
     p.add_argument("dataset", choices=source_names(), help="source dataset layout")
-    p.add_argument("source_dir", type=Path, help="root of the source dataset download")
+    p.add_argument("source_dir", type=Path,
+                   help="root of the source dataset download; for `manifest`, the .csv / .jsonl / .parquet file")
     p.add_argument("--out", type=Path, required=True, help="output folder (Hub-ready)")
     p.add_argument("--model", default=None,
                    help="transformers segmentation checkpoint (Hub id or folder); "

@@ -160,13 +160,14 @@ def _batched(
     (which need the parser mid-batch). The next batch is decoded while this one is parsed."""
     root = stage.root
     with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        batches = list(_batches(records, batch_size))
+        batches = _batches(records, batch_size)  # lazily: records may be an Arrow-backed RecordTable
         # Futures are never nested (a task waiting on its own pool would deadlock at 1 worker).
-        pending = [pool.submit(_decode, r, root) for r in batches[0]] if batches else []
-        for index, batch in enumerate(batches):
+        upcoming = next(batches, None)
+        pending = [pool.submit(_decode, r, root) for r in upcoming] if upcoming else []
+        while (batch := upcoming) is not None:
             images = [future.result() for future in pending]
-            if index + 1 < len(batches):
-                pending = [pool.submit(_decode, r, root) for r in batches[index + 1]]
+            if (upcoming := next(batches, None)) is not None:
+                pending = [pool.submit(_decode, r, root) for r in upcoming]
             good = [(r, im) for r, im in zip(batch, images) if not isinstance(im, DecodeError)]
             good_records, good_images = [r for r, _ in good], [im for _, im in good]
             part_maps, donors = stage.parse(good_records, good_images)
@@ -322,14 +323,14 @@ def build(config: BuildConfig) -> BuildReport:
         config.occlusion.validate()
     except ValueError as exc:
         raise BuildError(str(exc)) from None
-    occlude_splits = frozenset(config.occlude_splits or layout.splits)
-    if unknown := occlude_splits - set(layout.splits):
+    occlude_splits = frozenset(config.occlude_splits or scan.splits)
+    if unknown := occlude_splits - set(scan.splits):
         raise BuildError(f"--occlude-splits {', '.join(sorted(unknown))} not in {layout.pretty_name}'s splits "
-                         f"({', '.join(layout.splits)})")
+                         f"({', '.join(scan.splits)})")
     parser = make_parser(config)
     parser.check_present([r.source_path for r in scan.records])
 
-    features = dataset_features(keep_clean=config.keep_clean)
+    features = dataset_features(keep_clean=config.keep_clean, extra_columns=scan.extra_columns)
     report = BuildReport(
         dataset=layout.name,
         source_dir=str(Path(config.source_dir).resolve()),
@@ -337,16 +338,16 @@ def build(config: BuildConfig) -> BuildReport:
         parser=parser.describe(),
         occlusion={**config.occlusion.describe(), "occlude_splits": sorted(occlude_splits),
                    "keep_clean": config.keep_clean},
-        splits={split: SplitStats() for split in layout.splits},
+        splits={split: SplitStats() for split in scan.splits},
         ignored_files=scan.ignored_files,
     )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
     (staging / "data").mkdir(parents=True)
     try:
-        writers = {split: SplitWriter(staging / "data", split, features, config.shard_size) for split in layout.splits}
+        writers = {split: SplitWriter(staging / "data", split, features, config.shard_size) for split in scan.splits}
         progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}")
-        stage = Stage(Path(config.source_dir), parser, config.seed, config.occlusion, occlude_splits,
+        stage = Stage(scan.root, parser, config.seed, config.occlusion, occlude_splits,
                       config.keep_clean, scan.records, parser.device)
         workers = default_workers(parser) if config.workers is None else config.workers
         for record, row, parts, skip in process(scan.records, stage, config.batch_size, workers):

@@ -11,6 +11,7 @@ splits and identities and is the same for the same build.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import io
 from pathlib import Path
 
@@ -34,12 +35,13 @@ COLUMNS_READ = ["image", "occlusion_mask", "parsing", "occluded_part", "occluded
 
 def sample_rows(folder: Path, n: int) -> list[tuple[str, dict]]:
     """(split, row) for the n rows whose source_path hashes lowest."""
-    keyed = []
-    for shard in sorted((folder / "data").glob("*.parquet")):
-        split = shard.name.rsplit("-", 3)[0]
-        for index, path in enumerate(pq.read_table(shard, columns=["source_path"])["source_path"].to_pylist()):
-            keyed.append((hashlib.sha256(path.encode()).hexdigest(), shard, split, index))
-    chosen = sorted(keyed)[:n]
+    def keyed():
+        for shard in sorted((folder / "data").glob("*.parquet")):
+            split = shard.name.rsplit("-", 3)[0]
+            for index, path in enumerate(pq.read_table(shard, columns=["source_path"])["source_path"].to_pylist()):
+                yield hashlib.sha256(path.encode()).hexdigest(), shard, split, index
+
+    chosen = heapq.nsmallest(n, keyed())  # = sorted(...)[:n], holding n keys, not one per row
     rows = []
     for shard in sorted({c[1] for c in chosen}):
         # Read only the row groups that hold chosen rows: shards can be large.

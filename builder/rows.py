@@ -47,6 +47,7 @@ def make_row(
         "occlusion_mask": encode_png(occlusion.mask),  # the 8-bit alpha the fill used
         "parsing": encode_png(parts),
         "source_path": record.source_path,
+        **record.extras,
     }
     if clean is not None:
         row["clean_image"] = encode_png(clean)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Mapping
+
 from datasets import ClassLabel, Features, Image, Value
 
 from .parts import PART_NAMES
@@ -32,6 +34,8 @@ CORE_COLUMNS: dict[str, object] = {
 CLEAN_IMAGE_COLUMN = {"clean_image": Image()}
 
 
-def dataset_features(keep_clean: bool = False) -> Features:
-    """Features of a built dataset."""
-    return Features({**CORE_COLUMNS, **(CLEAN_IMAGE_COLUMN if keep_clean else {})})
+def dataset_features(keep_clean: bool = False, extra_columns: Mapping[str, str] | None = None) -> Features:
+    """Features of a built dataset; `extra_columns` (name -> Value dtype) are the source's own
+    columns (DeepChange's `tracklet_id`, a manifest's extra columns), after `source_path`."""
+    extras = {name: Value(dtype) for name, dtype in (extra_columns or {}).items()}
+    return Features({**CORE_COLUMNS, **extras, **(CLEAN_IMAGE_COLUMN if keep_clean else {})})
