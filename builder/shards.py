@@ -1,0 +1,147 @@
+"""The shard plan: which source records go into which Parquet shard, fixed before any image is read.
+
+Each split's records (in scan order) are cut into contiguous ranges, one shard each, so a shard's
+content depends only on the inputs: an image that turns out undecodable is simply absent from its
+shard, and a resumed build rewrites exactly the shards it lacks. Shards are sized by bytes, from
+an upper bound on each row's encoded size read off the image headers (no pixel is decoded):
+at most MAX_SHARD_BYTES each. A split with at least READERS * MIN_ROWS_PER_SHARD rows is cut into
+a multiple of READERS shards of equal row counts, so `datasets.distributed.split_dataset_by_node`
+gives each of 8, 16 or 32 nodes whole shards (and the same number of rows). `--shard-size N`
+overrides all of this with a cut every N records (tests use it to get several small shards).
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+from PIL import Image
+
+from occluded_ccreid.sources import SourceRecord
+
+MAX_SHARD_BYTES = 500_000_000  # the Hub's recommendation for Parquet files
+READERS = 32  # a multiple of 32 shards divides evenly among 8, 16 and 32 readers
+MIN_ROWS_PER_SHARD = 100  # one row group (writer.ROW_GROUP_SIZE): below 32 x this, fewer shards
+# Encoded bytes per pixel of a row's PNG columns: image (RGB), occlusion mask and part map
+# (one channel each), and the clean image (RGB) when kept. PNG never stores more than the raw
+# pixels plus a filter byte a line and tiny per-block overheads.
+BYTES_PER_PIXEL = {"image": 3, "occlusion_mask": 1, "parsing": 1}
+CLEAN_BYTES_PER_PIXEL = 3
+ENCODING_SLACK = 1.1  # PNG filter bytes, zlib/Parquet page headers, a worst-case page codec
+ROW_METADATA_BYTES = 1024  # labels, source path, PNG headers, Parquet offsets
+
+
+@dataclass(frozen=True)
+class Shard:
+    split: str
+    index: int
+    count: int  # shards of this split
+    start: int  # [start, stop): positions in the scan's record list
+    stop: int
+    estimated_bytes: int  # upper bound
+
+    @property
+    def name(self) -> str:
+        return f"{self.split}-{self.index:05d}-of-{self.count:05d}.parquet"
+
+    @property
+    def num_records(self) -> int:
+        return self.stop - self.start
+
+
+@dataclass(frozen=True)
+class ShardPlan:
+    shards: tuple[Shard, ...]
+    shard_size: int | None  # the --shard-size override, or None: sized by bytes
+
+    @property
+    def estimated_bytes(self) -> int:
+        return sum(s.estimated_bytes for s in self.shards)
+
+    def describe(self) -> dict:
+        """For build_report.json: how shards were cut, and each shard's record range."""
+        rule = ({"rule": "rows", "shard_size": self.shard_size} if self.shard_size is not None else
+                {"rule": "bytes", "max_shard_bytes": MAX_SHARD_BYTES, "readers": READERS,
+                 "min_rows_per_shard": MIN_ROWS_PER_SHARD})
+        return {
+            **rule,
+            "estimated_bytes": self.estimated_bytes,
+            "shards": {f"data/{s.name}": {"records": [s.start, s.stop], "estimated_bytes": s.estimated_bytes}
+                       for s in self.shards},
+        }
+
+
+def row_bytes_bound(height: int, width: int, keep_clean: bool) -> int:
+    """An upper bound on one row's size in a shard, from its image's pixel count."""
+    per_pixel = sum(BYTES_PER_PIXEL.values()) + (CLEAN_BYTES_PER_PIXEL if keep_clean else 0)
+    return int(math.ceil(height * width * per_pixel * ENCODING_SLACK)) + ROW_METADATA_BYTES
+
+
+def image_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) from the file's header only; None when it cannot be read (the build will
+    skip the image as undecodable, so it adds no bytes)."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # DecompressionBombWarning: only the header is read here
+            with Image.open(path) as img:
+                width, height = img.size
+    except Exception:  # noqa: BLE001 - any unreadable header means "skipped later", never a crash here
+        return None
+    return height, width
+
+
+def estimate_row_bytes(root: Path, records: Sequence[SourceRecord], keep_clean: bool) -> list[int]:
+    sizes = (image_size(Path(root) / r.source_path) for r in records)
+    return [row_bytes_bound(*size, keep_clean) if size is not None else 0 for size in sizes]
+
+
+def plan_shards(records: Sequence[SourceRecord], splits: Sequence[str], row_bytes: Sequence[int],
+                shard_size: int | None = None, max_bytes: int = MAX_SHARD_BYTES) -> ShardPlan:
+    """Cut each split's records (contiguous in `records`, in scan order) into shards."""
+    shards: list[Shard] = []
+    cumulative = np.concatenate([[0], np.cumsum(np.asarray(row_bytes, dtype=np.int64))])
+    position = 0
+    for split in splits:
+        start = position
+        while position < len(records) and records[position].split == split:
+            position += 1
+        n = position - start
+        bounds = _cut_by_rows(n, shard_size) if shard_size is not None else \
+            _cut_by_bytes(cumulative[start : position + 1] - cumulative[start], max_bytes)
+        count = len(bounds) - 1
+        for index in range(count):
+            a, b = start + bounds[index], start + bounds[index + 1]
+            shards.append(Shard(split, index, count, a, b, int(cumulative[b] - cumulative[a])))
+    if position != len(records):
+        raise ValueError("records must be grouped by split in the order of `splits`")
+    return ShardPlan(tuple(shards), shard_size)
+
+
+def _cut_by_rows(n: int, shard_size: int) -> list[int]:
+    """Every `shard_size` records; an empty split still gets one (empty) shard, so its config resolves."""
+    return list(range(0, n, shard_size)) + [n] if n else [0, 0]
+
+
+def _even(n: int, k: int) -> list[int]:
+    return [i * n // k for i in range(k + 1)]
+
+
+def _cut_by_bytes(cumulative: np.ndarray, max_bytes: int) -> list[int]:
+    """The fewest shards of equal row counts (+-1) that each stay under `max_bytes`, their number a
+    multiple of READERS when the split has enough rows for READERS shards of MIN_ROWS_PER_SHARD."""
+    n = len(cumulative) - 1
+    if n == 0:
+        return [0, 0]
+    step = READERS if n >= READERS * MIN_ROWS_PER_SHARD else 1
+    k = max(1, math.ceil(int(cumulative[-1]) / max_bytes))
+    k = min(n, math.ceil(k / step) * step)
+    while True:
+        bounds = _even(n, k)
+        largest = max(int(cumulative[b] - cumulative[a]) for a, b in zip(bounds, bounds[1:]))
+        if largest <= max_bytes or k == n:  # k == n: a single row above the bound gets a shard of its own
+            return bounds
+        k = min(n, k + step)
