@@ -20,7 +20,6 @@ restored (an old build while OUT is missing) or removed, and reported.
 from __future__ import annotations
 
 import errno
-import fcntl
 import hashlib
 import json
 import os
@@ -33,6 +32,11 @@ from typing import Callable
 from builder.errors import BuildError
 from builder.report import REPORT_NAME
 from builder.writer import sha256_file
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: no lock, two builds of one OUT at once are not detected
+    fcntl = None  # type: ignore[assignment]
 
 JOURNAL_NAME = "journal.json"
 JOURNAL_FORMAT = 1
@@ -57,6 +61,8 @@ def trash_path(out_dir: Path) -> Path:
 
 def fsync_dir(folder: Path) -> None:
     """Make renames and new entries in `folder` durable (power loss)."""
+    if os.name != "posix":  # directories cannot be opened there; NTFS journals its metadata
+        return
     fd = os.open(folder, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -176,6 +182,8 @@ class Staging:
 
     def _lock(self) -> None:
         """One build per OUT at a time: a second run would write into the same shards."""
+        if fcntl is None:
+            return
         self._lock_fd = os.open(self.path, os.O_RDONLY)
         try:
             fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
