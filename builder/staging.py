@@ -174,7 +174,8 @@ class Staging:
         why = ("its journal is missing or unreadable" if journal is None else
                fingerprint_change(journal.get("fingerprint", {}), self.fingerprint))
         if why is not None:
-            self.log(f"starting afresh, not resuming the interrupted build in {self.path.name}: {why}")
+            if journal is not None or any(self.data.iterdir()):  # else: killed before its first shard began
+                self.log(f"starting afresh, not resuming the interrupted build in {self.path.name}: {why}")
             self._clear()
             self._write_journal()
             return
