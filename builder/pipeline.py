@@ -318,7 +318,7 @@ def build(config: BuildConfig) -> BuildReport:
     recover(out_dir)  # e.g. put back OUT when an earlier --overwrite was killed mid-swap
     if out_dir.exists() and not config.overwrite:
         raise BuildError(f"output folder {out_dir} already exists; pass --overwrite to replace it")
-    if config.batch_size < 1 or (config.workers or 0) < 0 or (config.shard_size or 1) < 1:
+    if config.batch_size < 1 or (config.workers or 0) < 0 or (config.shard_size is not None and config.shard_size < 1):
         raise BuildError("--batch-size and --shard-size must be >= 1 and --workers >= 0")
     try:
         config.occlusion.validate()

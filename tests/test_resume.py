@@ -151,7 +151,8 @@ def test_ctrl_c_keeps_finished_shards_and_a_rerun_completes_them(prcc_tree, refe
     assert not out.exists() and len(journal(out)["shards"]) == 3
     monkeypatch.undo()
     assert main(build_args(prcc_tree, out)) == 0
-    assert "resuming the interrupted build in .occluded-prcc.partial: 3 finished shard(s) kept" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "resuming the interrupted build in .occluded-prcc.partial: 3 finished shard(s) kept" in err
     assert folder_bytes(out) == folder_bytes(reference)
 
 
@@ -202,6 +203,11 @@ def test_full_disk_mid_build_stays_resumable(prcc_tree, reference, tmp_path, mon
     assert main(build_args(prcc_tree, out)) == 0
     assert f"{kept} finished shard(s) kept" in capsys.readouterr().err
     assert folder_bytes(out) == folder_bytes(reference)
+
+
+def test_shard_size_below_one_is_refused(prcc_tree, tmp_path, capsys):
+    assert main(build_args(prcc_tree, tmp_path / "out", "--shard-size", "0")) == 2
+    assert "--shard-size must be >= 1" in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 
 def test_disk_too_small_is_refused_before_any_work(prcc_tree, tmp_path, monkeypatch, capsys):
@@ -292,7 +298,8 @@ def test_big_splits_get_a_multiple_of_32_shards_of_equal_rows_under_the_byte_bou
     plan = plan_shards(records("train", n), ["train"], sizes)
     shards = plan.shards
     assert len(shards) % READERS == 0 and len(shards) >= READERS
-    assert [s.start for s in shards[1:]] == [s.stop for s in shards[:-1]] and (shards[0].start, shards[-1].stop) == (0, n)
+    assert [s.start for s in shards[1:]] == [s.stop for s in shards[:-1]]  # contiguous, covering every record
+    assert (shards[0].start, shards[-1].stop) == (0, n)
     assert max(s.num_records for s in shards) - min(s.num_records for s in shards) <= 1
     assert all(s.estimated_bytes == sum(sizes[s.start : s.stop]) <= MAX_SHARD_BYTES for s in shards)
     fewer = len(shards) - READERS  # and it is the fewest such shards
@@ -330,7 +337,7 @@ def test_row_bound_holds_for_real_rows_and_shards(prcc_tree, reference):
     from builder.rows import encode_png
 
     noise = np.random.default_rng(0).integers(0, 256, size=(128, 64, 3), dtype=np.uint8)
-    sizes = [len(encode_png(noise)["bytes"]), len(encode_png(noise[..., 0])["bytes"]), len(encode_png(noise[..., 1])["bytes"])]
+    sizes = [len(encode_png(array)["bytes"]) for array in (noise, noise[..., 0], noise[..., 1])]
     assert sum(sizes) <= row_bytes_bound(128, 64, keep_clean=False)
     assert Image.open(io.BytesIO(encode_png(noise)["bytes"])).size == (64, 128)
 
