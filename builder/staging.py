@@ -107,7 +107,9 @@ def recover(out_dir: Path, log: Callable[[str], None] = say) -> None:
         if ".old-" in folder.name and is_build and not out_dir.exists():
             folder.rename(out_dir)  # the newest previous build: an old --overwrite was killed mid-swap
             log(f"restored {out_dir} from {folder.name}, left by an interrupted --overwrite")
-        elif is_build or ".partial-" in folder.name and (folder / "data").is_dir():
+        elif ".old-" in folder.name and is_build:
+            _remove(folder, out_dir, log, "a build replaced by an --overwrite of an older version")
+        elif ".partial-" in folder.name and (folder / "data").is_dir():
             _remove(folder, out_dir, log, "left by an interrupted build of an older version; it cannot be resumed")
         else:
             log(f"note: {folder} is named like a leftover of this tool but does not look like one; left alone")
