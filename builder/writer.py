@@ -63,9 +63,9 @@ class ShardWriter:
             self._pending = []
 
     def close(self) -> None:
+        """A shard whose images were all skipped holds the schema and no row group: `datasets`
+        cannot read a row group of 0 rows."""
         self._flush()
-        if not self.num_rows:  # a shard whose images were all skipped still holds the schema
-            self._writer.write_table(self.schema.empty_table())
         self._writer.close()
 
     def abort(self) -> None:

@@ -325,6 +325,21 @@ def test_small_splits_get_the_fewest_shards_under_the_byte_bound():
     assert [s.num_records for s in by_rows.shards] == [1000, 1000, 1000, 500, 0]
 
 
+def test_a_shard_of_skipped_images_only_loads_as_no_rows(prcc_tree, tmp_path):
+    from datasets import load_dataset
+
+    out = tmp_path / "one-per-shard"
+    assert main(build_args(prcc_tree, out, "--shard-size", "1")) == 0
+    (corrupt,) = prcc_tree.corrupt
+    report = json.loads((out / "build_report.json").read_text())
+    empty = [name for name, shard in report["shards"].items() if shard["num_rows"] == 0]
+    assert len(empty) == 1 and pq.ParquetFile(out / empty[0]).metadata.num_row_groups == 0
+    train = sorted(p for p, (split, *_) in prcc_tree.expected.items() if split == "train")
+    assert sorted(load_dataset(str(out), split="train")["source_path"]) == train
+    streamed = load_dataset(str(out), split="train", streaming=True)
+    assert sorted(r["source_path"] for r in streamed) == train and corrupt not in train
+
+
 def test_row_bound_holds_for_real_rows_and_shards(prcc_tree, reference):
     """The estimate is an upper bound on what the writer really produces."""
     report = json.loads((reference / "build_report.json").read_text())
