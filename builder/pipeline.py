@@ -12,6 +12,7 @@ re-run of an interrupted build finds the finished shards, and renamed into place
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -31,7 +32,7 @@ from builder.parsing.segmenter import ModelParser
 from builder.preview import make_preview
 from builder.report import BuildReport, SplitStats
 from builder.rows import make_row
-from builder.shards import estimate_row_bytes, plan_shards
+from builder.shards import RecordRange, contiguous_runs, estimate_row_bytes, plan_shards
 from builder.staging import Staging, check_free_space, digest_files, recover, staged_bytes
 from builder.writer import write_shards
 from occluded_ccreid.features import dataset_features
@@ -350,19 +351,21 @@ def build(config: BuildConfig) -> BuildReport:
     check_free_space(out_dir.parent, plan.estimated_bytes - staged_bytes(out_dir))
     fingerprint = {key: value for key, value in report.to_json().items()
                    if key in ("dataset", "source_dir", "seed", "parser", "occlusion", "shard_plan", "versions")}
-    fingerprint["source_files"] = digest_files(root, [r.source_path for r in scan.records] + scan.ignored_files)
+    fingerprint["source_files"] = digest_files(root, itertools.chain((r.source_path for r in scan.records),
+                                                                    scan.ignored_files))
     staging = Staging(out_dir, fingerprint)
     staging.open()
     try:
         todo = [shard for shard in plan.shards if shard.name not in staging.done]
-        records = [record for shard in todo for record in scan.records[shard.start : shard.stop]]
         progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}",
-                             initial=len(scan.records) - len(records))
+                             initial=len(scan.records) - sum(s.num_records for s in todo))
         stage = Stage(root, parser, config.seed, config.occlusion, occlude_splits,
                       config.keep_clean, scan.records, parser.device)
         workers = default_workers(parser) if config.workers is None else config.workers
-        write_shards(todo, process(records, stage, config.batch_size, workers), staging, features,
-                     lambda: progress.update(1))
+        for run in contiguous_runs(todo):  # one run, unless a resumed build lost a shard in the middle
+            records = RecordRange(scan.records, run[0].start, run[-1].stop)
+            write_shards(run, process(records, stage, config.batch_size, workers), staging, features,
+                         lambda: progress.update(1))
         progress.close()
         for shard in plan.shards:  # every build sums its statistics the same way, resumed or not
             report.add_shard(shard.name, staging.done[shard.name])

@@ -16,7 +16,7 @@ import math
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 from PIL import Image
@@ -94,31 +94,74 @@ def image_size(path: Path) -> tuple[int, int] | None:
     return height, width
 
 
-def estimate_row_bytes(root: Path, records: Sequence[SourceRecord], keep_clean: bool) -> list[int]:
+def estimate_row_bytes(root: Path, records: Iterable[SourceRecord], keep_clean: bool) -> np.ndarray:
     sizes = (image_size(Path(root) / r.source_path) for r in records)
-    return [row_bytes_bound(*size, keep_clean) if size is not None else 0 for size in sizes]
+    return np.fromiter((row_bytes_bound(*size, keep_clean) if size is not None else 0 for size in sizes),
+                       dtype=np.int64)
 
 
-def plan_shards(records: Sequence[SourceRecord], splits: Sequence[str], row_bytes: Sequence[int],
+def plan_shards(records: Iterable[SourceRecord], splits: Sequence[str], row_bytes: Sequence[int],
                 shard_size: int | None = None, max_bytes: int = MAX_SHARD_BYTES) -> ShardPlan:
     """Cut each split's records (contiguous in `records`, in scan order) into shards."""
-    shards: list[Shard] = []
+    counts = dict.fromkeys(splits, 0)
+    order = list(splits)
+    current = 0
+    for record in records:  # one pass: `records` may be a lazily decoded table
+        while order[current] != record.split:
+            current += 1
+            if current == len(order):
+                raise ValueError("records must be grouped by split in the order of `splits`")
+        counts[record.split] += 1
     cumulative = np.concatenate([[0], np.cumsum(np.asarray(row_bytes, dtype=np.int64))])
-    position = 0
+    shards: list[Shard] = []
+    start = 0
     for split in splits:
-        start = position
-        while position < len(records) and records[position].split == split:
-            position += 1
-        n = position - start
-        bounds = _cut_by_rows(n, shard_size) if shard_size is not None else \
-            _cut_by_bytes(cumulative[start : position + 1] - cumulative[start], max_bytes)
+        stop = start + counts[split]
+        bounds = _cut_by_rows(stop - start, shard_size) if shard_size is not None else \
+            _cut_by_bytes(cumulative[start : stop + 1] - cumulative[start], max_bytes)
         count = len(bounds) - 1
         for index in range(count):
             a, b = start + bounds[index], start + bounds[index + 1]
             shards.append(Shard(split, index, count, a, b, int(cumulative[b] - cumulative[a])))
-    if position != len(records):
-        raise ValueError("records must be grouped by split in the order of `splits`")
+        start = stop
     return ShardPlan(tuple(shards), shard_size)
+
+
+def contiguous_runs(shards: Sequence[Shard]) -> list[list[Shard]]:
+    """Shards grouped into runs whose record ranges follow each other (a resumed build processes
+    each run in one pass of the pipeline)."""
+    runs: list[list[Shard]] = []
+    for shard in shards:
+        if runs and runs[-1][-1].stop == shard.start:
+            runs[-1].append(shard)
+        else:
+            runs.append([shard])
+    return runs
+
+
+class RecordRange(Sequence[SourceRecord]):
+    """records[start:stop] without copying them out (the scan's records may be a lazy table)."""
+
+    def __init__(self, records: Sequence[SourceRecord], start: int, stop: int):
+        self.records, self.start, self.stop = records, start, stop
+
+    def __len__(self) -> int:
+        return self.stop - self.start
+
+    def __getitem__(self, index):  # type: ignore[override]
+        if isinstance(index, slice):
+            a, b, step = index.indices(len(self))
+            if step != 1:
+                return [self[i] for i in range(a, b, step)]
+            return self.records[self.start + a : self.start + max(a, b)]
+        i = index + len(self) if index < 0 else index
+        if not 0 <= i < len(self):
+            raise IndexError(index)
+        return self.records[self.start + i]
+
+    def __iter__(self) -> Iterator[SourceRecord]:
+        for a in range(self.start, self.stop, 1024):
+            yield from self.records[a : min(a + 1024, self.stop)]
 
 
 def _cut_by_rows(n: int, shard_size: int) -> list[int]:

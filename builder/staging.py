@@ -27,7 +27,7 @@ import re
 import shutil
 import sys
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 from builder.errors import BuildError
 from builder.report import REPORT_NAME
@@ -302,7 +302,7 @@ def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
 
 
-def digest_files(root: Path, relative_paths: list[str]) -> str:
+def digest_files(root: Path, relative_paths: Iterable[str]) -> str:
     """sha256 over each file's path, size and modification time: a changed source image (or a
     different tree at the same path) gives another fingerprint without reading any pixels."""
     digest = hashlib.sha256()

@@ -156,6 +156,30 @@ def test_ctrl_c_keeps_finished_shards_and_a_rerun_completes_them(prcc_tree, refe
     assert folder_bytes(out) == folder_bytes(reference)
 
 
+def test_a_damaged_finished_shard_is_redone_alone(prcc_tree, reference, tmp_path, monkeypatch, capsys):
+    out = tmp_path / "occluded-prcc"
+    interrupt_after_commits(monkeypatch, 3)
+    with pytest.raises(Interrupt):
+        main(build_args(prcc_tree, out))
+    monkeypatch.undo()
+    done = records_done(out)
+    damaged = staging_path(out) / "build" / "data" / sorted(journal(out)["shards"])[1]
+    data = bytearray(damaged.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # as a disk or a power loss might
+    damaged.write_bytes(bytes(data))
+    process, processed = pipeline.process, []
+
+    def counted(records, *args, **kwargs):
+        processed.append(len(records))
+        return process(records, *args, **kwargs)
+
+    monkeypatch.setattr(pipeline, "process", counted)
+    assert main(build_args(prcc_tree, out)) == 0
+    assert "2 finished shard(s) kept" in capsys.readouterr().err
+    assert processed == [SHARD_SIZE, len(prcc_tree.expected) + len(prcc_tree.corrupt) - done]  # two runs
+    assert folder_bytes(out) == folder_bytes(reference)
+
+
 def test_changed_options_start_afresh_and_say_which(prcc_tree, tmp_path, monkeypatch, capsys):
     out = tmp_path / "occluded-prcc"
     interrupt_after_commits(monkeypatch, 2)
