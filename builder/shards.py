@@ -25,7 +25,7 @@ from occluded_ccreid.sources import SourceRecord
 
 MAX_SHARD_BYTES = 500_000_000  # the Hub's recommendation for Parquet files
 READERS = 32  # a multiple of 32 shards divides evenly among 8, 16 and 32 readers
-MIN_ROWS_PER_SHARD = 100  # one row group (writer.ROW_GROUP_SIZE): below 32 x this, fewer shards
+MIN_ROWS_PER_SHARD = 100  # a split with fewer than READERS x this rows is not cut for READERS readers
 # Encoded bytes per pixel of a row's PNG columns: image (RGB), occlusion mask and part map
 # (one channel each), and the clean image (RGB) when kept. PNG never stores more than the raw
 # pixels plus a filter byte a line and tiny per-block overheads.

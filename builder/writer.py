@@ -35,9 +35,9 @@ def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
     return digest.hexdigest()
 
 
-def open_parquet_writer(path: Path, schema: pa.Schema) -> pq.ParquetWriter:
+def parquet_writer(path: Path, features: Features) -> pq.ParquetWriter:
     """The one place where a shard's Parquet writer and its file options are chosen."""
-    return pq.ParquetWriter(path, schema)
+    return pq.ParquetWriter(path, features.arrow_schema)
 
 
 class ShardWriter:
@@ -48,7 +48,7 @@ class ShardWriter:
         self.schema = features.arrow_schema
         self.num_rows = 0
         self._pending: list[dict] = []
-        self._writer = open_parquet_writer(path, self.schema)
+        self._writer = parquet_writer(path, features)
 
     def add(self, row: dict) -> None:
         self._pending.append(self.features.encode_example(row))
