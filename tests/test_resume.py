@@ -379,10 +379,12 @@ def test_row_bound_holds_for_real_rows_and_shards(prcc_tree, reference):
 
     from builder.rows import encode_png
 
-    noise = np.random.default_rng(0).integers(0, 256, size=(128, 64, 3), dtype=np.uint8)
-    sizes = [len(encode_png(array)["bytes"]) for array in (noise, noise[..., 0], noise[..., 1])]
-    assert sum(sizes) <= row_bytes_bound(128, 64, keep_clean=False)
-    assert Image.open(io.BytesIO(encode_png(noise)["bytes"])).size == (64, 128)
+    for height, width in ((128, 64), (3000, 1), (1, 3000), (1, 1)):
+        noise = np.random.default_rng(0).integers(0, 256, size=(height, width, 3), dtype=np.uint8)
+        sizes = [len(encode_png(array)["bytes"]) for array in (noise, noise[..., 0], noise[..., 1], noise)]
+        assert Image.open(io.BytesIO(encode_png(noise)["bytes"])).size == (width, height)
+        assert sum(sizes[:3]) + 200 <= row_bytes_bound(height, width, keep_clean=False)  # 200: labels, path
+        assert sum(sizes) + 200 <= row_bytes_bound(height, width, keep_clean=True)
 
 
 
