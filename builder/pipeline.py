@@ -12,7 +12,6 @@ re-run of an interrupted build finds the finished shards, and renamed into place
 
 from __future__ import annotations
 
-import itertools
 import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -33,7 +32,7 @@ from builder.preview import make_preview
 from builder.report import BuildReport, SplitStats
 from builder.rows import make_row
 from builder.shards import RecordRange, contiguous_runs, estimate_row_bytes, plan_shards
-from builder.staging import Staging, check_free_space, digest_files, recover, staged_bytes
+from builder.staging import Staging, check_free_space, fingerprint, recover, staged_bytes
 from builder.writer import write_shards
 from occluded_ccreid.features import dataset_features
 from occluded_ccreid.sources import LayoutError, SourceRecord, get_source
@@ -349,11 +348,7 @@ def build(config: BuildConfig) -> BuildReport:
     report.shard_plan = plan.describe()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     check_free_space(out_dir.parent, plan.estimated_bytes - staged_bytes(out_dir))
-    fingerprint = {key: value for key, value in report.to_json().items()
-                   if key in ("dataset", "source_dir", "seed", "parser", "occlusion", "shard_plan", "versions")}
-    fingerprint["source_files"] = digest_files(root, itertools.chain((r.source_path for r in scan.records),
-                                                                    scan.ignored_files))
-    staging = Staging(out_dir, fingerprint)
+    staging = Staging(out_dir, fingerprint(report.to_json(), root, (r.source_path for r in scan.records)))
     staging.open()
     try:
         todo = [shard for shard in plan.shards if shard.name not in staging.done]

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import itertools
 import json
 import os
 import re
@@ -300,6 +301,17 @@ def check_free_space(folder: Path, needed: int) -> None:
 
 def _gb(n: int) -> str:
     return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+FINGERPRINT_KEYS = ("dataset", "source_dir", "seed", "parser", "occlusion", "shard_plan", "versions")
+
+
+def fingerprint(report: dict, root: Path, source_paths: Iterable[str]) -> dict:
+    """What a build's files depend on: the report's settings (source, seed, parser, occlusion
+    options, shard plan, library versions) and the source files' names, sizes and times."""
+    found = {key: report[key] for key in FINGERPRINT_KEYS}
+    found["source_files"] = digest_files(root, itertools.chain(source_paths, report["ignored_files"]))
+    return found
 
 
 def digest_files(root: Path, relative_paths: Iterable[str]) -> str:
