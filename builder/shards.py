@@ -12,8 +12,11 @@ overrides all of this with a cut every N records (tests use it to get several sm
 
 from __future__ import annotations
 
+import itertools
 import math
 import warnings
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
@@ -96,10 +99,27 @@ def image_size(path: Path) -> tuple[int, int] | None:
     return height, width
 
 
+HEADER_READERS = 8  # threads reading image headers: on cold or network storage the wait is I/O
+
+
 def estimate_row_bytes(root: Path, records: Iterable[SourceRecord], keep_clean: bool) -> np.ndarray:
-    sizes = (image_size(Path(root) / r.source_path) for r in records)
-    return np.fromiter((row_bytes_bound(*size, keep_clean) if size is not None else 0 for size in sizes),
-                       dtype=np.int64)
+    """row_bytes_bound of every record, from its header (~0.2 ms an image from the page cache)."""
+    bounds = (row_bytes_bound(*size, keep_clean) if size is not None else 0
+              for size in _image_sizes(Path(root) / r.source_path for r in records))
+    return np.fromiter(bounds, dtype=np.int64)
+
+
+def _image_sizes(paths: Iterable[Path], chunk: int = 256) -> Iterator[tuple[int, int] | None]:
+    """image_size of each path, in order, read by a few threads with a bounded window of chunks."""
+    with ThreadPoolExecutor(HEADER_READERS) as pool:
+        window: deque = deque()
+        iterator = iter(paths)
+        while batch := list(itertools.islice(iterator, chunk)):
+            window.append(pool.submit(lambda b=batch: [image_size(p) for p in b]))
+            if len(window) > 2 * HEADER_READERS:
+                yield from window.popleft().result()
+        while window:
+            yield from window.popleft().result()
 
 
 def plan_shards(records: Iterable[SourceRecord], splits: Sequence[str], row_bytes: Sequence[int],
