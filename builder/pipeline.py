@@ -362,9 +362,8 @@ def build(config: BuildConfig) -> BuildReport:
             report.shards.update(shards)
             report.splits[split].num_shards = len(shards)
         report.write(staging)
-        shard_bytes = {p: (staging / p).stat().st_size for p in report.shards}
         preview = make_preview(staging).name if report.num_rows else None
-        card = render_card(report, layout, features, shard_bytes, preview=preview)
+        card = render_card(report.to_json(), layout, features, staging, preview=preview)
         (staging / "README.md").write_text(card, encoding="utf-8")
         _move_into_place(staging, out_dir)
     except BaseException:
