@@ -109,7 +109,13 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--row-group-mb", type=float, default=None,
+                        help="row-group bound of the new writer in MiB (default: builder.writer.ROW_GROUP_MAX_BYTES)")
     args = parser.parse_args()
+    if args.row_group_mb is not None:
+        import builder.writer
+
+        builder.writer.ROW_GROUP_MAX_BYTES = int(args.row_group_mb * (1 << 20))
 
     features = dataset_features()
     rows = make_rows(args.rows)

@@ -265,6 +265,10 @@ def _entries(block: str) -> list[tuple[str, str]]:
     return named
 
 
+def _is_default(entry: str) -> bool:
+    return re.search(r"(?m)^  default: true$", entry) is not None
+
+
 def _dump(key: str, value) -> str:
     return yaml.safe_dump({key: value}, sort_keys=False, allow_unicode=True)
 
@@ -274,7 +278,8 @@ def merge_card(existing: str | None, new: str, config_name: str, default: bool =
 
     YAML header: the `configs` and `dataset_info` entries of other configs keep their exact text
     (only a `default: true` line is dropped from another config's entry when `default` moves the
-    default here); this config's entries are replaced or appended. List-valued keys (tags,
+    default here); this config's entries are replaced or appended, and a config that was the
+    default stays the default. List-valued keys (tags,
     source datasets, ...) become the union; other keys take the new card's value, except the
     gated-access fields, which an earlier `--gated` push set and a later push keeps.
     Body: this config's marked section replaces its old one, or is inserted before the end
@@ -301,6 +306,8 @@ def merge_card(existing: str | None, new: str, config_name: str, default: bool =
             for name, text in entries:
                 if name == config_name:
                     if mine is not None and not placed:
+                        if key == "configs" and _is_default(text) and not _is_default(mine):
+                            mine = mine.rstrip("\n") + "\n  default: true\n"  # stays the default until moved
                         texts.append(mine)
                         placed = True
                     continue

@@ -228,6 +228,28 @@ class FakeHub:
     def file_bytes(self, repo_id: str, path: str, revision: str = "main") -> bytes:
         return self.files(repo_id, revision)[path].content
 
+    def last_commit(self, repo_id: str, path: str, revision: str = "main") -> str:
+        """Oid of the commit that last changed `path` (its last-commit on the Hub's file view)."""
+        with self.lock:
+            repo = self.repos[repo_id]
+            commit = repo.resolve(revision)
+            blob = commit.files[path].blob_id
+            while commit.parent is not None:
+                parent = repo.commits[commit.parent]
+                if path not in parent.files or parent.files[path].blob_id != blob:
+                    break
+                commit = parent
+            return commit.oid
+
+    def replace_file(self, repo_id: str, path: str, content: bytes, revision: str = "main") -> None:
+        """Commit other bytes at `path`, as a tampered or damaged upload would leave them."""
+        with self.lock:
+            repo = self.repos[repo_id]
+            files = dict(repo.resolve(revision).files)
+            files[path] = Blob(content, lfs=files[path].lfs)
+            repo.lfs[files[path].sha256] = content
+            repo.commit(revision, files, f"replace {path}")
+
     def hang_uploads_after(self, n: int) -> None:
         """Store the next `n` LFS uploads; hang every later one until `stop()`/`release_uploads()`,
         then drop its connection without storing it."""
