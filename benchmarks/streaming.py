@@ -109,6 +109,8 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4000)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--workers", default="0,4", help="DataLoader worker counts, comma-separated (default 0,4)")
+    parser.add_argument("--modes", default="raw,decoded", help="raw and/or decoded (default both)")
     parser.add_argument("--row-group-mb", type=float, default=None,
                         help="row-group bound of the new writer in MiB (default: builder.writer.ROW_GROUP_MAX_BYTES)")
     args = parser.parse_args()
@@ -128,8 +130,8 @@ def main() -> None:
             groups = sum(pq.ParquetFile(p).metadata.num_row_groups for p in paths)
             print(f"{name}: {len(paths)} shards, {groups} row groups, {size / 1e6:.1f} MB on disk")
         print(f"\n{'mode':<8} {'workers':>7} {'old rows/s':>11} {'new rows/s':>11} {'new/old':>8}")
-        for decode in (False, True):
-            for workers in (0, 4):
+        for decode in [mode == "decoded" for mode in args.modes.split(",")]:
+            for workers in [int(w) for w in args.workers.split(",")]:
                 best = {"old": 0.0, "new": 0.0}
                 for _ in range(args.repeats):
                     for name in ("old", "new"):

@@ -117,7 +117,8 @@ def _download(repo_id: str, config: str | None, revision: str | None, token: str
         detail = " ".join(str(exc).split())[:300]
         raise BuildFolderError(
             f"cannot download dataset repo {repo_id}{'@' + revision if revision else ''} ({type(exc).__name__}: "
-            f"{detail}): check the repo id, your network and, for a private or gated repo, your token (HF_TOKEN)"
+            f"{detail}): check the repo id (no local folder {repo_id} exists), your network and, for a private or "
+            "gated repo, your token (--token or HF_TOKEN)"
         ) from exc
 
 
