@@ -13,7 +13,7 @@ Each is then read with `load_dataset("parquet", data_files=..., streaming=True)`
 kept), in two modes: `raw` (image columns not decoded: the Parquet reading alone) and `decoded`
 (the `image` column decoded to PIL, as training reads it). Printed: rows/s of each and new/old.
 
-    python benchmarks/streaming.py                 # 4,000 rows, 8 shards; ~2 min on 2 CPU cores
+    python benchmarks/streaming.py                 # 8,000 rows, 8 shards; ~8 min on 2 loaded CPU cores
     python benchmarks/streaming.py --rows 800 --repeats 1   # smoke run
 
 Timings on a shared machine are noisy: compare numbers from the same run only.
@@ -106,7 +106,7 @@ def main() -> None:
 
     warnings.filterwarnings("ignore", message="This DataLoader will create")  # 4 workers on a 2-core machine: wanted
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--rows", type=int, default=4000)
+    parser.add_argument("--rows", type=int, default=8000)
     parser.add_argument("--shards", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", default="0,4", help="DataLoader worker counts, comma-separated (default 0,4)")
