@@ -42,6 +42,7 @@ def parquet_column_options(features: Features, schema: pa.Schema) -> dict:
     encoding: dict[str, str] = {}
     for field in schema:
         embed = require_storage_embed(features[field.name])
+        # Parquet names leaf columns by path; ours are scalars or Image structs {bytes, path} (no lists)
         leaves = [f"{field.name}.{sub.name}" for sub in field.type] if pa.types.is_struct(field.type) else [field.name]
         for leaf in leaves:
             compression[leaf] = "none" if embed else "snappy"
