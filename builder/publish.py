@@ -62,7 +62,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.hub_errors import PushError, explain
-from builder.verify import (  # noqa: F401  (BuildFolderError, verify_build_folder: re-exported for callers)
+from builder.verify import (
     CARD_NAME,
     CONFIG_RE,
     DATA_DIR,
