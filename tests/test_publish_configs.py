@@ -246,3 +246,20 @@ def test_push_config_refusals(builds, options, fragment):
 
     with pytest.raises(PushError, match=re.escape(fragment)):  # refused before any file is read or request sent
         push(builds["ltcc"], REPO, **options)
+
+
+def test_single_build_push_with_gated_then_verify_the_repo(builds, tmp_path):
+    with FakeHub() as hub:
+        env = user_env(hub, tmp_path / "home")
+        repo = "alice/occluded-ltcc"
+        proc = run_builder(env, "push", str(builds["ltcc"]), "--repo-id", repo, "--gated")
+        assert proc.returncode == 0, proc.stderr
+        assert hub.repos[repo].gated == "auto" and "is now gated" in proc.stdout
+        _, header = _card(hub, repo)
+        assert "extra_gated_prompt" in header and "LTCC" in header["extra_gated_prompt"]
+        assert header["configs"][0]["data_files"][0]["path"] == "data/train-*"
+        files = {p for p in hub.files(repo) if p != ".gitattributes"}
+        assert files == {"README.md", "build_report.json", "preview.png", *report(builds["ltcc"])["shards"]}
+        verified = run_builder(env, "verify", repo)
+        assert verified.returncode == 0, verified.stderr
+        assert f"ok: {repo} build (ltcc)" in verified.stdout
