@@ -1,4 +1,4 @@
-"""The `builder` command: `builder build`, `builder push`, `builder preview`."""
+"""The `builder` command: `builder build`, `builder push`, `builder verify`, `builder preview`."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from pathlib import Path
 
 from builder.errors import BuildError
 from builder.publish import PushError
+from builder.verify import BuildFolderError
 from occluded_ccreid.sources import source_names
 
 
@@ -135,14 +136,41 @@ def _add_push(commands) -> None:
     p.add_argument("--revision", default=None, help="existing branch to push to (default: main)")
     p.add_argument("--token", default=None, help="token with write access (default: HF_TOKEN, then the saved login)")
     p.add_argument("--message", default=None, help="commit message")
+    p.add_argument("--config", default=None,
+                   help="publish the build as this config of the repo (files under CONFIG/, card entries merged; "
+                        "other configs untouched); default: the repo holds this build only")
+    p.add_argument("--default", action="store_true",
+                   help="with --config: make it the config load_dataset(REPO) opens without a config name")
+    p.add_argument("--gated", action="store_true",
+                   help="gate the repo: users accept the source dataset's terms of use before downloading (recommended)")
 
 
 def _run_push(args: argparse.Namespace) -> int:
     from builder.publish import push
 
-    result = push(args.out_dir, args.repo_id, private=args.private, revision=args.revision,
-                  token=args.token, message=args.message)
+    result = push(args.out_dir, args.repo_id, config=args.config, default=args.default, gated=args.gated,
+                  private=args.private, revision=args.revision, token=args.token, message=args.message)
     print(result.summary())
+    return 0
+
+
+def _add_verify(commands) -> None:
+    p = commands.add_parser("verify", help="check a build folder, a downloaded repo or a published repo")
+    p.add_argument("target", help="a folder (build or repo checkout), or NAMESPACE/NAME of a dataset repo on the Hub")
+    p.add_argument("--config", default=None, help="check only this config (default: every build found)")
+    p.add_argument("--revision", default=None, help="branch, tag or commit of a Hub repo (default: main)")
+    p.add_argument("--token", default=None, help="token for a private or gated repo (default: HF_TOKEN, saved login)")
+
+
+def _run_verify(args: argparse.Namespace) -> int:
+    from builder.verify import verify
+
+    for summary in verify(args.target, args.config, revision=args.revision, token=args.token):
+        name = f"config {summary['config']}" if summary["config"] else "build"
+        splits = ", ".join(f"{split} {rows}" for split, rows in summary["splits"].items())
+        shards = sum(1 for rel in summary["files"] if rel.endswith(".parquet"))
+        print(f"ok: {args.target} {name} ({summary['dataset']}): {summary['num_rows']} rows ({splits}), "
+              f"{shards} shards readable, row counts and sha256 as recorded, card consistent")
     return 0
 
 
@@ -168,11 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     _add_build(commands)
     _add_push(commands)
+    _add_verify(commands)
     _add_preview(commands)
     args = parser.parse_args(argv)
     try:
-        return {"build": _run_build, "push": _run_push, "preview": _run_preview}[args.command](args)
-    except (BuildError, PushError) as exc:
+        runs = {"build": _run_build, "push": _run_push, "verify": _run_verify, "preview": _run_preview}
+        return runs[args.command](args)
+    except (BuildError, PushError, BuildFolderError) as exc:  # BuildFolderError: from verify
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

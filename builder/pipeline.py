@@ -366,9 +366,8 @@ def build(config: BuildConfig) -> BuildReport:
         for shard in plan.shards:  # every build sums its statistics the same way, resumed or not
             report.add_shard(shard.name, staging.done[shard.name])
         report.write(staging.build)
-        shard_bytes = {p: (staging.build / p).stat().st_size for p in report.shards}
         preview = make_preview(staging.build).name if report.num_rows else None
-        card = render_card(report, layout, features, shard_bytes, preview=preview)
+        card = render_card(report.to_json(), layout, features, staging.build, preview=preview)
         (staging.build / "README.md").write_text(card, encoding="utf-8")
         staging.move_into_place()
     except BuildError:

@@ -15,6 +15,7 @@ Endpoints (`ROUTES`; all for dataset repos, `{repo}` = `namespace/name`, `{rev}`
 * `POST /api/validate-yaml`: checks a card's YAML header (the client asks before committing a card)
 * `GET  /api/datasets/{repo}[/revision/{rev}]`: repo info (`sha`, `siblings`, `private`)
 * `GET  /api/datasets/{repo}/refs`: branches
+* `PUT  /api/datasets/{repo}/settings`: gated access (`gated`: "auto", "manual" or false) and visibility
 * `GET  /api/datasets/{repo}/tree/{rev}[/{path}]`: listing (`recursive` parameter)
 * `POST /api/datasets/{repo}/preupload/{rev}`: upload mode ("lfs"/"regular") and remote oid per file
 * `POST /datasets/{repo}.git/info/lfs/objects/batch`: LFS batch API, basic transfer: an object already
@@ -129,6 +130,7 @@ class Commit:
 class Repo:
     repo_id: str
     private: bool
+    gated: str | bool = False  # "auto" / "manual" once gated, as the Hub reports it
     branches: dict[str, str] = field(default_factory=dict)  # name -> commit oid
     commits: dict[str, Commit] = field(default_factory=dict)
     lfs: dict[str, bytes] = field(default_factory=dict)  # sha256 -> content (uploaded, committed or not)
@@ -226,6 +228,28 @@ class FakeHub:
     def file_bytes(self, repo_id: str, path: str, revision: str = "main") -> bytes:
         return self.files(repo_id, revision)[path].content
 
+    def last_commit(self, repo_id: str, path: str, revision: str = "main") -> str:
+        """Oid of the commit that last changed `path` (its last-commit on the Hub's file view)."""
+        with self.lock:
+            repo = self.repos[repo_id]
+            commit = repo.resolve(revision)
+            blob = commit.files[path].blob_id
+            while commit.parent is not None:
+                parent = repo.commits[commit.parent]
+                if path not in parent.files or parent.files[path].blob_id != blob:
+                    break
+                commit = parent
+            return commit.oid
+
+    def replace_file(self, repo_id: str, path: str, content: bytes, revision: str = "main") -> None:
+        """Commit other bytes at `path`, as a tampered or damaged upload would leave them."""
+        with self.lock:
+            repo = self.repos[repo_id]
+            files = dict(repo.resolve(revision).files)
+            files[path] = Blob(content, lfs=files[path].lfs)
+            repo.lfs[files[path].sha256] = content
+            repo.commit(revision, files, f"replace {path}")
+
     def hang_uploads_after(self, n: int) -> None:
         """Store the next `n` LFS uploads; hang every later one until `stop()`/`release_uploads()`,
         then drop its connection without storing it."""
@@ -260,6 +284,7 @@ ROUTES = [
     ("POST", r"/api/validate-yaml", "validate_yaml"),
     ("GET", rf"/api/datasets/{_REPO}(?:/revision/{_REV})?", "repo_info"),
     ("GET", rf"/api/datasets/{_REPO}/refs", "refs"),
+    ("PUT", rf"/api/datasets/{_REPO}/settings", "settings"),
     ("GET", rf"/api/datasets/{_REPO}/tree/{_REV}(?:/(?P<path>.*))?", "tree"),
     ("POST", rf"/api/datasets/{_REPO}/preupload/{_REV}", "preupload"),
     ("POST", rf"/api/datasets/{_REPO}/commit/{_REV}", "commit"),
@@ -376,12 +401,23 @@ class _Handler(BaseHTTPRequestHandler):
         with self.hub.lock:
             commit = repo.resolve(rev)
             siblings = [{"rfilename": path, "size": blob.size} for path, blob in sorted(commit.files.items())]
-        self.send_json({"id": repo_id, "sha": commit.oid, "private": repo.private, "siblings": siblings})
+        info = {"id": repo_id, "sha": commit.oid, "private": repo.private, "gated": repo.gated, "siblings": siblings}
+        self.send_json(info)
 
     def refs(self, repo_id: str):
         heads = self.repo(repo_id).branches.items()
         branches = [{"name": name, "ref": f"refs/heads/{name}", "targetCommit": oid} for name, oid in heads]
         self.send_json({"branches": branches, "converts": [], "tags": [], "pullRequests": []})
+
+    def settings(self, repo_id: str):
+        repo, payload = self.repo(repo_id, write=True), json.loads(self.body())
+        if "gated" in payload:
+            if payload["gated"] not in ("auto", "manual", False):
+                raise HubError(400, f"invalid gated value {payload['gated']!r}")
+            repo.gated = payload["gated"]
+        if "private" in payload:
+            repo.private = bool(payload["private"])
+        self.send_json({})
 
     def tree(self, repo_id: str, rev: str, path: str = ""):
         repo, path = self.repo(repo_id), path.strip("/")

@@ -49,7 +49,8 @@ from pathlib import Path
 
 import pytest
 
-from builder.publish import BuildFolderError, PushError, check_repo_id, verify_build_folder
+from builder.publish import PushError, check_repo_id
+from builder.verify import BuildFolderError, verify_build_folder
 from hub_server import READ_ONLY_TOKEN, VALID_TOKEN, FakeHub
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
