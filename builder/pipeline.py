@@ -29,6 +29,7 @@ from builder.images import DecodeError, load_rgb
 from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude_batch
 from builder.parsing import PartParser
 from builder.parsing.segmenter import ModelParser
+from builder.preflight import preflight
 from builder.preview import make_preview
 from builder.report import BuildReport, SplitStats
 from builder.rows import make_row
@@ -177,7 +178,7 @@ def _batched(
             results = dict(zip([r.source_path for r in good_records], zip(rows, part_maps)))
             for record, image in zip(batch, images):
                 if isinstance(image, DecodeError):
-                    yield record, None, None, f"cannot decode image: {image}"
+                    yield record, None, None, image.skip_reason()
                 else:
                     row, parts = results[record.source_path]
                     yield record, row, parts, None
@@ -288,7 +289,7 @@ def _pipelined(
             top_up()
             image, tensor = future.result()
             if tensor is None:
-                results[index] = (record, f"cannot decode image: {image}", 0)
+                results[index] = (record, image.skip_reason(), 0)
             else:
                 shape = tuple(tensor.shape)
                 buckets.setdefault(shape, []).append((index, record, image, tensor))
@@ -310,22 +311,11 @@ def build(config: BuildConfig) -> BuildReport:
     """Build the dataset folder `config.out_dir`; raises BuildError on anything the user must fix."""
     try:
         layout = get_source(config.dataset)
-        scan = layout.scan(config.source_dir)
+        scan = layout.scan(config.source_dir)  # lists files; no image is read yet
+        occlude_splits = preflight(config, layout)  # options, device, --out: before any image or model
     except (KeyError, LayoutError) as exc:
         raise BuildError(str(exc).strip("'\"")) from None
     out_dir = Path(config.out_dir)
-    if out_dir.exists() and not config.overwrite:
-        raise BuildError(f"output folder {out_dir} already exists; pass --overwrite to replace it")
-    if config.batch_size < 1 or (config.workers or 0) < 0 or config.shard_size < 1:
-        raise BuildError("--batch-size and --shard-size must be >= 1 and --workers >= 0")
-    try:
-        config.occlusion.validate()
-    except ValueError as exc:
-        raise BuildError(str(exc)) from None
-    occlude_splits = frozenset(config.occlude_splits or layout.splits)
-    if unknown := occlude_splits - set(layout.splits):
-        raise BuildError(f"--occlude-splits {', '.join(sorted(unknown))} not in {layout.pretty_name}'s splits "
-                         f"({', '.join(layout.splits)})")
     parser = make_parser(config)
     parser.check_present([r.source_path for r in scan.records])
 
