@@ -15,6 +15,7 @@ import os
 import shutil
 import uuid
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -160,7 +161,7 @@ def _batched(
     """Batch by batch: used for precomputed maps (no model to keep busy) and texture donors
     (which need the parser mid-batch). The next batch is decoded while this one is parsed."""
     root = stage.root
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with _executor(max_workers=max(1, workers)) as pool:
         batches = list(_batches(records, batch_size))
         # Futures are never nested (a task waiting on its own pool would deadlock at 1 worker).
         pending = [pool.submit(_decode, r, root) for r in batches[0]] if batches else []
@@ -171,7 +172,7 @@ def _batched(
             good = [(r, im) for r, im in zip(batch, images) if not isinstance(im, DecodeError)]
             good_records, good_images = [r for r, _ in good], [im for _, im in good]
             part_maps, donors = stage.parse(good_records, good_images)
-            share = -(-len(good) // max(1, workers))  # the batch is occluded in one slice per worker
+            share = max(1, -(-len(good) // max(1, workers)))  # one slice per worker (none when nothing decoded)
             slices = [slice(start, start + share) for start in range(0, len(good), share)]
             rows = [row for chunk in pool.map(lambda s: stage.finish(good_records[s], good_images[s], part_maps[s],
                                                                         donors[s]), slices) for row in chunk]
@@ -182,6 +183,19 @@ def _batched(
                 else:
                     row, parts = results[record.source_path]
                     yield record, row, parts, None
+
+
+@contextmanager
+def _executor(*args, **kwargs) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that, when the build stops early (an error, Ctrl-C, SIGTERM), drops the tasks
+    not yet started instead of running them all first: only running ones are waited for."""
+    pool = ThreadPoolExecutor(*args, **kwargs)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _single_threaded_torch() -> None:
@@ -239,8 +253,8 @@ def _pipelined(
         part_maps = [parser.postprocess(logits[row], image.shape[:2]) for row, image in enumerate(images)]
         return list(zip(stage.finish(records, images, part_maps, [None] * len(items)), part_maps))
 
-    with ThreadPoolExecutor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
-         ThreadPoolExecutor(streams, "build-model") as model:
+    with _executor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
+         _executor(streams, "build-model") as model:
         todo = iter(enumerate(records))
         loads: deque[tuple[int, SourceRecord, Future]] = deque()
         buckets: dict[tuple, list] = {}  # input shape -> [(index, record, image, tensor)]
