@@ -195,6 +195,22 @@ def test_bad_device_names_the_valid_choices(tree, tiny_model, tmp_path, capsys, 
     assert not (tmp_path / "out").exists()
 
 
+def test_device_choices_follow_the_cuda_devices_torch_sees(monkeypatch):
+    import torch
+
+    from builder.errors import BuildError
+    from builder.parsing.segmenter import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert resolve_device("auto") == torch.device("cuda") and resolve_device("cuda:1") == torch.device("cuda:1")
+    with pytest.raises(BuildError, match=r"this machine has 2 CUDA device\(s\); choose from auto, cpu, cuda, cuda:0, cuda:1$"):
+        resolve_device("cuda:2")
+    with pytest.raises(BuildError, match=r"--device 'tpu' is not one the builder can use; choose from auto, cpu, cuda, "
+                                         r"cuda:0, cuda:1$"):
+        resolve_device("tpu")
+
+
 @pytest.mark.parametrize("option, expected", [
     (["--batch-size", "0"], "--batch-size and --shard-size must be >= 1 (got 0 and 8)"),
     (["--shard-size=-5"], "must be >= 1 (got 8 and -5)"),
