@@ -15,6 +15,7 @@ from huggingface_hub import DatasetCard, DatasetCardData
 
 from builder import __version__
 from builder.report import RATIO_BINS, BuildReport
+from occluded_ccreid.features import CORE_COLUMNS
 from occluded_ccreid.parts import PART_NAMES
 from occluded_ccreid.sources import SourceLayout
 
@@ -52,7 +53,7 @@ def card_data(report: BuildReport, layout: SourceLayout, features: Features, sha
         pretty_name=f"Occluded-{layout.pretty_name}",
         license="other",
         license_name=f"{layout.name}-terms-of-use",
-        license_link=layout.homepage,
+        license_link=layout.homepage or None,
         task_categories=["image-feature-extraction"],
         tags=TAGS,
         size_categories=[size_category(report.num_rows)],
@@ -67,6 +68,18 @@ def card_data(report: BuildReport, layout: SourceLayout, features: Features, sha
         splits.add(SplitInfo(name=name, num_bytes=size, num_examples=stats.num_rows))
     DatasetInfosDict({"default": DatasetInfo(features=features, splits=splits)}).to_dataset_card_data(data)
     return data
+
+
+def shard_text(plan: dict) -> str:
+    """One sentence on how the Parquet shards were cut (builder.shards; `shard_plan` in the report)."""
+    if plan.get("rule") == "rows":
+        return (f"Each split is stored in Parquet shards of {plan['shard_size']} consecutive source images "
+                "(in path order; skipped images leave their shard shorter).")
+    return (f"Each split is stored in Parquet shards of consecutive source images (in path order), cut before "
+            f"any image was read: at most {plan['max_shard_bytes'] / 1e6:.0f} MB each (bounded from pixel counts), "
+            f"and for a split of {plan['readers'] * plan['min_rows_per_shard']} images or more a multiple of "
+            f"{plan['readers']} shards with equal numbers of images, so "
+            "`datasets.distributed.split_dataset_by_node` gives each of 8, 16 or 32 nodes whole shards.")
 
 
 def render_card(
@@ -94,6 +107,8 @@ def render_card(
         "source_name": layout.pretty_name,
         "source_homepage": layout.homepage,
         "source_citation": layout.citation,
+        "source_notes": layout.notes,
+        "extra_columns": [name for name in features if name not in CORE_COLUMNS and name != "clean_image"],
         "parser_text": parser_text,
         "pool_scales": ", ".join(str(s) for s in report.occlusion["pool_scales"]),
         "fill_text": FILL_TEXT[report.occlusion["fill"]],
@@ -111,6 +126,7 @@ def render_card(
         "protocols": layout.protocols,
         "repo_id": repo_id or f"<namespace>/occluded-{layout.name}",
         "preview": preview,
+        "shard_text": shard_text(report.shard_plan) if report.shard_plan else "",
     }
     data = card_data(report, layout, features, shard_bytes)
     return str(DatasetCard.from_template(data, template_str=template_text(), **context))

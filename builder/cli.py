@@ -40,7 +40,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _add_build(commands) -> None:
-    commands.add_parser("build", help="build an occluded dataset folder from a PRCC/LTCC download",
+    commands.add_parser("build", help="build an occluded dataset folder from a source download (PRCC, LTCC, VC-Clothes, "
+                             "DeepChange, LaST) or a manifest file",
                         add_arguments=_build_arguments)
 
 
@@ -48,7 +49,8 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     from builder.occlusion import DEFAULT_MIN_COVERAGE, DEFAULT_RECTANGLE_FRACTION, FILLS, OCCLUDERS
 
     p.add_argument("dataset", choices=source_names(), help="source dataset layout")
-    p.add_argument("source_dir", type=Path, help="root of the source dataset download")
+    p.add_argument("source_dir", type=Path,
+                   help="root of the source dataset download; for `manifest`, the .csv / .jsonl / .parquet file")
     p.add_argument("--out", type=Path, required=True, help="output folder (Hub-ready)")
     p.add_argument("--model", default=None,
                    help="transformers segmentation checkpoint (Hub id or folder); "
@@ -60,7 +62,9 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="images per model forward pass (default 8)")
     p.add_argument("--workers", type=int, default=None,
                    help="decoding/encoding threads (default: 2 with the model on CPU, one per core but one on CUDA)")
-    p.add_argument("--shard-size", type=int, default=1000, help="rows per Parquet shard (default 1000)")
+    p.add_argument("--shard-size", type=int, default=None,
+                   help="source images per Parquet shard (default: shards of at most ~500 MB, a multiple of 32 "
+                        "of them for a split of 3200 images or more)")
     p.add_argument("--parse-size", type=_size, default=None, help="model input box HxW (default 512x256)")
     p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=True,
                    help="fit each crop into --parse-size with its own aspect ratio, sides multiples of 32, "
@@ -74,7 +78,7 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     occ.add_argument("--fill", choices=list(FILLS), default=None,
                      help="how the occluder is fused (default: add for parts, black for rectangle)")
     occ.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE,
-                     help=f"least share of the person the occluder must cover (default {DEFAULT_MIN_COVERAGE})")
+                     help=f"least (alpha-weighted) share of the person the occluder must cover (default {DEFAULT_MIN_COVERAGE})")
     occ.add_argument("--max-coverage", type=float, default=1.0,
                      help="largest share of the person the occluder may cover (default 1.0)")
     occ.add_argument("--rectangle-fraction", type=float, default=DEFAULT_RECTANGLE_FRACTION,
@@ -188,7 +192,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt as exc:
         signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
-        print(f"interrupted by {signal.Signals(signum).name}", file=sys.stderr)
+        resume = (" Run the same command again to resume: finished shards are kept."
+                  if args.command == "build" else "")
+        print(f"interrupted by {signal.Signals(signum).name}; the output folder was not changed.{resume}",
+              file=sys.stderr)
         return 128 + signum
     finally:
         if on_term:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 import os
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Sequence
 
 from builder.errors import BuildError
 from builder.report import REPORT_NAME
@@ -31,9 +31,10 @@ LISTED = 5  # names shown in a refusal
 WALK_LIMIT = 10_000  # entries looked at before a refusal says "more than"
 
 
-def preflight(config: BuildConfig, layout: SourceLayout) -> frozenset[str]:
-    """Check everything about a build that needs no image; return the splits to occlude."""
-    occlude_splits = check_options(config, layout)
+def preflight(config: BuildConfig, layout: SourceLayout, splits: Sequence[str]) -> frozenset[str]:
+    """Check everything about a build that needs no image; return the splits to occlude (of the
+    scan's `splits`)."""
+    occlude_splits = check_options(config, layout, splits)
     from builder.parsing.segmenter import resolve_device
 
     resolve_device(config.device)  # a wrong --device is an error even when --parsing-dir makes it unused
@@ -43,19 +44,21 @@ def preflight(config: BuildConfig, layout: SourceLayout) -> frozenset[str]:
     return occlude_splits
 
 
-def check_options(config: BuildConfig, layout: SourceLayout) -> frozenset[str]:
-    if config.batch_size < 1 or config.shard_size < 1:
-        raise BuildError(f"--batch-size and --shard-size must be >= 1 (got {config.batch_size} and {config.shard_size})")
+def check_options(config: BuildConfig, layout: SourceLayout, splits: Sequence[str]) -> frozenset[str]:
+    if config.batch_size < 1:
+        raise BuildError(f"--batch-size must be >= 1 (got {config.batch_size})")
+    if config.shard_size is not None and config.shard_size < 1:  # None: shards sized by bytes
+        raise BuildError(f"--shard-size must be >= 1 (got {config.shard_size})")
     if config.workers is not None and config.workers < 0:
         raise BuildError(f"--workers must be >= 0 (got {config.workers})")
     try:
         config.occlusion.validate()
     except ValueError as exc:
         raise BuildError(str(exc)) from None
-    occlude_splits = frozenset(config.occlude_splits or layout.splits)
-    if unknown := occlude_splits - set(layout.splits):
+    occlude_splits = frozenset(config.occlude_splits or splits)
+    if unknown := occlude_splits - set(splits):
         raise BuildError(f"--occlude-splits {', '.join(sorted(unknown))} not in {layout.pretty_name}'s splits "
-                         f"({', '.join(layout.splits)})")
+                         f"({', '.join(splits)})")
     return occlude_splits
 
 

@@ -9,7 +9,7 @@ For each query, every gallery image falls in one of three groups:
 * **junk**: ignored, as if it were not in the gallery (it neither counts as a match nor pushes a
   match down the ranking). Which images are junk depends on `mode`:
 
-  - ``"standard"``: same pid *and* same camera as the query;
+  - ``"standard"``: same pid *and* same camera as the query (no camera ids given: none);
   - ``"cloth_changing"``: same pid and same camera, or same pid and same clothes;
   - ``"same_clothes"``: same pid and same camera, or same pid and *different* clothes;
 
@@ -67,7 +67,10 @@ def evaluate(
 
     Args:
         distmat: (num_query, num_gallery) array-like of distances (a CPU torch tensor works).
-        q_pids, g_pids, q_camids, g_camids: labels of the query rows and gallery columns.
+        q_pids, g_pids, q_camids, g_camids: labels of the query rows and gallery columns. Gallery
+            images with the query's pid and camera id are junk; pass another label in place of the
+            camera ids to change that rule (DeepChange: tracklet ids), or None for both to count
+            every gallery image of the query's identity (LaST).
         q_clothes, g_clothes: clothes ids; required for the ``cloth_changing`` and
             ``same_clothes`` modes, ignored by ``standard``.
         mode: ``"standard"``, ``"cloth_changing"`` or ``"same_clothes"`` (see the module doc).
@@ -92,8 +95,11 @@ def evaluate(
     if dist.ndim != 2:
         raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got shape {dist.shape}")
     num_q, num_g = dist.shape
-    q_pids, q_camids = _labels(q_pids, num_q, "q_pids"), _labels(q_camids, num_q, "q_camids")
-    g_pids, g_camids = _labels(g_pids, num_g, "g_pids"), _labels(g_camids, num_g, "g_camids")
+    q_pids, g_pids = _labels(q_pids, num_q, "q_pids"), _labels(g_pids, num_g, "g_pids")
+    if (q_camids is None) != (g_camids is None):
+        raise ValueError("pass both q_camids and g_camids, or neither (no same-camera junk)")
+    if q_camids is not None:
+        q_camids, g_camids = _labels(q_camids, num_q, "q_camids"), _labels(g_camids, num_g, "g_camids")
     if mode != "standard":
         if q_clothes is None or g_clothes is None:
             raise ValueError(f"mode {mode!r} needs q_clothes and g_clothes")
@@ -112,7 +118,10 @@ def evaluate(
         rows = slice(start, min(start + chunk_size, num_q))
         order = _ranking(dist[rows])
         same_pid = q_pids[rows, None] == g_pids[None, :]
-        junk = same_pid & (q_camids[rows, None] == g_camids[None, :])
+        if q_camids is None:
+            junk = np.zeros_like(same_pid)
+        else:
+            junk = same_pid & (q_camids[rows, None] == g_camids[None, :])
         if mode == "cloth_changing":
             junk |= same_pid & (q_clothes[rows, None] == g_clothes[None, :])
         elif mode == "same_clothes":
@@ -235,7 +244,9 @@ def protocols(dataset_name: str) -> dict[str, Protocol]:
 
     Accepts "prcc", "ltcc", "occluded-prcc", "Occluded_LTCC", ... PRCC: ``same_clothes`` (query
     camera B vs gallery camera A) and ``cloth_changing`` (query camera C vs gallery camera A), both in
-    ``standard`` mode; LTCC: ``general`` (``standard`` mode) and ``cloth_changing``.
+    ``standard`` mode; LTCC: ``general``, ``cloth_changing`` and ``same_clothes``; VC-Clothes:
+    ``general`` and the camera-restricted ``same_clothes`` (cameras 2+3) and ``cloth_changing``
+    (cameras 3+4); DeepChange: ``general`` with same-tracklet junk; LaST: ``general`` without junk.
     """
     return {p.name: p for p in get_source(dataset_name).protocols}
 
@@ -245,8 +256,8 @@ def protocol_indices(protocol: Protocol, q_camids: Any, g_camids: Any) -> tuple[
     return _select(protocol.query_camids, q_camids), _select(protocol.gallery_camids, g_camids)
 
 
-def _label_arrays(source: Any) -> dict[str, np.ndarray]:
-    keys = ("pid", "camid", "clothes_id")
+def _label_arrays(source: Any, junk_column: str | None = None) -> dict[str, np.ndarray]:
+    keys = ("pid", "camid", "clothes_id") + ((junk_column,) if junk_column not in (None, "camid") else ())
     if hasattr(source, "select_columns"):  # a datasets split
         from .loading import labels
 
@@ -270,12 +281,14 @@ def evaluate_protocol(
 ) -> dict[str, Any]:
     """Evaluate one published setting from the full query x gallery distance matrix.
 
-    `query` and `gallery` give "pid", "camid" and "clothes_id" per row, in the order of the
-    distance matrix: a loaded split (streaming or not; images are not decoded) or a dict of arrays
-    such as `occluded_ccreid.loading.labels(split)`. The protocol picks the rows and columns by
-    camera and sets the mode; the result is `evaluate`'s, for that subset.
+    `query` and `gallery` give "pid", "camid" and "clothes_id" per row (and the protocol's
+    `junk_column`, e.g. DeepChange's "tracklet_id"), in the order of the distance matrix: a loaded
+    split (streaming or not; images are not decoded) or a dict of arrays such as
+    `occluded_ccreid.loading.labels(split, columns)`. The protocol picks the rows and columns by
+    camera, the label that defines junk and the mode; the result is `evaluate`'s, for that subset.
     """
-    q, g = _label_arrays(query), _label_arrays(gallery)
+    column = protocol.junk_column
+    q, g = _label_arrays(query, column), _label_arrays(gallery, column)
     q_idx, g_idx = protocol_indices(protocol, q["camid"], g["camid"])
     if len(q_idx) == 0 or len(g_idx) == 0:
         raise ValueError(
@@ -289,7 +302,7 @@ def evaluate_protocol(
     return evaluate(
         dist,
         q["pid"][q_idx], g["pid"][g_idx],
-        q["camid"][q_idx], g["camid"][g_idx],
+        q[column][q_idx] if column else None, g[column][g_idx] if column else None,
         q["clothes_id"][q_idx], g["clothes_id"][g_idx],
         mode=protocol.mode,
         ranks=ranks,

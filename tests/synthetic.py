@@ -71,6 +71,8 @@ class SyntheticTree:
     expected: dict[str, tuple[str, int, int, str]] = field(default_factory=dict)
     corrupt: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    extras: dict[str, dict] = field(default_factory=dict)  # source_path -> source-specific columns
+    missing: list[str] = field(default_factory=list)  # listed by the source, absent on disk: skipped
 
     def _write(self, rel: str, image: np.ndarray, parts: np.ndarray, mode: str | None = None) -> None:
         path = self.root / rel
@@ -88,17 +90,19 @@ class SyntheticTree:
             pil.save(path, quality=95)
         else:
             pil.save(path)
-        map_path = self.parsing_dir / Path(rel).with_suffix(".png")
+        map_path = self.parsing_dir / Path(rel.lstrip("/")).with_suffix(".png")
         map_path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(parts).save(map_path)
 
-    def add(self, rel: str, size: tuple[int, int], split: str, pid: int, camid: int, outfit: tuple[int, str | int],
-            mode: str | None = None) -> None:
-        """Draw a person of `size` (H, W) in `outfit` (pid, clothes key), write it and its part map,
-        and record the labels a build must give it."""
+    def add(self, rel: str, size: tuple[int, int], split: str, pid: int, camid: int,
+            outfit: tuple[int, str | int | None], mode: str | None = None, extras: dict | None = None) -> None:
+        """Draw a person of `size` (H, W) in `outfit` (pid, clothes key; None: unknown), write it and
+        its part map, and record the labels a build must give it."""
         image, parts = draw_person(*size, rel, outfit)
         self._write(rel, image, parts, mode)
-        self.expected[rel] = (split, pid, camid, str(outfit[1]))
+        self.expected[rel] = (split, pid, camid, None if outfit[1] is None else str(outfit[1]))
+        if extras:
+            self.extras[rel] = extras
 
     def _add_quirks(self, folder: str, corrupt_name: str) -> None:
         for name in (".DS_Store", "Thumbs.db", "notes.txt"):
@@ -154,6 +158,151 @@ def make_ltcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_outfit: in
             tree.add(f"test/051_2_c{i + 2}_{900000 + i}.png", (80, 40), "gallery", 51, i + 1, (51, 2), mode=mode)
         tree.add("query/050_1_c5_990000.png", (24, 10), "query", 50, 4, (50, 1))
     return tree
+
+
+def _dot_files(tree: SyntheticTree, folder: str) -> None:
+    """macOS leftovers beside the images: never images, in any source."""
+    for name in ("._" + "x.jpg", ".DS_Store"):
+        (tree.root / folder / name).write_bytes(b"\x00\x05\x16\x07 AppleDouble")
+        tree.ignored.append(f"{folder}/{name}")
+
+
+def make_vcclothes_tree(base: Path, n_train: int = 3, n_test: int = 3) -> SyntheticTree:
+    """VC-Clothes layout: {train,query,gallery}/<pid>-<camera>-<clothes>-<frame>.jpg, cameras 1..4;
+    people keep outfit 1 on cameras 1-3 and change to outfit 2 on camera 4 (plus outfit 3 on camera 2
+    for the test identities, so that same-camera-pair queries have other outfits around)."""
+    tree = SyntheticTree(base / "VC-Clothes", base / "VC-Clothes-parsing")
+    counter = 0
+    for split, folder, pids in (("train", "train", range(1, n_train + 1)),
+                                ("query", "query", range(500, 500 + n_test)),
+                                ("gallery", "gallery", range(500, 500 + n_test))):
+        for pid in pids:
+            for cam in (1, 2, 3, 4):
+                clothes = 2 if cam == 4 else 1
+                for frame in range(2 if split == "gallery" else 1):
+                    rel = f"{folder}/{pid:04d}-{cam:02d}-{clothes:02d}-{frame + 10 * (split == 'query'):02d}.jpg"
+                    tree.add(rel, SIZES[counter % len(SIZES)], split, pid, cam - 1, (pid, f"{clothes:02d}"))
+                    counter += 1
+            if split != "train":
+                rel = f"{folder}/{pid:04d}-02-03-{20 + (split == 'query'):02d}.jpg"
+                tree.add(rel, SIZES[counter % len(SIZES)], split, pid, 1, (pid, "03"))
+                counter += 1
+    _dot_files(tree, "train")
+    _dot_files(tree, "gallery")
+    return tree
+
+
+DEEPCHANGE_DIRS = {"train": "train-set", "validation_query": "val-set-query", "validation_gallery": "val-set-gallery",
+                   "query": "test-set-query", "gallery": "test-set-gallery"}
+
+
+def make_deepchange_tree(base: Path) -> SyntheticTree:
+    """DeepChange layout: <folder>/P<pid>_C<cam>_<clothes key>_<frame>.jpg listed with their tracklet
+    ids in <folder>-bbox.txt. Tracklet = (pid, camera, outfit); gallery tracklets repeat the query's
+    camera with another tracklet, so the same-camera-other-tracklet rule matters. An unlisted image
+    and dot-files are ignored; a listed image that is missing is skipped."""
+    tree = SyntheticTree(base / "DeepChangeDataset", base / "DeepChange-parsing")
+    pids = {"train": range(1, 4), "validation_query": range(200, 203), "validation_gallery": range(200, 203),
+            "query": range(400, 403), "gallery": range(400, 403)}
+    lines: dict[str, list[str]] = {folder: [] for folder in DEEPCHANGE_DIRS.values()}
+    counter = 0
+    for split, folder in DEEPCHANGE_DIRS.items():
+        for pid in pids[split]:
+            for cam, key, tracklet_base in ((3, "D20200105", 0), (3, "D20200321", 1), (11, "D20200321", 2)):
+                for k in range(2):
+                    tracklet = pid * 10 + tracklet_base + (5 if split.endswith("gallery") else 0)
+                    name = f"P{pid:05d}_C{cam:02d}_{key}_{counter:06d}.jpg"
+                    rel = f"{folder}/{name}"
+                    tree.add(rel, SIZES[counter % len(SIZES)], split, pid, cam - 1, (pid, key),
+                             extras={"tracklet_id": tracklet})
+                    lines[folder].append(f"{name},{tracklet}")
+                    counter += 1
+    lines["test-set-gallery"].append("P00400_C03_D20200105_999999.jpg,4000")
+    tree.missing.append("test-set-gallery/P00400_C03_D20200105_999999.jpg")
+    tree.extras[tree.missing[-1]] = {"tracklet_id": 4000}
+    stray = "train-set/P00001_C03_D20200105_888888.jpg"  # in the folder, not in the list
+    tree._write(stray, *draw_person(80, 40, stray, (1, "D20200105")))
+    tree.ignored.append(stray)
+    _dot_files(tree, "train-set")
+    for folder, folder_lines in lines.items():
+        (tree.root / f"{folder}-bbox.txt").write_text("\n".join(folder_lines) + "\n")
+    return tree
+
+
+LAST_DIRS = {"train": ("train", True), "validation_query": ("val/query", False),
+             "validation_gallery": ("val/gallery", True), "query": ("test/query", False),
+             "gallery": ("test/gallery", True)}
+
+
+def make_last_tree(base: Path) -> SyntheticTree:
+    """LaST layout: train/<pid>/<pid>_<k>_<clothes>.jpg, {val,test}/query/<pid>_<k>_<x>.jpg,
+    {val,test}/gallery/<pid>/<pid>_<k>_<x>.jpg. No camera labels; clothes labels in train only."""
+    tree = SyntheticTree(base / "last", base / "last-parsing")
+    pids = {"train": range(0, 3), "validation_query": range(100, 103), "validation_gallery": range(100, 104),
+            "query": range(300, 303), "gallery": range(300, 304)}
+    counter = 0
+    for split, (folder, in_folders) in LAST_DIRS.items():
+        for pid in pids[split]:
+            for k in range(1 if split.endswith("query") else 3):
+                clothes = k % 2
+                name = f"{pid:06d}_{counter:04d}_{clothes}.jpg"
+                rel = f"{folder}/{pid:06d}/{name}" if in_folders else f"{folder}/{name}"
+                tree.add(rel, SIZES[counter % len(SIZES)], split, pid, -1, (pid, clothes if split == "train" else None))
+                counter += 1
+    _dot_files(tree, "train/000000")
+    _dot_files(tree, "test/query")
+    return tree
+
+
+def make_manifest_tree(base: Path) -> tuple[SyntheticTree, list[dict]]:
+    """Images of a Market-1501-like dataset anywhere on disk and the rows of a manifest listing them
+    (relative paths, one absolute path, one missing file, one dot-file; extra columns `quality`
+    (int) and `note` (text)). Write the rows with `write_manifest`."""
+    tree = SyntheticTree(base / "mydata", base / "mydata-parsing")
+    rows: list[dict] = []
+    counter = 0
+    for split, pids in (("train", range(1, 4)), ("query", range(20, 23)), ("gallery", range(20, 23))):
+        for pid in pids:
+            for cam in range(2 if split == "query" else 3):
+                clothes = f"c{cam % 2}"
+                rel = f"images/{split}/{pid:04d}_{cam}_{counter}.png"
+                extras = {"quality": counter % 5, "note": f"n{counter}"}
+                tree.add(rel, SIZES[counter % len(SIZES)], split, pid, cam, (pid, clothes), extras=extras)
+                rows.append({"path": rel, "pid": pid, "split": split, "camid": cam, "clothes_id": clothes, **extras})
+                counter += 1
+    outside = (base / "elsewhere" / "0030_0.png").as_posix()  # an absolute path outside the manifest's folder
+    tree.add(outside, (96, 48), "gallery", 30, 0, (30, "c0"), extras={"quality": 1, "note": "abs"})
+    rows.append({"path": outside, "pid": 30, "split": "gallery", "camid": 0, "clothes_id": "c0", "quality": 1,
+                 "note": "abs"})
+    rows.append({"path": "images/gallery/0020_9_gone.png", "pid": 20, "split": "gallery", "camid": 2,
+                 "clothes_id": "c0", "quality": 0, "note": "missing"})
+    tree.missing.append("images/gallery/0020_9_gone.png")
+    (tree.root / "images" / "train" / "._0001_0_0.png").write_bytes(b"\x00\x05\x16\x07")
+    rows.append({"path": "images/train/._0001_0_0.png", "pid": 1, "split": "train", "camid": 0, "clothes_id": "c0",
+                 "quality": 0, "note": "dot"})
+    tree.ignored.append("images/train/._0001_0_0.png")
+    return tree, rows
+
+
+def write_manifest(rows: list[dict], path: Path) -> Path:
+    """`rows` as CSV, JSON Lines or Parquet, by `path`'s suffix."""
+    import csv
+    import json
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".csv":
+        with open(path, "w", newline="") as file:
+            writer = csv.DictWriter(file, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+    elif path.suffix == ".jsonl":
+        path.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    else:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(rows), path)
+    return path
 
 
 def make_tiny_segformer(path: Path, id2label: dict[int, str] | None = None) -> Path:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from occluded_ccreid.evaluation import MODES, evaluate, evaluate_protocol, protocol_indices, protocols
-from occluded_ccreid.sources import get_source
+from occluded_ccreid.sources import get_source, source_names
 
 from cal_reference import cal_evaluate as reference
 
@@ -168,8 +168,9 @@ def test_protocols_come_from_the_source_registry():
     assert (prcc["same_clothes"].query_camids, prcc["same_clothes"].gallery_camids) == ((1,), (0,))
     assert (prcc["cloth_changing"].query_camids, prcc["cloth_changing"].gallery_camids) == ((2,), (0,))
     ltcc = protocols("LTCC")
-    assert {name: p.mode for name, p in ltcc.items()} == {"general": "standard", "cloth_changing": "cloth_changing"}
-    assert all(p.mode in MODES for name in ("prcc", "ltcc") for p in protocols(name).values())
+    assert {name: p.mode for name, p in ltcc.items()} == {
+        "general": "standard", "cloth_changing": "cloth_changing", "same_clothes": "same_clothes"}
+    assert all(p.mode in MODES for name in source_names() for p in protocols(name).values())
     with pytest.raises(KeyError):
         protocols("market1501")
 

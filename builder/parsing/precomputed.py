@@ -1,7 +1,8 @@
 """Read precomputed part maps, as human-parsing tools such as SCHP write them.
 
 `DIR/<relative path of the source image, extension .png>`: one channel, pixel values 0..6 in the
-Pascal-Person-Part order (0 background), the same size as the image.
+Pascal-Person-Part order (0 background), the same size as the image. An absolute source path (a
+manifest may list one) is taken below DIR: `/data/x/1.jpg` -> `DIR/data/x/1.png`.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class PrecomputedParser:
             raise BuildError(f"--parsing-dir {self.root} does not exist or is not a directory")
 
     def map_path(self, source_path: str) -> Path:
-        return self.root / PurePosixPath(source_path).with_suffix(".png")
+        return self.root / PurePosixPath(source_path.lstrip("/")).with_suffix(".png")
 
     def check_present(self, source_paths: Sequence[str]) -> None:
         """Fail before any work starts when DIR holds no maps for these images (a wrong folder).

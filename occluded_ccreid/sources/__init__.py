@@ -27,7 +27,7 @@ def source_names() -> list[str]:
 
 
 # Importing the modules registers them.
-from . import ltcc, prcc  # noqa: E402,F401
+from . import deepchange, last, ltcc, manifest, prcc, vcclothes  # noqa: E402,F401
 
 __all__ = [
     "LayoutError",

@@ -1,28 +1,35 @@
-"""What a source layout is: how one CC-ReID dataset lies on disk and how its labels are read."""
+"""What a source layout is: how one re-id dataset lies on disk and how its labels are read."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ClassVar, Iterable
+from types import MappingProxyType
+from typing import Any, ClassVar, Iterable, Iterator, Mapping, Sequence
+
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
+NO_EXTRAS: Mapping[str, Any] = MappingProxyType({})
 
 
 class LayoutError(ValueError):
     """SOURCE_DIR does not look like the named dataset; the message says what was expected."""
 
 
-@dataclass(frozen=True)
+# slots: a 200k-image source holds 200k records for the whole build, so each one is kept small.
+@dataclass(frozen=True, slots=True)
 class SourceRecord:
     """One image of the source dataset and its labels, before any pixels are read."""
 
     split: str
     source_path: str  # POSIX path relative to the source root; the image's identity everywhere
     pid: int
-    camid: int
-    clothes_key: str  # outfit label within the dataset; mapped to a global integer `clothes_id`
-    clothes_id: int = -1
+    camid: int  # 0-based camera index; -1 where the source has no camera labels
+    clothes_key: str | None  # outfit label within the dataset (None: unknown); -> global `clothes_id`
+    clothes_id: int = -1  # -1 where the outfit is unknown
+    # source-specific columns, declared by ScanResult.extra_columns (one shared empty mapping by default)
+    extras: Mapping[str, Any] = field(default_factory=lambda: NO_EXTRAS)
 
 
 @dataclass(frozen=True)
@@ -34,24 +41,58 @@ class Protocol:
     query_camids: tuple[int, ...] | None = None  # None: every query row
     gallery_camids: tuple[int, ...] | None = None  # None: every gallery row
     description: str = ""
+    # Gallery images of the query's identity with the query's value in this column are ignored
+    # (junk): "camid" is the field's same-camera rule, "tracklet_id" DeepChange's same-tracklet
+    # rule; None ignores none, so every other image of the identity is a match (LaST).
+    junk_column: str | None = "camid"
 
 
 @dataclass
 class ScanResult:
-    records: list[SourceRecord]
-    ignored_files: list[str] = field(default_factory=list)  # non-image files, not data
+    records: Sequence[SourceRecord]  # a RecordTable: sorted by (split, path), Arrow columns underneath
+    ignored_files: list[str] = field(default_factory=list)  # non-image and hidden files, not data
+    splits: tuple[str, ...] = ()  # in build order; a manifest's come from the file
+    root: Path | None = None  # what a record's source_path is relative to
+    extra_columns: dict[str, str] = field(default_factory=dict)  # column -> datasets Value dtype
+
+
+@dataclass
+class SplitScan:
+    """What scanning one split found."""
+
+    records: list[SourceRecord] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    bad_names: list[str] = field(default_factory=list)  # images whose path does not fit the layout
+
+
+def is_hidden(rel: str) -> bool:
+    """Dot-files and anything in a dot-folder (`._x.jpg`, `.DS_Store`, `.cache/`) are never images."""
+    return any(part.startswith(".") for part in rel.split("/"))
+
+
+def is_image_name(rel: str) -> bool:
+    return not is_hidden(rel) and os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS
+
+
+def ascii_int(text: str) -> int | None:
+    """The value of a label written as ASCII digits, else None: str.isdigit() also accepts "²"
+    (which int() rejects) and "١" (which int() reads as 1), and a re-id label is never either."""
+    return int(text) if text.isascii() and text.isdigit() else None
 
 
 class SourceLayout:
-    """Base class of a dataset layout. Subclasses set the class attributes and `scan_split`."""
+    """Base class of a dataset layout. Subclasses set the class attributes and `required_dirs`,
+    `split_files`, `parse_record` (or override `scan_split`, or `scan` itself)."""
 
     name: ClassVar[str]
     pretty_name: ClassVar[str]
-    splits: ClassVar[tuple[str, ...]]
+    splits: ClassVar[tuple[str, ...]]  # () when the splits are read from the source (manifest)
     expected_layout: ClassVar[str]  # shown to the user when SOURCE_DIR does not match
     citation: ClassVar[str]
-    homepage: ClassVar[str]
+    homepage: ClassVar[str]  # the dataset's page: where its terms of use are
     protocols: ClassVar[tuple[Protocol, ...]]
+    extra_columns: ClassVar[dict[str, str]] = {}  # source-specific columns: name -> dtype
+    notes: ClassVar[str] = ""  # what the card says about this source's labels, when not the usual
 
     def scan(self, root: str | Path) -> ScanResult:
         """All records of every split, sorted by path, with global clothes ids assigned."""
@@ -59,31 +100,28 @@ class SourceLayout:
         if not root.is_dir():
             raise LayoutError(f"source directory {root} does not exist or is not a directory")
         self.check_layout(root)
-        records: list[SourceRecord] = []
-        ignored: list[str] = []
-        bad_names: list[str] = []
+        from .records import RecordBuilder  # (it builds on this module)
+
+        self._pid_spellings: dict[int, dict[str, str]] = {}
+        found, records = SplitScan(), RecordBuilder(self.extra_columns)
         for split in self.splits:
-            for path in self.split_files(root, split):
-                rel = path.relative_to(root).as_posix()
-                if path.suffix.lower() not in IMAGE_EXTENSIONS:
-                    ignored.append(rel)
-                    continue
-                record = self.parse_record(split, rel)
-                if record is None:
-                    bad_names.append(rel)
-                else:
-                    records.append(record)
-        if bad_names:
-            shown = "\n  ".join(bad_names[:10])
-            more = f"\n  ... and {len(bad_names) - 10} more" if len(bad_names) > 10 else ""
+            part = self.scan_split(root, split)
+            for record in part.records:
+                records.add(record)
+            found.ignored += part.ignored
+            found.bad_names += part.bad_names
+        if found.bad_names:
+            shown = "\n  ".join(found.bad_names[:10])
+            more = f"\n  ... and {len(found.bad_names) - 10} more" if len(found.bad_names) > 10 else ""
             raise LayoutError(
-                f"{len(bad_names)} image(s) in {root} are not named as the {self.pretty_name} "
+                f"{len(found.bad_names)} image(s) in {root} are not named as the {self.pretty_name} "
                 f"layout expects:\n  {shown}{more}\nExpected layout:\n{self.expected_layout}"
             )
-        if not records:
+        self._check_pid_spellings(root)
+        if not records.split_names:
             raise LayoutError(f"no images found in {root}. Expected layout:\n{self.expected_layout}")
-        records.sort(key=lambda r: (self.splits.index(r.split), r.source_path))
-        return ScanResult(assign_clothes_ids(records), sorted(ignored))
+        return ScanResult(records.table(self.splits), sorted(found.ignored), self.splits, root,
+                          dict(self.extra_columns))
 
     def check_layout(self, root: Path) -> None:
         missing = [d for d in self.required_dirs() if not (root / d).is_dir()]
@@ -91,6 +129,38 @@ class SourceLayout:
             raise LayoutError(
                 f"{root} is not in the {self.pretty_name} layout: missing folder(s) "
                 f"{', '.join(missing)}. Expected layout:\n{self.expected_layout}"
+            )
+
+    def scan_split(self, root: Path, split: str) -> SplitScan:
+        """Records of one split from its files; hidden and non-image files are reported as ignored."""
+        out = SplitScan()
+        for path in self.split_files(root, split):
+            rel = path.relative_to(root).as_posix()
+            if not is_image_name(rel):
+                out.ignored.append(rel)
+            elif (record := self.parse_record(split, rel)) is None:
+                out.bad_names.append(rel)
+            else:
+                out.records.append(record)
+        return out
+
+    def read_pid(self, text: str, source_path: str) -> int | None:
+        """A pid written in a file or folder name: ASCII digits (else None, a layout error naming
+        the file). Spellings are remembered, so "0001" and "1" for one pid are refused, not merged."""
+        value = ascii_int(text)
+        if value is not None:
+            self._pid_spellings.setdefault(value, {}).setdefault(text, source_path)
+        return value
+
+    def _check_pid_spellings(self, root: Path) -> None:
+        clashes = {pid: s for pid, s in self._pid_spellings.items() if len(s) > 1}
+        if clashes:
+            lines = [f"pid {pid}: " + ", ".join(f"{text!r} ({path})" for text, path in sorted(s.items()))
+                     for pid, s in sorted(clashes.items())[:10]]
+            raise LayoutError(
+                f"{len(clashes)} pid(s) in {root} are written in more than one way, so it is ambiguous "
+                "whether they are one identity:\n  " + "\n  ".join(lines)
+                + "\nRename the folders/files so that each identity has one name."
             )
 
     # -- what a subclass provides ------------------------------------------------------
@@ -107,15 +177,24 @@ class SourceLayout:
 
 
 def files_under(folder: Path) -> list[Path]:
-    """Regular files below `folder`, recursively, sorted; hidden files count as non-images."""
-    return sorted(p for p in folder.rglob("*") if p.is_file())
+    """Every entry below `folder` that is not a folder, recursively, sorted. Symlinked folders are
+    followed (a link that leads back into its own ancestry is a LayoutError naming it); broken
+    links are listed, so that they are reported (as undecodable images), not lost."""
+    return sorted(_walk(folder, ()))
 
 
-def assign_clothes_ids(records: list[SourceRecord]) -> list[SourceRecord]:
-    """Number outfits 0..K-1 in (pid, clothes_key) order over the whole dataset."""
-    keys = sorted({(r.pid, r.clothes_key) for r in records})
-    index = {key: i for i, key in enumerate(keys)}
-    return [
-        SourceRecord(r.split, r.source_path, r.pid, r.camid, r.clothes_key, index[(r.pid, r.clothes_key)])
-        for r in records
-    ]
+def _walk(folder: Path, ancestors: tuple[tuple[int, int], ...]) -> Iterator[Path]:
+    stat = folder.stat()
+    key = (stat.st_dev, stat.st_ino)
+    if key in ancestors:
+        raise LayoutError(
+            f"symlink loop: {folder} leads back to {folder.resolve()}, a folder that contains it. "
+            "Remove the link, or replace it with the folder it should point to."
+        )
+    with os.scandir(folder) as entries:
+        for entry in entries:
+            path = folder / entry.name
+            if entry.is_dir(follow_symlinks=True):
+                yield from _walk(path, ancestors + (key,))
+            else:
+                yield path

@@ -13,7 +13,7 @@ from typing import Iterable
 from . import register_source
 from .base import Protocol, SourceLayout, SourceRecord, files_under
 
-_NAME = re.compile(r"^(\d+)_(\d+)_c(\d+)_[^/]+$")
+_NAME = re.compile(r"^([0-9]+)_([0-9]+)_c([0-9]+)_[^/]+$")  # ASCII digits: \d also matches "١"
 _SPLIT_DIRS = {"train": "train", "query": "query", "gallery": "test"}
 
 
@@ -41,6 +41,10 @@ class LTCC(SourceLayout):
             "cloth_changing", "cloth_changing",
             description="gallery images of the query's identity in the same clothes are ignored",
         ),
+        Protocol(
+            "same_clothes", "same_clothes",
+            description="gallery images of the query's identity in other clothes are ignored (CAL's SC setting)",
+        ),
     )
 
     def required_dirs(self) -> Iterable[str]:
@@ -54,5 +58,6 @@ class LTCC(SourceLayout):
         match = _NAME.match(parts[-1])
         if len(parts) != 2 or match is None:
             return None
-        pid, clothes, cam = (int(g) for g in match.groups())
-        return SourceRecord(split, source_path, pid=pid, camid=cam - 1, clothes_key=str(clothes))
+        pid_text, clothes, cam = match.groups()
+        return SourceRecord(split, source_path, pid=self.read_pid(pid_text, source_path), camid=int(cam) - 1,
+                            clothes_key=str(int(clothes)))

@@ -69,12 +69,13 @@ class PRCC(SourceLayout):
             if len(parts) != 5:
                 return None
             cam, pid_dir = parts[2], parts[3]
-        if cam not in CAMERAS or not pid_dir.isdigit():
+        pid = self.read_pid(pid_dir, source_path)
+        if cam not in CAMERAS or pid is None:
             return None
         return SourceRecord(
             split=split,
             source_path=source_path,
-            pid=int(pid_dir),
+            pid=pid,
             camid=CAMERAS[cam],
             clothes_key="C" if cam == "C" else "AB",
         )
