@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
 from pathlib import Path
 
-from builder.errors import BuildError
+from builder.errors import DISK_FULL, BuildError, disk_full_message
 from builder.publish import PushError
 from builder.verify import BuildFolderError
 from occluded_ccreid.sources import source_names
@@ -108,14 +110,19 @@ def _run_build(args: argparse.Namespace) -> int:
         occlusion_prob=args.occlusion_prob, rectangle_fraction=args.rectangle_fraction,
     )
     splits = tuple(s.strip() for s in args.occlude_splits.split(",") if s.strip()) if args.occlude_splits else None
-    report = build(BuildConfig(
-        dataset=args.dataset, source_dir=args.source_dir, out_dir=args.out, model=args.model,
-        parsing_dir=args.parsing_dir, seed=args.seed, device=args.device, batch_size=args.batch_size,
-        workers=args.workers, shard_size=args.shard_size, parse_size=args.parse_size,
-        keep_aspect=args.keep_aspect, precision=args.precision,
-        occlusion=occlusion, occlude_splits=splits, keep_clean=args.keep_clean,
-        overwrite=args.overwrite, progress=not args.no_progress,
-    ))
+    try:
+        report = build(BuildConfig(
+            dataset=args.dataset, source_dir=args.source_dir, out_dir=args.out, model=args.model,
+            parsing_dir=args.parsing_dir, seed=args.seed, device=args.device, batch_size=args.batch_size,
+            workers=args.workers, shard_size=args.shard_size, parse_size=args.parse_size,
+            keep_aspect=args.keep_aspect, precision=args.precision,
+            occlusion=occlusion, occlude_splits=splits, keep_clean=args.keep_clean,
+            overwrite=args.overwrite, progress=not args.no_progress,
+        ))
+    except OSError as exc:
+        if exc.errno not in DISK_FULL:
+            raise
+        raise BuildError(disk_full_message(exc, args.out)) from None
     counts = ", ".join(f"{name} {stats.num_rows}" for name, stats in report.splits.items())
     print(f"built {args.out}: {report.num_rows} images ({counts}); "
           f"{len(report.skipped)} skipped, {len(report.ignored_files)} non-image files ignored")
@@ -191,6 +198,10 @@ def _run_preview(args: argparse.Namespace) -> int:
     return 0
 
 
+def _interrupt(signum: int, frame) -> None:
+    raise KeyboardInterrupt(signum)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = _Parser(prog="builder", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -199,6 +210,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_verify(commands)
     _add_preview(commands)
     args = parser.parse_args(argv)
+    # A build stopped by SIGTERM (kill, a job scheduler, a container stop) ends as after Ctrl-C:
+    # the build's own cleanup runs, then one line and status 128 + signal number.
+    on_term = args.command == "build" and threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _interrupt) if on_term else None
     try:
         runs = {"build": _run_build, "push": _run_push, "verify": _run_verify, "preview": _run_preview}
         return runs[args.command](args)
@@ -207,11 +222,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
         resume = (" Run the same command again to resume: finished shards are kept."
                   if args.command == "build" else "")
-        print(f"interrupted; the output folder was not changed.{resume}", file=sys.stderr)
-        return 130
+        print(f"interrupted by {signal.Signals(signum).name}; the output folder was not changed.{resume}",
+              file=sys.stderr)
+        return 128 + signum
+    finally:
+        if on_term:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -10,18 +10,42 @@ from PIL import Image, UnidentifiedImageError
 
 _SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
 
+# Largest image a build decodes: 2048x2048 pixels. Person crops are far smaller (PRCC and LTCC
+# crops are well under 1 Mpx; a whole 1080p frame is 2 Mpx). Memory is what the limit bounds: an
+# image being finished holds ~150 bytes a pixel for a moment (its full-size logits, 18 float32
+# planes for the default model, and the occlusion's planes), ~0.6 GB at the limit; a 13000x13000
+# PNG would need over 20 GB. Larger images are skipped, with their size, in the build report.
+MAX_PIXELS = 2048 * 2048
+
 
 class DecodeError(Exception):
     """The file cannot be decoded as an image; the build skips it and reports the reason."""
 
+    skip_prefix = "cannot decode image"
+
+    def skip_reason(self) -> str:
+        return f"{self.skip_prefix}: {self}"
+
+
+class ImageTooLargeError(DecodeError):
+    """The image has more than MAX_PIXELS pixels; it is skipped before its pixels are decoded."""
+
+    skip_prefix = "image too large"
+
 
 def load_rgb(path: str | Path) -> np.ndarray:
     """HxWx3 uint8. Grayscale is replicated, 16-bit is scaled to 8-bit, alpha (RGBA, LA, palette
-    transparency) is composited over black, everything else goes through PIL's RGB conversion."""
+    transparency) is composited over black, everything else goes through PIL's RGB conversion.
+    Images of more than MAX_PIXELS pixels raise ImageTooLargeError from their header alone."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Palette images with Transparency ..."
             with Image.open(path) as img:
+                width, height = img.size
+                if width * height > MAX_PIXELS:
+                    raise ImageTooLargeError(
+                        f"{width}x{height} (WxH) is {width * height / 1e6:.1f} Mpx, above the builder's limit of "
+                        f"{MAX_PIXELS / 1e6:.1f} Mpx (builder.images.MAX_PIXELS), which bounds a build's memory")
                 img.load()
                 return _to_rgb(img)
     except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:

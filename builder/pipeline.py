@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from collections import deque
+from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -28,6 +29,7 @@ from builder.images import DecodeError, load_rgb
 from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude_batch
 from builder.parsing import PartParser
 from builder.parsing.segmenter import ModelParser
+from builder.preflight import preflight
 from builder.preview import make_preview
 from builder.report import BuildReport, SplitStats
 from builder.rows import make_row
@@ -160,7 +162,7 @@ def _batched(
     """Batch by batch: used for precomputed maps (no model to keep busy) and texture donors
     (which need the parser mid-batch). The next batch is decoded while this one is parsed."""
     root = stage.root
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+    with _executor(max_workers=max(1, workers)) as pool:
         batches = _batches(records, batch_size)  # lazily: records may be an Arrow-backed RecordTable
         # Futures are never nested (a task waiting on its own pool would deadlock at 1 worker).
         upcoming = next(batches, None)
@@ -172,17 +174,30 @@ def _batched(
             good = [(r, im) for r, im in zip(batch, images) if not isinstance(im, DecodeError)]
             good_records, good_images = [r for r, _ in good], [im for _, im in good]
             part_maps, donors = stage.parse(good_records, good_images)
-            share = -(-len(good) // max(1, workers))  # the batch is occluded in one slice per worker
+            share = max(1, -(-len(good) // max(1, workers)))  # one slice per worker (none when nothing decoded)
             slices = [slice(start, start + share) for start in range(0, len(good), share)]
             rows = [row for chunk in pool.map(lambda s: stage.finish(good_records[s], good_images[s], part_maps[s],
                                                                         donors[s]), slices) for row in chunk]
             results = dict(zip([r.source_path for r in good_records], zip(rows, part_maps)))
             for record, image in zip(batch, images):
                 if isinstance(image, DecodeError):
-                    yield record, None, None, f"cannot decode image: {image}"
+                    yield record, None, None, image.skip_reason()
                 else:
                     row, parts = results[record.source_path]
                     yield record, row, parts, None
+
+
+@contextmanager
+def _executor(*args, **kwargs) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that, when the build stops early (an error, Ctrl-C, SIGTERM), drops the tasks
+    not yet started instead of running them all first: only running ones are waited for."""
+    pool = ThreadPoolExecutor(*args, **kwargs)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
 
 
 def _single_threaded_torch() -> None:
@@ -240,8 +255,8 @@ def _pipelined(
         part_maps = [parser.postprocess(logits[row], image.shape[:2]) for row, image in enumerate(images)]
         return list(zip(stage.finish(records, images, part_maps, [None] * len(items)), part_maps))
 
-    with ThreadPoolExecutor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
-         ThreadPoolExecutor(streams, "build-model") as model:
+    with _executor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
+         _executor(streams, "build-model") as model:
         todo = iter(enumerate(records))
         loads: deque[tuple[int, SourceRecord, Future]] = deque()
         buckets: dict[tuple, list] = {}  # input shape -> [(index, record, image, tensor)]
@@ -290,7 +305,7 @@ def _pipelined(
             top_up()
             image, tensor = future.result()
             if tensor is None:
-                results[index] = (record, f"cannot decode image: {image}", 0)
+                results[index] = (record, image.skip_reason(), 0)
             else:
                 shape = tuple(tensor.shape)
                 buckets.setdefault(shape, []).append((index, record, image, tensor))
@@ -312,23 +327,12 @@ def build(config: BuildConfig) -> BuildReport:
     """Build the dataset folder `config.out_dir`; raises BuildError on anything the user must fix."""
     try:
         layout = get_source(config.dataset)
-        scan = layout.scan(config.source_dir)
+        scan = layout.scan(config.source_dir)  # lists files; no image is read yet
     except (KeyError, LayoutError) as exc:
         raise BuildError(str(exc).strip("'\"")) from None
     out_dir = Path(config.out_dir)
     recover(out_dir)  # e.g. put back OUT when an earlier --overwrite was killed mid-swap
-    if out_dir.exists() and not config.overwrite:
-        raise BuildError(f"output folder {out_dir} already exists; pass --overwrite to replace it")
-    if config.batch_size < 1 or (config.workers or 0) < 0 or (config.shard_size is not None and config.shard_size < 1):
-        raise BuildError("--batch-size and --shard-size must be >= 1 and --workers >= 0")
-    try:
-        config.occlusion.validate()
-    except ValueError as exc:
-        raise BuildError(str(exc)) from None
-    occlude_splits = frozenset(config.occlude_splits or scan.splits)
-    if unknown := occlude_splits - set(scan.splits):
-        raise BuildError(f"--occlude-splits {', '.join(sorted(unknown))} not in {layout.pretty_name}'s splits "
-                         f"({', '.join(scan.splits)})")
+    occlude_splits = preflight(config, layout, scan.splits)  # options, device, --out: before any image or model
     parser = make_parser(config)
     parser.check_present([r.source_path for r in scan.records])
 

@@ -24,6 +24,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 from PIL import Image
 
+from builder import images
 from occluded_ccreid.sources import SourceRecord
 
 MAX_SHARD_BYTES = 500_000_000  # the Hub's recommendation for Parquet files
@@ -96,6 +97,8 @@ def image_size(path: Path) -> tuple[int, int] | None:
                 width, height = img.size
     except Exception:  # noqa: BLE001 - any unreadable header means "skipped later", never a crash here
         return None
+    if width * height > images.MAX_PIXELS:
+        return None  # skipped later as too large, from the same header: no bytes either
     return height, width
 
 

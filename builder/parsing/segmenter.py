@@ -53,11 +53,24 @@ def cpu_has_native_bf16() -> bool:
 
 
 def resolve_device(device: str) -> torch.device:
+    """auto, cpu, cuda or cuda:N; anything else (tpu, mps, meta, a typo) is an error naming what
+    this machine has, since the pipeline runs its model and occlusion on CPU or CUDA only."""
+    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    choices = ", ".join(["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(cuda)] if cuda else []))
     if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise BuildError("--device cuda was asked for but torch sees no CUDA device; use --device cpu")
-    return torch.device(device)
+        return torch.device("cuda" if cuda else "cpu")
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        resolved = None
+    if resolved is None or resolved.type not in ("cpu", "cuda"):
+        raise BuildError(f"--device {device!r} is not one the builder can use; choose from {choices}"
+                         + ("" if cuda else " (torch sees no CUDA device here)"))
+    if resolved.type == "cuda" and not cuda:
+        raise BuildError(f"--device {device} was asked for but torch sees no CUDA device; use --device cpu")
+    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= cuda:
+        raise BuildError(f"--device {device}: this machine has {cuda} CUDA device(s); choose from {choices}")
+    return resolved
 
 
 def fit_size(height: int, width: int, box: tuple[int, int], multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
@@ -100,7 +113,15 @@ class ModelParser:
                         "slower than fp32")
         self.parse_size = tuple(int(v) for v in parse_size)
         if len(self.parse_size) != 2 or min(self.parse_size) < 1:
-            raise BuildError(f"parse size must be two positive sides (H, W), got {parse_size!r}")
+            raise BuildError(f"--parse-size must be two positive sides HxW, got {'x'.join(map(str, parse_size))}")
+        if keep_aspect and any(side % SIZE_MULTIPLE for side in self.parse_size):
+            # fit_size() rounds every input side to a multiple: a box that is not one would run at
+            # another size than the one the report records. Refused rather than silently adjusted.
+            height, width = self.parse_size
+            fit = "x".join(str(max(SIZE_MULTIPLE, s // SIZE_MULTIPLE * SIZE_MULTIPLE)) for s in self.parse_size)
+            raise BuildError(f"--parse-size {height}x{width}: each side must be a multiple of {SIZE_MULTIPLE} "
+                             f"(inputs are fitted into the box in multiples of {SIZE_MULTIPLE}); use e.g. {fit}, "
+                             f"or --no-keep-aspect to stretch every crop to exactly {height}x{width}")
         self.keep_aspect = keep_aspect
         self.precision = precision
         self.num_threads = num_threads or torch.get_num_threads()
