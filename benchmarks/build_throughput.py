@@ -287,7 +287,7 @@ def child_reference(source: str, out: str, model: str, paths: list[str], build_m
         target = (images / rel).with_suffix(".png")
         target.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(occlusion.image).save(target)
-        Image.fromarray(occlusion.mask.astype(np.uint8) * 255).save(target.with_name(target.stem + "_mask.png"))
+        Image.fromarray(occlusion.mask).save(target.with_name(target.stem + "_mask.png"))  # 8-bit alpha
     return {"rows": len(paths), "seconds": time.perf_counter() - start}
 
 

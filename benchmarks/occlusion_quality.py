@@ -2,9 +2,10 @@
 band, against Feng et al.'s rectangles, on the same synthetic source.
 
 The synthetic pedestrians are drawn at varied scales and offsets inside their crops, as loose
-detections are, with true part maps, so `occluded_ratio` is exact. Prints per method: the share of
-occluded images whose occluder covers under 5% of the person, the mean and spread of
-`occluded_ratio`, rows outside the band, and how often each part is hit.
+detections are, with true part maps, so `occluded_ratio` (the alpha-weighted share of the person
+under the occluder) is exact. Prints per method: the share of occluded images whose occluder
+covers under 5% of the person, the mean and spread of `occluded_ratio`, rows outside the band, and
+how often each part is hit.
 
     python benchmarks/occlusion_quality.py [--images 600]
 """

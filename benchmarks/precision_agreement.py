@@ -138,8 +138,9 @@ def compare(crops: list[Crop], fp32: list[np.ndarray], bf16: list[np.ndarray]) -
     for (name, image, _), a, b in zip(crops, fp32, bf16):
         oa, ob = occlude(image, a, image_rng(SEED, name)), occlude(image, b, image_rng(SEED, name))
         same_draw += (oa.part, oa.pool_scale) == (ob.part, ob.pool_scale)
-        union = int((oa.mask | ob.mask).sum())
-        ious.append(int((oa.mask & ob.mask).sum()) / union if union else 1.0)  # both empty: identical
+        # masks are 8-bit alphas: soft IoU, sum of min over sum of max (the plain IoU for 0/255 masks)
+        union = int(np.maximum(oa.mask, ob.mask).sum(dtype=np.int64))
+        ious.append(int(np.minimum(oa.mask, ob.mask).sum(dtype=np.int64)) / union if union else 1.0)
         ratio_diffs.append(abs(oa.ratio - ob.ratio))
     n = len(crops)
     return {

@@ -5,8 +5,11 @@ Modules, in the order data flows through them:
   builder.images           decoding source images to RGB
   builder.parsing          part maps: a transformers segmentation model or precomputed maps
   builder.occlusion        the paper's occluder (pooling x4, interpolation, additive fusion)
+  builder.fills            how an occluder is fused into the image (additive, blends, texture)
   builder.rows             one output row per image (encoding)
-  builder.writer           Parquet shards, build report, card; atomic move into place
+  builder.shards           the shard plan: which records go into which shard, fixed up front
+  builder.writer           Parquet shards
+  builder.staging          the staging folder: journal of finished shards, resume, move into place
   builder.pipeline         wires the stages with bounded queues
   builder.publish          verification and upload to the Hub
 """

@@ -70,6 +70,18 @@ def card_data(report: BuildReport, layout: SourceLayout, features: Features, sha
     return data
 
 
+def shard_text(plan: dict) -> str:
+    """One sentence on how the Parquet shards were cut (builder.shards; `shard_plan` in the report)."""
+    if plan.get("rule") == "rows":
+        return (f"Each split is stored in Parquet shards of {plan['shard_size']} consecutive source images "
+                "(in path order; skipped images leave their shard shorter).")
+    return (f"Each split is stored in Parquet shards of consecutive source images (in path order), cut before "
+            f"any image was read: at most {plan['max_shard_bytes'] / 1e6:.0f} MB each (bounded from pixel counts), "
+            f"and for a split of {plan['readers'] * plan['min_rows_per_shard']} images or more a multiple of "
+            f"{plan['readers']} shards with equal numbers of images, so "
+            "`datasets.distributed.split_dataset_by_node` gives each of 8, 16 or 32 nodes whole shards.")
+
+
 def render_card(
     report: BuildReport,
     layout: SourceLayout,
@@ -114,6 +126,7 @@ def render_card(
         "protocols": layout.protocols,
         "repo_id": repo_id or f"<namespace>/occluded-{layout.name}",
         "preview": preview,
+        "shard_text": shard_text(report.shard_plan) if report.shard_plan else "",
     }
     data = card_data(report, layout, features, shard_bytes)
     return str(DatasetCard.from_template(data, template_str=template_text(), **context))

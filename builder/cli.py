@@ -60,7 +60,9 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=8, help="images per model forward pass (default 8)")
     p.add_argument("--workers", type=int, default=None,
                    help="decoding/encoding threads (default: 2 with the model on CPU, one per core but one on CUDA)")
-    p.add_argument("--shard-size", type=int, default=1000, help="rows per Parquet shard (default 1000)")
+    p.add_argument("--shard-size", type=int, default=None,
+                   help="source images per Parquet shard (default: shards of at most ~500 MB, a multiple of 32 "
+                        "of them for a split of 3200 images or more)")
     p.add_argument("--parse-size", type=_size, default=None, help="model input box HxW (default 512x256)")
     p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=True,
                    help="fit each crop into --parse-size with its own aspect ratio, sides multiples of 32, "
@@ -74,7 +76,7 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     occ.add_argument("--fill", choices=list(FILLS), default=None,
                      help="how the occluder is fused (default: add for parts, black for rectangle)")
     occ.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE,
-                     help=f"least share of the person the occluder must cover (default {DEFAULT_MIN_COVERAGE})")
+                     help=f"least (alpha-weighted) share of the person the occluder must cover (default {DEFAULT_MIN_COVERAGE})")
     occ.add_argument("--max-coverage", type=float, default=1.0,
                      help="largest share of the person the occluder may cover (default 1.0)")
     occ.add_argument("--rectangle-fraction", type=float, default=DEFAULT_RECTANGLE_FRACTION,
@@ -174,7 +176,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
-        print("interrupted; nothing was written to the output folder", file=sys.stderr)
+        resume = (" Run the same command again to resume: finished shards are kept."
+                  if args.command == "build" else "")
+        print(f"interrupted; the output folder was not changed.{resume}", file=sys.stderr)
         return 130
 
 

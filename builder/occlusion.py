@@ -9,15 +9,21 @@ The paper's method (Chen & Ge, Algorithms 1 and 2):
    depend on the crop's resolution; the blob is normalised to peak 1 (four poolings dilute it)
    and united with the part itself, so the occluder always covers the whole chosen part.
 3. Fusion as in the paper: the occluder is added to the image and saturates (fill "add", a white
-   occluder); the soft blob gives soft edges. The binary occluder is where the blob is >= 0.5.
+   occluder); the soft blob gives soft edges.
+
+The record is what was drawn: the blob (the alpha) is quantised to 8 bits first, and that alpha
+(level / 255) is the one every fill uses, the `occlusion_mask` column stores (0 = untouched,
+255 = fully occluded) and the coverage is measured on. So a pixel whose mask is 0 keeps its
+source bytes, and the coverage (`occluded_ratio`) is the alpha-weighted share of the person's
+pixels under the occluder: sum over person pixels of level / 255, over the person's pixel count.
 
 Options (all recorded per row and in the build report):
-* a coverage band: the share of person pixels under the occluder must lie in
+* a coverage band: the (alpha-weighted) share of person pixels under the occluder must lie in
   [min_coverage, max_coverage]; shape draws are repeated up to `max_attempts` times, and a row
   that never fits keeps the draw closest to the band and is counted as out of band;
 * `occluder="rectangle"`: Feng et al.'s baseline, a black band over the top, bottom, left or right
   `rectangle_fraction` of the crop, placed without looking at the person;
-* fills: add, white, black, mean, noise, blur, texture (see FILLS);
+* fills: add, white, black, mean, noise, blur, texture (builder/fills.py);
 * `occlusion_prob`: the share of rows that are occluded at all.
 
 `occlude_batch` occludes a batch at once on the model's device: each image's random choices are
@@ -31,19 +37,19 @@ from __future__ import annotations
 
 import hashlib
 from dataclasses import dataclass
-from typing import Callable, Protocol, Sequence
+from typing import Protocol, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, ImageFilter
 
+from builder.fills import FILLS, Donor
 from occluded_ccreid.parts import BODY_PARTS, NONE
 
 POOL_SCALES: tuple[int, ...] = (3, 5, 7, 9)  # kernel sizes; 3 barely grows a part, 9 ~2-4x its area
 POOL_STEPS = 4  # "AvgPooling() * 4" in Algorithm 2
 POOL_GRID = (256, 128)  # (H, W) the pooling runs at
-MASK_THRESHOLD = 0.5
+ALPHA_LEVELS = 255  # the mask's 8-bit levels: level / 255 is the alpha the fills use
 # Occluders covering under 5% of the person are near-invisible; see benchmarks/occlusion_quality.py.
 DEFAULT_MIN_COVERAGE = 0.05
 DEFAULT_MAX_ATTEMPTS = 8
@@ -90,7 +96,7 @@ class OcclusionConfig:
     def describe(self) -> dict:
         return {
             "occluder": self.occluder, "fill": self.fill_name, "pool_scales": list(self.pool_scales),
-            "pool_steps": POOL_STEPS, "pool_grid": list(POOL_GRID), "mask_threshold": MASK_THRESHOLD,
+            "pool_steps": POOL_STEPS, "pool_grid": list(POOL_GRID), "alpha_levels": ALPHA_LEVELS,
             "min_coverage": self.min_coverage, "max_coverage": self.max_coverage,
             "max_attempts": self.max_attempts, "occlusion_prob": self.occlusion_prob,
             "rectangle_fraction": self.rectangle_fraction,
@@ -110,22 +116,13 @@ class Draw:
 @dataclass(frozen=True)
 class Occlusion:
     image: np.ndarray  # HxWx3 uint8, the occluded image
-    mask: np.ndarray  # HxW bool, the binary occluder
+    mask: np.ndarray  # HxW uint8, the occluder's alpha as drawn: 0 untouched .. 255 fully occluded
     part: int  # 0 (none) or 1..6
     pool_scale: int  # 0 when not occluded
-    ratio: float  # share of person pixels under the occluder
+    ratio: float  # alpha-weighted share of person pixels under the occluder (mask / 255 summed)
     occluder: str = "none"  # "none", "parts", "rectangle-top", ...
     in_band: bool = True  # ratio inside [min_coverage, max_coverage] (True when not occluded)
     attempts: int = 0  # shape draws made
-
-
-@dataclass(frozen=True)
-class Donor:
-    """Another image of the same source dataset whose background textures an occluder."""
-
-    image: np.ndarray  # HxWx3 uint8
-    parts: np.ndarray  # HxW uint8 part map
-    source_path: str
 
 
 # -- shapes -----------------------------------------------------------------------------------
@@ -223,87 +220,14 @@ OCCLUDERS: dict[str, Occluder] = {
 DEFAULT_FILLS = {"parts": "add", "rectangle": "black"}
 
 
-# -- fills ------------------------------------------------------------------------------------
-def _blend(image: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    a = alpha[..., None]
-    return (image.float() * (1 - a) + target.float() * a).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def fill_add(image, alpha, rng, donor):
-    """The paper's fusion: image + 255 * occluder, saturating at white."""
-    return (image.float() + 255.0 * alpha[..., None]).round_().clamp_(0, 255).to(torch.uint8)
-
-
-def fill_white(image, alpha, rng, donor):
-    return _blend(image, alpha, torch.full_like(image, 255))
-
-
-def fill_black(image, alpha, rng, donor):
-    return _blend(image, alpha, torch.zeros_like(image))
-
-
-def fill_mean(image, alpha, rng, donor):
-    mean = image.float().mean(dim=(0, 1)).round()
-    return _blend(image, alpha, mean.expand(image.shape))
-
-
-def fill_noise(image, alpha, rng, donor):
-    noise = torch.from_numpy(rng.integers(0, 256, size=tuple(image.shape), dtype=np.uint8)).to(image.device)
-    return _blend(image, alpha, noise)
-
-
-def fill_blur(image, alpha, rng, donor):
-    radius = max(2.0, 0.06 * max(image.shape[:2]))  # blurs a person's details away at any size
-    blurred = Image.fromarray(image.cpu().numpy()).filter(ImageFilter.GaussianBlur(radius))
-    return _blend(image, alpha, torch.from_numpy(np.asarray(blurred).copy()).to(image.device))
-
-
-def background_patch(donor: Donor, height: int, width: int) -> np.ndarray | None:
-    """The donor's largest background strip beside the person (left/right/above/below its
-    bounding box), resized to height x width; None when the donor has no such strip."""
-    person = donor.parts != NONE
-    rows, cols = np.flatnonzero(person.any(axis=1)), np.flatnonzero(person.any(axis=0))
-    h, w = person.shape
-    if not rows.size:
-        strips = [(0, h, 0, w)]
-    else:
-        strips = [(0, h, 0, cols[0]), (0, h, cols[-1] + 1, w), (0, rows[0], 0, w), (rows[-1] + 1, h, 0, w)]
-    r0, r1, c0, c1 = max(strips, key=lambda s: (s[1] - s[0]) * (s[3] - s[2]))
-    if (r1 - r0) < 2 or (c1 - c0) < 2:
-        return None
-    patch = Image.fromarray(donor.image[r0:r1, c0:c1]).resize((width, height), Image.Resampling.BILINEAR)
-    return np.asarray(patch).copy()
-
-
-def fill_texture(image, alpha, rng, donor):
-    """Scene clutter: background pixels of another identity's image, over the occluder's box."""
-    if donor is None:
-        raise ValueError("the texture fill needs a donor image")
-    ys, xs = torch.nonzero(alpha > 0, as_tuple=True)
-    if not ys.numel():
-        return image.clone()
-    r0, r1, c0, c1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
-    patch = background_patch(donor, r1 - r0, c1 - c0)
-    if patch is None:  # the donor is person from edge to edge: no background to borrow
-        return fill_mean(image, alpha, rng, donor)
-    target = image.clone()
-    target[r0:r1, c0:c1] = torch.from_numpy(patch).to(image.device)
-    return _blend(image, alpha, target)
-
-
-Fill = Callable[[torch.Tensor, torch.Tensor, np.random.Generator, "Donor | None"], torch.Tensor]
-FILLS: dict[str, Fill] = {
-    "add": fill_add,
-    "white": fill_white,
-    "black": fill_black,
-    "mean": fill_mean,
-    "noise": fill_noise,
-    "blur": fill_blur,
-    "texture": fill_texture,
-}
-
-
 # -- the whole step ---------------------------------------------------------------------------
+def quantise(alpha: torch.Tensor) -> torch.Tensor:
+    """The alpha's 8-bit levels (HxW uint8): what the mask records and, divided by 255, what the
+    fills draw, so record and pixels agree exactly (level 0 leaves a pixel untouched)."""
+    # alpha lies in [0, 1] (blobs are divided by their peak), so + 0.5 and truncation round it
+    return alpha.mul(ALPHA_LEVELS).add_(0.5).to(torch.uint8)
+
+
 def _band_distance(ratio: float, config: OcclusionConfig) -> float:
     return max(config.min_coverage - ratio, ratio - config.max_coverage, 0.0)
 
@@ -320,8 +244,7 @@ class _Best:
 
     distance: float
     draw: Draw
-    alpha: torch.Tensor
-    mask: torch.Tensor
+    mask: torch.Tensor  # HxW uint8 alpha levels
     ratio: float
     attempts: int = 0
 
@@ -345,7 +268,7 @@ def occlude_batch(
     results: list[Occlusion | None] = [None] * count
 
     def unoccluded(i: int) -> Occlusion:
-        return Occlusion(images[i], np.zeros(part_maps[i].shape, dtype=bool), NONE, 0, 0.0)
+        return Occlusion(images[i], np.zeros(part_maps[i].shape, dtype=np.uint8), NONE, 0, 0.0)
 
     pending = []
     for i in range(count):
@@ -370,15 +293,15 @@ def occlude_batch(
             break
         drawn = list(draws)
         alphas = occluder.render([parts_on_device[i] for i in drawn], [draws[i] for i in drawn], config)
-        masks = [alpha >= MASK_THRESHOLD for alpha in alphas]
-        # one device-to-host copy for the round's coverages
-        covered = torch.stack([(m & person_on_device[i]).sum() for m, i in zip(masks, drawn)]).tolist()
+        masks = [quantise(alpha) for alpha in alphas]
+        # alpha levels summed over the person (exact integers; one device-to-host copy per round)
+        covered = torch.stack([m.mul(person_on_device[i]).sum() for m, i in zip(masks, drawn)]).tolist()
         pending = []
-        for i, alpha, mask, pixels in zip(drawn, alphas, masks, covered):
-            ratio = pixels / person_pixels[i] if person_pixels[i] else 0.0
+        for i, mask, levels in zip(drawn, masks, covered):
+            ratio = levels / (ALPHA_LEVELS * person_pixels[i]) if person_pixels[i] else 0.0
             distance = _band_distance(ratio, config) if person_pixels[i] else 0.0
             if i not in best or distance < best[i].distance:
-                best[i] = _Best(distance, draws[i], alpha, mask, ratio)
+                best[i] = _Best(distance, draws[i], mask, ratio)
             best[i].attempts = attempt
             if distance > 0.0:
                 pending.append(i)
@@ -386,7 +309,8 @@ def occlude_batch(
             break
     for i, chosen in best.items():
         image = _on_device(images[i], device)
-        occluded = FILLS[config.fill_name](image, chosen.alpha, rngs[i], donors[i])
+        alpha = chosen.mask.float().div_(ALPHA_LEVELS)  # exactly the recorded alpha
+        occluded = FILLS[config.fill_name](image, alpha, rngs[i], donors[i])
         results[i] = Occlusion(occluded.cpu().numpy(), chosen.mask.cpu().numpy(), chosen.draw.part,
                                chosen.draw.pool_scale, chosen.ratio, chosen.draw.name, chosen.distance == 0.0,
                                chosen.attempts)

@@ -6,14 +6,13 @@ on threads with bounded queues (`_pipelined`), so the model stays busy and memor
 precomputed part maps and texture donors go batch by batch (`_batched`). Every row depends only
 on its own image, part map and (seed, path), so neither batch size, worker count nor completion
 order changes the output; rows are yielded and written in record order.
-The build is written to a hidden folder beside OUT_DIR and renamed into place only when complete.
+The build is written shard by shard to a hidden folder beside OUT_DIR (builder.staging), where a
+re-run of an interrupted build finds the finished shards, and renamed into place when complete.
 """
 
 from __future__ import annotations
 
 import os
-import shutil
-import uuid
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
@@ -32,7 +31,9 @@ from builder.parsing.segmenter import ModelParser
 from builder.preview import make_preview
 from builder.report import BuildReport, SplitStats
 from builder.rows import make_row
-from builder.writer import SplitWriter
+from builder.shards import RecordRange, contiguous_runs, estimate_row_bytes, plan_shards
+from builder.staging import Staging, check_free_space, fingerprint, recover, staged_bytes
+from builder.writer import write_shards
 from occluded_ccreid.features import dataset_features
 from occluded_ccreid.sources import LayoutError, SourceRecord, get_source
 
@@ -48,7 +49,7 @@ class BuildConfig:
     device: str = "auto"
     batch_size: int = 8
     workers: int | None = None  # None: default_workers() for the parser's device
-    shard_size: int = 1000
+    shard_size: int | None = None  # records per shard; None: sized by bytes (builder.shards)
     parse_size: tuple[int, int] | None = None
     keep_aspect: bool = True  # fit each image into parse_size with its own aspect ratio (False: stretch)
     precision: str = "fp32"  # "bf16" (CUDA, CPU) / "fp16" (CUDA): autocast, opt in
@@ -315,9 +316,10 @@ def build(config: BuildConfig) -> BuildReport:
     except (KeyError, LayoutError) as exc:
         raise BuildError(str(exc).strip("'\"")) from None
     out_dir = Path(config.out_dir)
+    recover(out_dir)  # e.g. put back OUT when an earlier --overwrite was killed mid-swap
     if out_dir.exists() and not config.overwrite:
         raise BuildError(f"output folder {out_dir} already exists; pass --overwrite to replace it")
-    if config.batch_size < 1 or (config.workers or 0) < 0 or config.shard_size < 1:
+    if config.batch_size < 1 or (config.workers or 0) < 0 or (config.shard_size is not None and config.shard_size < 1):
         raise BuildError("--batch-size and --shard-size must be >= 1 and --workers >= 0")
     try:
         config.occlusion.validate()
@@ -341,47 +343,40 @@ def build(config: BuildConfig) -> BuildReport:
         splits={split: SplitStats() for split in scan.splits},
         ignored_files=scan.ignored_files,
     )
+    root = scan.root  # a manifest's paths are relative to its own folder, not to SOURCE
+    plan = plan_shards(scan.records, scan.splits, estimate_row_bytes(root, scan.records, config.keep_clean),
+                       config.shard_size)
+    report.shard_plan = plan.describe()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = out_dir.parent / f".{out_dir.name}.partial-{uuid.uuid4().hex[:8]}"
-    (staging / "data").mkdir(parents=True)
+    check_free_space(out_dir.parent, plan.estimated_bytes - staged_bytes(out_dir))
+    staging = Staging(out_dir, fingerprint(report.to_json(), root, (r.source_path for r in scan.records)))
+    staging.open()
     try:
-        writers = {split: SplitWriter(staging / "data", split, features, config.shard_size) for split in scan.splits}
-        progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}")
-        stage = Stage(scan.root, parser, config.seed, config.occlusion, occlude_splits,
+        todo = [shard for shard in plan.shards if shard.name not in staging.done]
+        progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}",
+                             initial=len(scan.records) - sum(s.num_records for s in todo))
+        stage = Stage(root, parser, config.seed, config.occlusion, occlude_splits,
                       config.keep_clean, scan.records, parser.device)
         workers = default_workers(parser) if config.workers is None else config.workers
-        for record, row, parts, skip in process(scan.records, stage, config.batch_size, workers):
-            progress.update(1)
-            if skip is not None:
-                report.skipped.append({"source_path": record.source_path, "split": record.split, "reason": skip})
-                continue
-            writers[record.split].add(row)
-            report.splits[record.split].add(row, no_person=not parts.any())
+        for run in contiguous_runs(todo):  # one run, unless a resumed build lost a shard in the middle
+            records = RecordRange(scan.records, run[0].start, run[-1].stop)
+            write_shards(run, process(records, stage, config.batch_size, workers), staging, features,
+                         lambda: progress.update(1))
         progress.close()
-        for split, writer in writers.items():
-            shards = writer.close()
-            report.shards.update(shards)
-            report.splits[split].num_shards = len(shards)
-        report.write(staging)
-        shard_bytes = {p: (staging / p).stat().st_size for p in report.shards}
-        preview = make_preview(staging).name if report.num_rows else None
+        for shard in plan.shards:  # every build sums its statistics the same way, resumed or not
+            report.add_shard(shard.name, staging.done[shard.name])
+        report.write(staging.build)
+        shard_bytes = {p: (staging.build / p).stat().st_size for p in report.shards}
+        preview = make_preview(staging.build).name if report.num_rows else None
         card = render_card(report, layout, features, shard_bytes, preview=preview)
-        (staging / "README.md").write_text(card, encoding="utf-8")
-        _move_into_place(staging, out_dir)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        (staging.build / "README.md").write_text(card, encoding="utf-8")
+        staging.move_into_place()
+    except BuildError:
+        staging.discard()  # bad input: the user must change it, and nothing misleading stays behind
         raise
+    finally:
+        staging.close()  # anything else (a kill, Ctrl-C, a full disk): the finished shards stay for a re-run
     return report
-
-
-def _move_into_place(staging: Path, out_dir: Path) -> None:
-    if out_dir.exists():  # --overwrite: swap, then delete the old build
-        old = out_dir.parent / f".{out_dir.name}.old-{uuid.uuid4().hex[:8]}"
-        out_dir.rename(old)
-        staging.rename(out_dir)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        staging.rename(out_dir)
 
 
 class _NoProgress:
@@ -390,9 +385,9 @@ class _NoProgress:
     def close(self) -> None: ...
 
 
-def _progress(total: int, enabled: bool, description: str):
+def _progress(total: int, enabled: bool, description: str, initial: int = 0):
     if not enabled:
         return _NoProgress()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=description, unit="img")
+    return tqdm(total=total, desc=description, unit="img", initial=initial)

@@ -1,7 +1,9 @@
 """`builder preview`: a contact sheet of a build, for judging occlusion quality by eye.
 
-Each tile shows one row three times: the occluded image, the same image with the binary occluder
-tinted and outlined in red, and the part map in colour, captioned with split, part and ratio.
+Each tile shows one row three times: the occluded image, the same image tinted red in proportion
+to the occluder's alpha (`occlusion_mask` / 255: untouched pixels keep their colour, fully occluded
+ones are 45% red) with a red outline where the alpha crosses 1/2 (mask >= 128), and the part map
+in colour, captioned with split, part and (alpha-weighted) ratio.
 Rows are a deterministic sample: the n source paths with the smallest SHA-256, which spreads over
 splits and identities and is the same for the same build.
 """
@@ -26,6 +28,8 @@ CAPTION = 24
 # background, head, torso, upper arms, lower arms, upper legs, lower legs
 PART_COLOURS = np.array([(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
                          (245, 130, 48), (145, 30, 180)], dtype=np.uint8)
+TINT = 0.45  # how red a fully occluded pixel is drawn
+OUTLINE_LEVEL = 128  # the outline follows where the mask reaches this level (alpha 1/2)
 COLUMNS_READ = ["image", "occlusion_mask", "parsing", "occluded_part", "occluded_ratio", "occluder", "source_path"]
 
 
@@ -61,11 +65,11 @@ def _decode(value: dict, mode: str) -> Image.Image:
 
 def tile(split: str, row: dict) -> Image.Image:
     image = _decode(row["image"], "RGB").resize(PANEL, Image.Resampling.BILINEAR)
-    mask = _decode(row["occlusion_mask"], "L").resize(PANEL, Image.Resampling.NEAREST)
+    mask = _decode(row["occlusion_mask"], "L").resize(PANEL, Image.Resampling.BILINEAR)
     parts = np.asarray(_decode(row["parsing"], "L").resize(PANEL, Image.Resampling.NEAREST))
     red = Image.new("RGB", PANEL, (255, 0, 0))
-    tinted = Image.composite(Image.blend(image, red, 0.45), image, mask)
-    edge = mask.filter(ImageFilter.FIND_EDGES)
+    tinted = Image.composite(Image.blend(image, red, TINT), image, mask)  # the mask is the blend's alpha
+    edge = mask.point(lambda level: 255 if level >= OUTLINE_LEVEL else 0).filter(ImageFilter.FIND_EDGES)
     tinted = Image.composite(red, tinted, edge)
     coloured = Image.fromarray(PART_COLOURS[np.clip(parts, 0, 6)])
     out = Image.new("RGB", (PANEL[0] * 3, PANEL[1] + CAPTION), (255, 255, 255))

@@ -59,6 +59,22 @@ class SplitStats:
             self.ratio_sum += ratio
             self.ratio_sq_sum += ratio * ratio
 
+    def merge(self, other: dict) -> None:
+        """Add the statistics of another part of the split (a shard's, as `asdict` gives them).
+        Every build sums its shards' statistics this way, in shard order, so a resumed build
+        gets the very same floats as an uninterrupted one."""
+        for name, value in other.items():
+            mine = getattr(self, name)
+            if name == "num_shards":
+                continue
+            if isinstance(mine, dict):
+                for key, count in value.items():
+                    mine[key] = mine.get(key, 0) + count
+            elif isinstance(mine, list):
+                setattr(self, name, [a + b for a, b in zip(mine, value)])
+            else:
+                setattr(self, name, mine + value)
+
     def ratio_summary(self) -> dict[str, float]:
         n = self.occluded
         if not n:
@@ -76,6 +92,7 @@ class BuildReport:
     occlusion: dict
     splits: dict[str, SplitStats]
     shards: dict[str, dict] = field(default_factory=dict)
+    shard_plan: dict = field(default_factory=dict)  # how records were cut into shards (builder.shards)
     skipped: list[dict] = field(default_factory=list)  # {"source_path", "split", "reason"}
     ignored_files: list[str] = field(default_factory=list)  # non-image files in the source tree
     versions: dict[str, str] = field(default_factory=library_versions)
@@ -83,6 +100,13 @@ class BuildReport:
     @property
     def num_rows(self) -> int:
         return sum(s.num_rows for s in self.splits.values())
+
+    def add_shard(self, name: str, entry: dict) -> None:
+        """Account for a finished shard `data/<name>` (an entry of the staging journal)."""
+        self.shards[f"data/{name}"] = {"num_rows": entry["num_rows"], "sha256": entry["sha256"]}
+        self.splits[entry["split"]].merge(entry["stats"])
+        self.splits[entry["split"]].num_shards += 1
+        self.skipped.extend(entry["skipped"])
 
     def to_json(self) -> dict:
         data = asdict(self)

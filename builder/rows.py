@@ -44,7 +44,7 @@ def make_row(
         "occluder": occlusion.occluder,
         "fill": fill if occlusion.occluder != "none" else "none",
         "coverage_in_band": occlusion.in_band,
-        "occlusion_mask": encode_png(occlusion.mask.astype(np.uint8) * 255),
+        "occlusion_mask": encode_png(occlusion.mask),  # the 8-bit alpha the fill used
         "parsing": encode_png(parts),
         "source_path": record.source_path,
         **record.extras,

@@ -16,11 +16,15 @@ CORE_COLUMNS: dict[str, object] = {
     "clothes_id": Value("int32"),  # unique per (pid, outfit) across the whole dataset
     "occluded_part": ClassLabel(names=list(PART_NAMES)),
     "pool_scale": Value("int32"),  # kernel size of the average pooling; 0 when not occluded
-    "occluded_ratio": Value("float32"),  # share of the person's pixels under the occluder
+    # alpha-weighted share of the person's pixels under the occluder: sum of mask / 255 over the
+    # part map's person pixels, divided by their count
+    "occluded_ratio": Value("float32"),
     "occluder": Value("string"),  # "none", "parts" (the paper's), "rectangle-top|bottom|left|right"
     "fill": Value("string"),  # how the occluder was fused: add (the paper's), white, black, ...
     "coverage_in_band": Value("bool"),  # occluded_ratio inside the build's coverage band
-    "occlusion_mask": Image(),  # binary occluder, 0 or 255, same size as the image
+    # the occluder's alpha as drawn, 8-bit grey: 0 = pixel untouched (equal to the source) ..
+    # 255 = fully occluded; soft edges in between; rectangles 0/255; same size as the image
+    "occlusion_mask": Image(),
     "parsing": Image(),  # part map used, pixel value 0..6 (see occluded_ccreid.parts)
     "source_path": Value("string"),  # path of the original image relative to the source root
 }

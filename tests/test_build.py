@@ -52,12 +52,13 @@ def test_occluder_covers_the_true_part_and_ratio_matches(prcc_build):
     for split in rows_by_path(prcc_build).values():
         for row in split.values():
             parts = np.asarray(row["parsing"])
-            mask = np.asarray(row["occlusion_mask"]) > 0
+            mask = np.asarray(row["occlusion_mask"])  # 8-bit alpha; tests/test_occluder_record.py checks pixels
             image = np.asarray(row["image"])
             assert parts.shape == mask.shape == image.shape[:2]
             assert row["occluded_part"] in range(1, 7)  # every synthetic person has all parts
-            assert mask[parts == row["occluded_part"]].all()
-            assert row["occluded_ratio"] == pytest.approx((mask & (parts > 0)).sum() / (parts > 0).sum(), abs=1e-6)
+            assert (mask[parts == row["occluded_part"]] == 255).all()
+            alpha_weighted = (mask[parts > 0] / 255).sum() / (parts > 0).sum()
+            assert row["occluded_ratio"] == pytest.approx(alpha_weighted, rel=1e-6)
 
 
 def test_quirky_images_are_converted(prcc_build, ltcc_tree, tmp_path):

@@ -1,0 +1,333 @@
+"""Where a build is written before it becomes OUT, so that any kill leaves resumable work and never
+a missing OUT.
+
+Beside OUT (same filesystem, so renames are atomic):
+  .<out>.partial/   the build in progress: build/ (what becomes OUT; finished shards under
+                    build/data/) and journal.json, which holds the fingerprint of the inputs and
+                    options and, per finished shard, its file's sha256 and the report statistics
+                    it contributed. A shard is written under a temporary name, fsynced, renamed,
+                    and only then entered in the journal (itself replaced atomically), so the
+                    journal never names a shard that a power loss could lose. Re-running the same
+                    command keeps those shards; build/ is renamed to OUT once complete.
+  .<out>.old/       the previous build during an --overwrite swap (OUT -> .old, .partial -> OUT,
+                    .old -> .trash); if a kill lands between the first two renames, the next run
+                    renames it back to OUT.
+  .<out>.trash/     the previous build being deleted once the swap is done.
+Leftovers of older versions of this tool (`.<out>.partial-<8 hex>`, `.<out>.old-<8 hex>`) are
+restored (an old build while OUT is missing) or removed, and reported.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import itertools
+import json
+import os
+import re
+import shutil
+import sys
+from pathlib import Path
+from typing import Callable, Iterable
+
+from builder.errors import BuildError
+from builder.report import REPORT_NAME
+from builder.writer import sha256_file
+
+try:
+    import fcntl
+except ImportError:  # not on POSIX: no lock, two builds of one OUT at once are not detected
+    fcntl = None  # type: ignore[assignment]
+
+JOURNAL_NAME = "journal.json"
+JOURNAL_FORMAT = 1
+
+
+def say(message: str) -> None:
+    """One line on stderr about the state of the build folder (resumed, restored, removed...)."""
+    print(message, file=sys.stderr, flush=True)
+
+
+def staging_path(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}.partial"
+
+
+def aside_path(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}.old"
+
+
+def trash_path(out_dir: Path) -> Path:
+    return out_dir.parent / f".{out_dir.name}.trash"
+
+
+def fsync_dir(folder: Path) -> None:
+    """Make renames and new entries in `folder` durable (power loss)."""
+    if os.name != "posix":  # directories cannot be opened there; NTFS journals its metadata
+        return
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_atomic(path: Path, data: bytes) -> None:
+    """Replace `path` by `data` so that a reader sees the old or the new content, never a mix."""
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as file:
+        file.write(data)
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
+def recover(out_dir: Path, log: Callable[[str], None] = say) -> None:
+    """Undo or finish what an interrupted run left beside OUT (see the module docstring)."""
+    parent, name = out_dir.parent, out_dir.name
+    if not parent.is_dir():
+        return
+    aside, trash, staging = aside_path(out_dir), trash_path(out_dir), staging_path(out_dir)
+    if trash.is_dir():
+        _remove(trash, out_dir, log, "the build replaced by an earlier --overwrite")
+    if aside.is_dir():
+        if not out_dir.exists():
+            aside.rename(out_dir)
+            log(f"restored {out_dir} from {aside.name}: an earlier --overwrite was interrupted before the new "
+                "build was in place")
+        else:
+            _remove(aside, out_dir, log, "the build replaced by an earlier --overwrite")
+    if (staging / JOURNAL_NAME).is_file() and not (staging / "build").exists():
+        _remove(staging, out_dir, log, "the journal of a build that was already moved into place")
+    # Older versions of this tool named these folders with a random suffix.
+    legacy = re.compile(rf"\.{re.escape(name)}\.(partial|old)-[0-9a-f]{{8}}")
+    found = sorted((p for p in parent.iterdir() if legacy.fullmatch(p.name) and p.is_dir()),
+                   key=lambda p: p.stat().st_mtime_ns, reverse=True)
+    for folder in found:
+        is_build = (folder / REPORT_NAME).is_file()
+        if ".old-" in folder.name and is_build and not out_dir.exists():
+            folder.rename(out_dir)  # the newest previous build: an old --overwrite was killed mid-swap
+            log(f"restored {out_dir} from {folder.name}, left by an interrupted --overwrite")
+        elif ".old-" in folder.name and is_build:
+            _remove(folder, out_dir, log, "a build replaced by an --overwrite of an older version")
+        elif ".partial-" in folder.name and (folder / "data").is_dir():
+            _remove(folder, out_dir, log, "left by an interrupted build of an older version; it cannot be resumed")
+        else:
+            log(f"note: {folder} is named like a leftover of this tool but does not look like one; left alone")
+
+
+def _remove(folder: Path, out_dir: Path, log: Callable[[str], None], why: str) -> None:
+    """Delete a folder this tool made. It is renamed to the trash name first, so a kill during
+    the deletion never leaves a half-deleted folder under a name that could be restored."""
+    trash = trash_path(out_dir)
+    if folder != trash:
+        if trash.exists():
+            shutil.rmtree(trash)
+        folder.rename(trash)
+    shutil.rmtree(trash)
+    log(f"removed {folder.name} ({why})")
+
+
+def fingerprint_change(old: dict, new: dict) -> str | None:
+    """The first setting that differs between two fingerprints, as a phrase; None if equal."""
+    flat_old, flat_new = _flatten(old), _flatten(new)
+    for key in list(flat_new) + [k for k in flat_old if k not in flat_new]:
+        before, after = flat_old.get(key, "(none)"), flat_new.get(key, "(none)")
+        if before != after:
+            if len(repr(before)) + len(repr(after)) > 80:
+                return f"{key} changed"
+            return f"{key} changed ({before!r} -> {after!r})"
+    return None
+
+
+def _flatten(value, prefix: str = "") -> dict:
+    if isinstance(value, dict) and value:
+        flat = {}
+        for key, item in value.items():
+            flat.update(_flatten(item, f"{prefix}.{key}" if prefix else str(key)))
+        return flat
+    return {prefix: value}
+
+
+class Staging:
+    """The `.<out>.partial` folder of a build: what is done, and how to add to it."""
+
+    def __init__(self, out_dir: Path, fingerprint: dict, log: Callable[[str], None] = say):
+        self.out_dir, self.fingerprint, self.log = out_dir, fingerprint, log
+        self.path = staging_path(out_dir)
+        self.build = self.path / "build"  # becomes OUT
+        self.data = self.build / "data"
+        self.done: dict[str, dict] = {}  # shard file name -> journal entry
+        self._lock_fd: int | None = None
+
+    # -- opening -------------------------------------------------------------------------
+    def open(self) -> None:
+        """Create the folder, or take over the one an interrupted run left: keep its shards when
+        the fingerprint matches, start afresh (saying why) when it does not."""
+        fresh = not self.path.exists()
+        if not fresh and not (self.path.is_dir() and ((self.path / JOURNAL_NAME).is_file() or self.build.is_dir())):
+            raise BuildError(f"{self.path} exists but is not a build folder in progress of this tool; "
+                             "move it away or choose another --out")
+        self.data.mkdir(parents=True, exist_ok=True)
+        self._lock()
+        if fresh:
+            self._write_journal()
+            return
+        journal = self._read_journal()
+        why = ("its journal is missing or unreadable" if journal is None else
+               fingerprint_change(journal.get("fingerprint", {}), self.fingerprint))
+        if why is not None:
+            if journal is not None or any(self.data.iterdir()):  # else: killed before its first shard began
+                self.log(f"starting afresh, not resuming the interrupted build in {self.path.name}: {why}")
+            self._clear()
+            self._write_journal()
+            return
+        self._keep_verified(journal.get("shards", {}))
+
+    def _lock(self) -> None:
+        """One build per OUT at a time: a second run would write into the same shards."""
+        if fcntl is None:
+            return
+        self._lock_fd = os.open(self.path, os.O_RDONLY)
+        try:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
+                raise BuildError(f"another build is writing {self.out_dir} (it holds {self.path}); "
+                                 "wait for it to finish or stop it") from None
+            raise
+
+    def close(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    def _read_journal(self) -> dict | None:
+        try:
+            journal = json.loads((self.path / JOURNAL_NAME).read_text())
+        except (OSError, ValueError):
+            return None
+        return journal if isinstance(journal, dict) and journal.get("format") == JOURNAL_FORMAT else None
+
+    def _keep_verified(self, entries: dict) -> None:
+        """Keep the journal's shards whose files are intact; drop anything else in build/."""
+        for name, entry in entries.items():
+            file = self.data / name
+            if file.is_file() and file.stat().st_size == entry.get("num_bytes") and \
+                    sha256_file(file) == entry.get("sha256"):
+                self.done[name] = entry
+        for file in self.data.iterdir():
+            if file.name not in self.done:
+                _unlink(file)
+        for file in self.build.iterdir():  # report, card, preview of a run killed while finishing
+            if file.name != "data":
+                _unlink(file)
+        if len(self.done) != len(entries):
+            self._write_journal()
+        rows = sum(e["num_rows"] for e in self.done.values())
+        self.log(f"resuming the interrupted build in {self.path.name}: {len(self.done)} finished shard(s) "
+                 f"kept ({rows} rows)")
+
+    def _clear(self) -> None:
+        for file in self.path.iterdir():
+            if file != self.build:
+                _unlink(file)
+        for file in self.build.iterdir():
+            if file != self.data:
+                _unlink(file)
+        for file in self.data.iterdir():
+            _unlink(file)
+        self.done.clear()
+
+    def _write_journal(self) -> None:
+        journal = {"format": JOURNAL_FORMAT, "fingerprint": self.fingerprint, "shards": self.done}
+        write_atomic(self.path / JOURNAL_NAME, (json.dumps(journal, indent=1) + "\n").encode())
+
+    # -- building ------------------------------------------------------------------------
+    def shard_tmp(self, name: str) -> Path:
+        return self.data / f"{name}.tmp"  # not *.parquet: never read as a shard
+
+    def commit(self, name: str, entry: dict) -> None:
+        """The shard written to shard_tmp(name) is complete: make it durable, then journal it."""
+        tmp, final = self.shard_tmp(name), self.data / name
+        with open(tmp, "rb") as file:
+            os.fsync(file.fileno())
+        os.replace(tmp, final)
+        fsync_dir(self.data)
+        self.done[name] = {**entry, "num_bytes": final.stat().st_size, "sha256": sha256_file(final)}
+        self._write_journal()
+
+    def discard(self) -> None:
+        """Bad input: nothing of this build may stay behind (the inputs must change anyway)."""
+        self.close()
+        shutil.rmtree(self.path, ignore_errors=True)
+
+    def move_into_place(self) -> None:
+        """Make build/ OUT, then drop the rest. An existing OUT (--overwrite) is set aside first
+        and deleted last, each step an atomic rename that `recover` can finish after a kill."""
+        out, aside, trash = self.out_dir, aside_path(self.out_dir), trash_path(self.out_dir)
+        fsync_dir(self.build)
+        if out.exists():
+            out.rename(aside)
+            fsync_dir(out.parent)
+            self.build.rename(out)
+            fsync_dir(out.parent)
+            aside.rename(trash)
+            shutil.rmtree(trash)
+        else:
+            self.build.rename(out)
+            fsync_dir(out.parent)
+        self.close()
+        shutil.rmtree(self.path)
+
+
+def _unlink(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
+
+
+def check_free_space(folder: Path, needed: int) -> None:
+    """Refuse before any image is read when `folder`'s disk cannot hold `needed` more bytes."""
+    free = shutil.disk_usage(folder).free
+    if needed > free:
+        raise BuildError(f"not enough free disk space for this build in {folder}: it needs up to "
+                         f"{_gb(needed)} (an upper bound from the images' pixel counts), {_gb(free)} are free; "
+                         "free some space or choose --out on another disk")
+
+
+def _gb(n: int) -> str:
+    return f"{n / 1e9:.2f} GB" if n >= 1e8 else f"{n / 1e6:.1f} MB"
+
+
+FINGERPRINT_KEYS = ("dataset", "source_dir", "seed", "parser", "occlusion", "shard_plan", "versions")
+
+
+def fingerprint(report: dict, root: Path, source_paths: Iterable[str]) -> dict:
+    """What a build's files depend on: the report's settings (source, seed, parser, occlusion
+    options, shard plan, library versions) and the source files' names, sizes and times."""
+    found = {key: report[key] for key in FINGERPRINT_KEYS}
+    found["source_files"] = digest_files(root, itertools.chain(source_paths, report["ignored_files"]))
+    return found
+
+
+def digest_files(root: Path, relative_paths: Iterable[str]) -> str:
+    """sha256 over each file's path, size and modification time: a changed source image (or a
+    different tree at the same path) gives another fingerprint without reading any pixels."""
+    digest = hashlib.sha256()
+    for rel in relative_paths:
+        try:
+            stat = (root / rel).stat()
+            digest.update(f"{rel}\0{stat.st_size}\0{stat.st_mtime_ns}\n".encode())
+        except OSError:
+            digest.update(f"{rel}\0missing\n".encode())
+    return digest.hexdigest()
+
+
+def staged_bytes(out_dir: Path) -> int:
+    """Bytes already in the staging folder of OUT (shards a resumed build keeps)."""
+    data = staging_path(out_dir) / "build" / "data"
+    return sum(f.stat().st_size for f in data.iterdir() if f.is_file()) if data.is_dir() else 0

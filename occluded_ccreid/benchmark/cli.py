@@ -1,0 +1,116 @@
+"""The benchmark command line.
+
+    python -m occluded_ccreid.benchmark --dataset PATH_OR_REPO [--config NAME]
+        (--model HF_ID_OR_DIR | --features module:function) [--device] [--batch-size] [--workers] [--precision]
+        [--protocols a,b] [--ratio-bins 0.1,0.2,...] [--out DIR [--overwrite]] [--no-progress]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any, Sequence
+
+from . import BenchmarkError
+from .metrics import DEFAULT_RATIO_EDGES, SETTINGS, benchmark_metrics, ratio_bins, settings_of
+
+CONVENTIONS = "features of the image and of its horizontal flip summed, L2-normalised; cosine distance (as CAL)"
+
+
+def run_benchmark(dataset: str, model: str | None = None, features: str | None = None, config: str | None = None,
+                  device: str = "auto", batch_size: int = 32, precision: str = "fp32",
+                  protocols: Sequence[str] | None = None, ratio_edges: Sequence[float] = DEFAULT_RATIO_EDGES,
+                  progress: bool = True, workers: int | None = None) -> dict[str, Any]:
+    """Extract features of the query and gallery splits once and score every protocol; results.json's dict."""
+    from ..evaluation import protocols as dataset_protocols
+    from .features import make_extractor
+    from .reading import extract_split, open_dataset
+
+    if batch_size < 1 or (workers is not None and workers < 1):
+        raise BenchmarkError(f"--batch-size and --workers must be >= 1, got {batch_size} and {workers}")
+    ratio_bins(ratio_edges)  # refused before any work
+    opened = open_dataset(dataset, config)
+    available = dataset_protocols(opened.name)
+    wanted = list(protocols) if protocols else list(available)
+    if unknown := [p for p in wanted if p not in available]:
+        raise BenchmarkError(f"unknown protocol(s) {', '.join(unknown)} for {opened.name}; "
+                             f"it has {', '.join(available)}")
+    extractor = make_extractor(model, features, device=device, precision=precision, progress=progress)
+    split_features = {
+        split: extract_split(opened.splits[split], opened.image_columns, extractor, batch_size,
+                             total=opened.num_rows[split], desc=split, progress=progress, workers=workers)
+        for split in ("query", "gallery")
+    }
+    metrics = benchmark_metrics(split_features["query"], split_features["gallery"],
+                                {p: available[p] for p in wanted}, opened.image_columns, ratio_edges)
+    settings = settings_of(opened.image_columns)
+    return {
+        "dataset": {
+            "name": opened.name, "path": str(dataset), "config": config,
+            "query_rows": len(split_features["query"].labels["pid"]),
+            "gallery_rows": len(split_features["gallery"].labels["pid"]),
+            "clean_images": "clean_image" in opened.image_columns,
+        },
+        "model": extractor.describe(),
+        "conventions": CONVENTIONS,
+        "settings": {name: SETTINGS[name][2] for name in settings},
+        "ratio_bins": sorted(float(e) for e in ratio_edges),
+        **metrics,
+    }
+
+
+def _floats(text: str) -> list[float]:
+    try:
+        return [float(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got {text!r}") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m occluded_ccreid.benchmark",
+        description="Score a re-id model on an occluded CC-ReID build: every protocol, occluded vs clean, "
+                    "and rank-1 / mAP by the query's occluded part and occluded ratio.",
+    )
+    parser.add_argument("--dataset", required=True, help="a build folder or a Hub dataset repo id")
+    parser.add_argument("--config", help="dataset config name (load_dataset's name=)")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", help="a transformers image model: Hub id or save_pretrained folder")
+    source.add_argument("--features", metavar="MODULE:FUNCTION",
+                        help="your function, importable from the working directory: list of RGB PIL images -> N x D")
+    parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ... (--model)")
+    parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
+    parser.add_argument("--workers", type=int, help="image decoding threads (default: the cores, at most 8)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
+                        help="autocast dtype of the forward pass (--model; fp16: CUDA only)")
+    parser.add_argument("--protocols", help="comma-separated protocols to score (default: all of the dataset's)")
+    parser.add_argument("--ratio-bins", type=_floats, default=list(DEFAULT_RATIO_EDGES),
+                        help="occluded-ratio bin edges (default 0.1,0.2,0.3,0.4,0.5)")
+    parser.add_argument("--out", help="folder for results.json, report.md and by_part.png")
+    parser.add_argument("--overwrite", action="store_true", help="replace those files if --out already has them")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .report import format_table, write_outputs
+
+    try:
+        results = run_benchmark(
+            args.dataset, model=args.model, features=args.features, config=args.config, device=args.device,
+            batch_size=args.batch_size, precision=args.precision,
+            protocols=[p.strip() for p in args.protocols.split(",") if p.strip()] if args.protocols else None,
+            ratio_edges=args.ratio_bins, progress=not args.no_progress, workers=args.workers,
+        )
+        print(format_table(results))
+        if args.out:
+            for path in write_outputs(args.out, results, overwrite=args.overwrite):
+                print(f"wrote {path}")
+    except BenchmarkError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+__all__ = ["build_parser", "main", "run_benchmark"]

@@ -1,0 +1,220 @@
+"""Open a built dataset for benchmarking and stream its query / gallery splits once, in batches.
+
+Splits are opened with ``streaming=True``: a local build's Parquet shards (or a Hub repo's) are read
+as they are, with no Arrow copy in the datasets cache, and memory holds a few batches of images at
+a time plus the features. A reader thread reads PNG bytes; a pool of threads decodes them and does
+the extractor's CPU-side preparation (PIL releases the GIL), so decoding overlaps the forward pass.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import queue
+import re
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
+from PIL import Image
+
+from .. import loading
+from ..sources import get_source
+from . import BenchmarkError
+
+if TYPE_CHECKING:  # features imports torch; opening a dataset does not need it
+    from .features import FeatureExtractor
+
+EVAL_SPLITS = ("query", "gallery")
+IMAGE_COLUMNS = ("image", "clean_image")  # the occluded image, and the original when the build kept it
+LABEL_COLUMNS = ("pid", "camid", "clothes_id", "occluded_part", "occluded_ratio")
+REPORT_NAME = "build_report.json"
+
+
+@dataclass
+class OpenedDataset:
+    name: str  # the source dataset, e.g. "prcc": it picks the protocols
+    splits: dict[str, Any]  # "query" / "gallery" -> IterableDataset
+    image_columns: tuple[str, ...]  # ("image",) or ("image", "clean_image")
+    num_rows: dict[str, int | None]  # for the progress bar, when known
+
+
+def open_dataset(path_or_repo: str, config: str | None = None) -> OpenedDataset:
+    """The query and gallery splits of a build folder or Hub repo, and which dataset it is."""
+    kwargs = {"name": config} if config else {}
+    try:
+        splits = loading.load(path_or_repo, streaming=True, **kwargs)
+    except FileNotFoundError as exc:
+        raise BenchmarkError(f"cannot open dataset {path_or_repo}: {_first_line(exc)}") from None
+    except (ValueError, OSError) as exc:
+        raise BenchmarkError(f"cannot load dataset {path_or_repo}{f' (config {config})' if config else ''}: "
+                             f"{_first_line(exc)}") from None
+    missing = [s for s in EVAL_SPLITS if s not in splits]
+    if missing:
+        raise BenchmarkError(
+            f"{path_or_repo} has splits {', '.join(splits) or 'none'} but no {' / '.join(missing)}: the benchmark "
+            "needs the test splits of a build (query and gallery)"
+        )
+    needed = ("image", *LABEL_COLUMNS)
+    for split in EVAL_SPLITS:
+        have = splits[split].column_names or []
+        if absent := [c for c in needed if c not in have]:
+            raise BenchmarkError(f"{path_or_repo} split {split} lacks column(s) {', '.join(absent)}; "
+                                 "is it an occluded_ccreid build?")
+    has_clean = all("clean_image" in (splits[s].column_names or []) for s in EVAL_SPLITS)
+    report = _build_report(path_or_repo)
+    name = report.get("dataset") or _card_name(path_or_repo)
+    if not name:
+        raise BenchmarkError(f"cannot tell which dataset {path_or_repo} is: no {REPORT_NAME} with a 'dataset' key and "
+                             "no pretty_name in its card")
+    try:
+        name = get_source(name).name  # "Occluded-PRCC" (a card's pretty_name) -> "prcc"
+    except KeyError as exc:
+        raise BenchmarkError(f"{path_or_repo}: {exc.args[0]}") from None
+    counts = {s: (report.get("splits", {}).get(s, {}) or {}).get("num_rows") for s in EVAL_SPLITS}
+    return OpenedDataset(name, {s: splits[s] for s in EVAL_SPLITS},
+                         IMAGE_COLUMNS if has_clean else IMAGE_COLUMNS[:1], counts)
+
+
+def _build_report(path_or_repo: str) -> dict:
+    folder = Path(path_or_repo).expanduser()
+    try:
+        if folder.is_dir():
+            report_path = folder / REPORT_NAME
+            return json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+        from huggingface_hub import hf_hub_download
+
+        return json.loads(Path(hf_hub_download(path_or_repo, REPORT_NAME, repo_type="dataset")).read_text(encoding="utf-8"))
+    except Exception:  # noqa: BLE001 - no report: the card may still say; open_dataset reports neither
+        return {}
+
+
+def _card_name(path_or_repo: str) -> str | None:
+    folder = Path(path_or_repo).expanduser()
+    try:
+        if folder.is_dir():
+            text = (folder / "README.md").read_text(encoding="utf-8")
+        else:
+            from huggingface_hub import hf_hub_download
+
+            text = Path(hf_hub_download(path_or_repo, "README.md", repo_type="dataset")).read_text(encoding="utf-8")
+    except Exception:  # noqa: BLE001
+        return None
+    match = re.search(r"(?m)^pretty_name:\s*['\"]?([^'\"\n]+)", text)
+    return match.group(1).strip() if match else None
+
+
+@dataclass
+class SplitFeatures:
+    labels: dict[str, np.ndarray]  # LABEL_COLUMNS, in row order
+    features: dict[str, np.ndarray]  # image column -> (N, D) float32, L2-normalised
+
+
+def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor", batch_size: int,
+                  total: int | None = None, desc: str = "", progress: bool = True,
+                  workers: int | None = None) -> SplitFeatures:
+    """Read a split once, in batches, and return its labels and the features of each image column."""
+    from datasets import Image as ImageFeature
+    from tqdm.auto import tqdm
+
+    from .features import embed
+
+    data = split.select_columns([*image_columns, *LABEL_COLUMNS])
+    for column in image_columns:
+        data = data.cast_column(column, ImageFeature(decode=False))  # bytes: decoded in the reader thread
+    labels: dict[str, list] = {c: [] for c in LABEL_COLUMNS}
+    chunks: dict[str, list[np.ndarray]] = {c: [] for c in image_columns}
+    bar = tqdm(total=total, desc=desc, unit="img", disable=not progress)
+    try:
+        workers = default_workers() if workers is None else workers
+        for batch, prepared in _prefetch(data, image_columns, extractor, batch_size, workers):
+            for column in LABEL_COLUMNS:
+                labels[column].extend(batch[column])
+            for column in image_columns:
+                chunks[column].append(embed(extractor, prepared[column]))
+            bar.update(len(batch["pid"]))
+    finally:
+        bar.close()
+    if not labels["pid"]:
+        raise BenchmarkError(f"split {desc or '?'} is empty")
+    return SplitFeatures(
+        labels={c: np.asarray(v, dtype=np.float32 if c == "occluded_ratio" else np.int64) for c, v in labels.items()},
+        features={c: np.concatenate(v) for c, v in chunks.items()},
+    )
+
+
+_DONE = object()
+
+
+def default_workers() -> int:
+    """Decoding threads: the cores this process may use, at most 8 (PIL decodes and resizes without the GIL)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, min(8, cores))
+
+
+def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor",
+              batch_size: int, workers: int) -> Iterator[tuple[dict, dict]]:
+    """(batch, prepared images per column), read in a thread and decoded and prepared by `workers`
+    threads, up to two batches ahead of the forward pass."""
+    ready: queue.Queue = queue.Queue(maxsize=2)
+    stop = threading.Event()
+    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="benchmark-decode")
+
+    def put(item: object) -> None:
+        while not stop.is_set():
+            try:
+                ready.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    def read() -> None:
+        try:
+            for batch in data.iter(batch_size=batch_size):
+                if stop.is_set():
+                    return
+                prepared = {
+                    c: extractor.collate(list(pool.map(lambda v, c=c: extractor.prepare_image(_decode(v, c)), batch[c])))
+                    for c in image_columns
+                }
+                put((batch, prepared))
+            put(_DONE)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            put(exc)
+
+    reader = threading.Thread(target=read, name="benchmark-reader", daemon=True)
+    reader.start()
+    try:
+        while (item := ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        reader.join()
+        pool.shutdown()
+
+
+def _decode(value: dict, column: str) -> Image.Image:
+    data = value.get("bytes")
+    try:
+        image = Image.open(io.BytesIO(data) if data is not None else value["path"])
+        return image.convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - a row that does not decode is a broken build
+        raise BenchmarkError(f"a {column} of the dataset does not decode ({_first_line(exc)}); rebuild or re-download it") from None
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+__all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "SplitFeatures", "default_workers",
+           "extract_split", "open_dataset"]
