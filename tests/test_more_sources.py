@@ -116,6 +116,15 @@ def test_build_end_to_end(trees, name, tmp_path):
         assert f"**{protocol}**" in card
     if name == "deepchange":
         assert "| `tracklet_id` |" in card
+    # the protocols run on the built splits themselves (DeepChange's tracklet_id read from its column)
+    query, gallery = ("validation_query", "validation_gallery") if name == "deepchange" else ("query", "gallery")
+    dist = np.random.default_rng(0).random((ds[query].num_rows, ds[gallery].num_rows))
+    labels = {split: {c: np.asarray(ds[split][c]) for c in ("pid", "camid", "clothes_id", *extra_names)}
+              for split in (query, gallery)}
+    for protocol_name, protocol in protocols(name).items():
+        got = evaluate_protocol(dist, ds[query], ds[gallery], protocol)
+        assert got["mAP"] == pytest.approx(published(name, protocol_name, dist, labels[query], labels[gallery])[0],
+                                           abs=1e-9)
 
 
 def test_build_refuses_unknown_occlude_splits_of_a_manifest(trees, tmp_path):
@@ -297,3 +306,12 @@ def test_manifest_jsonl_mixed_types_and_bad_json(tmp_path):
     with pytest.raises(LayoutError, match=r"unknown format '.txt'"):
         (tmp_path / "m.txt").write_text("x")
         get_source("manifest").scan(tmp_path / "m.txt")
+
+
+def test_manifest_without_camid_and_clothes_and_with_parent_paths(tmp_path):
+    rows = [{"path": "../pics/a.jpg", "pid": 3, "split": "gallery"}, {"path": "b//c/./d.jpg", "pid": -1, "split": "query"}]
+    scan = get_source("manifest").scan(write_manifest(rows, tmp_path / "lists" / "m.csv"))
+    got = {r.source_path: (r.split, r.pid, r.camid, r.clothes_key, r.clothes_id) for r in scan.records}
+    assert got == {"b/c/d.jpg": ("query", -1, -1, None, -1),
+                   (tmp_path / "pics" / "a.jpg").as_posix(): ("gallery", 3, -1, None, -1)}
+    assert scan.splits == ("query", "gallery") and scan.root == (tmp_path / "lists").resolve()

@@ -115,7 +115,8 @@ class SourceLayout:
             more = f"\n  ... and {len(found.bad_names) - 10} more" if len(found.bad_names) > 10 else ""
             raise LayoutError(
                 f"{len(found.bad_names)} image(s) in {root} are not named as the {self.pretty_name} "
-                f"layout expects:\n  {shown}{more}\nExpected layout:\n{self.expected_layout}"
+                f"layout expects:\n  {shown}{more}\nExpected layout (pids, cameras and frame numbers in ASCII "
+                f"digits 0-9):\n{self.expected_layout}"
             )
         self._check_pid_spellings(root)
         if not records.split_names:
