@@ -12,6 +12,7 @@ import contextlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -89,10 +90,11 @@ def reference_features(model_dir: Path, images: list) -> np.ndarray:
     return torch.nn.functional.normalize(features, p=2, dim=1).numpy()
 
 
-def reference_distances(build: Path, model_dir: Path, query_column: str = "image", gallery_column: str = "image"):
+def reference_distances(build: Path, model_dir: Path, query_column: str = "image", gallery_column: str = "image",
+                        query_split: str = "query", gallery_split: str = "gallery"):
     ds = load_dataset(str(build))
-    qf = reference_features(model_dir, ds["query"][query_column])
-    gf = reference_features(model_dir, ds["gallery"][gallery_column])
+    qf = reference_features(model_dir, ds[query_split][query_column])
+    gf = reference_features(model_dir, ds[gallery_split][gallery_column])
     return -(qf @ gf.T), ds  # CAL's distance: negative cosine similarity
 
 
@@ -229,6 +231,118 @@ def test_batched_transform_gives_the_processors_pixels(tmp_path):
         torch.testing.assert_close(ours, expected.float(), atol=1e-5, rtol=0)
     # ConvNeXt's resize-then-crop by crop_pct is not reproduced: its processor is used as is.
     assert ImageTransform.from_processor(transformers.ConvNextImageProcessor()) is None
+
+
+# -- every source: its junk column, its splits, labels it does not have ------------------------------
+
+
+@pytest.fixture(scope="module")
+def source_builds(tmp_path_factory) -> dict[str, Path]:
+    """Small DeepChange and LaST builds, and a manifest build without camid / clothes_id columns."""
+    from builder.pipeline import BuildConfig, build
+    from synthetic import make_deepchange_tree, make_last_tree, make_manifest_tree, write_manifest
+
+    base = tmp_path_factory.mktemp("sources")
+    sources = {name: (make(base / name), None) for name, make in (("deepchange", make_deepchange_tree),
+                                                                   ("last", make_last_tree))}
+    tree, rows = make_manifest_tree(base / "manifest")
+    rows = [{k: v for k, v in row.items() if k not in ("camid", "clothes_id")} for row in rows]
+    sources["manifest"] = (tree, write_manifest(rows, tree.root / "celeb.csv"))
+    builds = {}
+    for name, (tree, file) in sources.items():
+        builds[name] = base / f"occluded-{name}"
+        build(BuildConfig(name, file or tree.root, builds[name], parsing_dir=tree.parsing_dir, shard_size=16,
+                          progress=False))
+    return builds
+
+
+def _published_loop(source: str, distmat: np.ndarray, query, gallery) -> tuple[float, np.ndarray, int]:
+    """CAL's per-query loop with the label CAL's loader puts where the camera goes: DeepChange's
+    tracklet id; for LaST, a camera of its own for every image (no junk)."""
+    q = {k: np.asarray(query[k]) for k in ("pid", "clothes_id", "tracklet_id") if k in query.column_names}
+    g = {k: np.asarray(gallery[k]) for k in ("pid", "clothes_id", "tracklet_id") if k in gallery.column_names}
+    if source == "deepchange":
+        q_junk, g_junk = q["tracklet_id"], g["tracklet_id"]
+    else:
+        q_junk, g_junk = np.arange(len(q["pid"])), len(q["pid"]) + np.arange(len(g["pid"]))
+    return cal_evaluate(distmat, q["pid"], g["pid"], q_junk, g_junk, q["clothes_id"], g["clothes_id"])
+
+
+@pytest.mark.parametrize("source, splits", [("deepchange", ("query", "gallery")),
+                                            ("deepchange", ("validation_query", "validation_gallery")),
+                                            ("last", ("query", "gallery")),
+                                            ("last", ("validation_query", "validation_gallery"))])
+def test_deepchange_and_last_scores_equal_an_independent_evaluation(source_builds, vit, tmp_path, source, splits):
+    build = source_builds[source]
+    argv = ["--dataset", str(build), "--model", str(vit), "--batch-size", "4", "--out", str(tmp_path), "--no-progress"]
+    if splits != ("query", "gallery"):
+        argv += ["--query-split", splits[0], "--gallery-split", splits[1]]
+    stdout = io.StringIO()
+    with contextlib.redirect_stdout(stdout):
+        assert main(argv) == 0
+    results = json.loads((tmp_path / "results.json").read_text())
+    data = results["dataset"]
+    assert (data["name"], data["query_split"], data["gallery_split"]) == (source, *splits)
+    assert set(results["protocols"]) == set(oc.protocols(source)) and "skipped_protocols" not in results
+    distmat, ds = reference_distances(build, vit, query_split=splits[0], gallery_split=splits[1])
+    query, gallery = ds[splits[0]], ds[splits[1]]
+    assert (data["query_rows"], data["gallery_rows"]) == (len(query), len(gallery))
+    parts = np.asarray(query["occluded_part"])
+    for name, protocol in oc.protocols(source).items():
+        ours = results["protocols"][name]["occluded"]
+        expected = oc.evaluate_protocol(distmat, query, gallery, protocol)
+        _assert_scores(ours, expected)
+        mAP, cmc, valid = _published_loop(source, distmat, query, gallery)
+        assert ours["queries"] == valid == len(query)  # every query has a match under the published rule
+        assert ours["mAP"] == pytest.approx(mAP, abs=1e-9) and ours["rank1"] == pytest.approx(cmc[0], abs=1e-9)
+        for part, group in results["by_part"][name].items():
+            rows = np.flatnonzero(parts == PART_NAMES.index(part))
+            alone = oc.evaluate_protocol(distmat[rows], query.select(rows), gallery, protocol)
+            _assert_scores(group, alone, keys=("mAP", "rank1"))
+    if splits != ("query", "gallery"):
+        assert f"splits {splits[0]} / {splits[1]}" in stdout.getvalue()
+
+
+def test_a_protocol_whose_labels_the_build_lacks_is_skipped_or_refused(source_builds, vit, tmp_path, capsys):
+    """A manifest without camid / clothes_id: only any_camera can be scored; the others are listed
+    as skipped, and refused when asked for by name."""
+    build = source_builds["manifest"]
+    out = tmp_path / "out"
+    assert main(["--dataset", str(build), "--model", str(vit), "--out", str(out), "--no-progress"]) == 0
+    printed = capsys.readouterr().out
+    results = json.loads((out / "results.json").read_text())
+    assert list(results["protocols"]) == ["any_camera"]
+    skipped = results["skipped_protocols"]
+    assert set(skipped) == {"general", "cloth_changing", "same_clothes"}
+    assert skipped["general"] == "camid unknown (-1) in every row of split query"
+    assert skipped["cloth_changing"] == "camid and clothes_id unknown (-1) in every row of split query"
+    assert "protocol same_clothes not scored" in printed
+    assert "protocol general not scored" in (out / "report.md").read_text()
+    distmat, ds = reference_distances(build, vit)
+    _assert_scores(results["protocols"]["any_camera"]["occluded"],
+                   oc.evaluate_protocol(distmat, ds["query"], ds["gallery"], oc.protocols("manifest")["any_camera"]))
+    data = ["--dataset", str(build), "--model", str(vit), "--no-progress"]
+    err = _error(capsys, [*data, "--protocols", "any_camera,same_clothes"])
+    assert "protocol same_clothes of manifest cannot be scored: camid and clothes_id unknown (-1)" in err
+    assert "every row of split train" in _error(capsys, [*data, "--protocols", "general", "--query-split", "train"])
+
+
+def test_split_choice_and_missing_junk_column_are_refused(source_builds, vit, tmp_path, capsys):
+    import pyarrow.parquet as pq
+
+    data = ["--dataset", str(source_builds["last"]), "--model", str(vit), "--no-progress"]
+    err = _error(capsys, [*data, "--query-split", "validation"])
+    assert "no validation" in err and "--query-split" in err
+    assert "both 'gallery'" in _error(capsys, [*data, "--query-split", "gallery"])
+    # A DeepChange build without tracklet_id (as from a builder before the column): refused before the model loads.
+    copy = tmp_path / "copy"
+    shutil.copytree(source_builds["deepchange"], copy)
+    for shard in (copy / "data").glob("*.parquet"):
+        pq.write_table(pq.read_table(shard).drop_columns(["tracklet_id"]), shard)
+    card = (copy / "README.md").read_text()  # as the card of a build made before the column existed
+    (copy / "README.md").write_text(re.sub(r"\n  - name: tracklet_id\n    dtype: int64", "", card))
+    err = _error(capsys, ["--dataset", str(copy), "--model", "not-loaded", "--no-progress"])
+    assert "protocol general of deepchange needs the tracklet_id column, which split query" in err
 
 
 # -- errors: one line, exit 2, no traceback -----------------------------------------------------------

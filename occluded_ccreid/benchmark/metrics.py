@@ -52,6 +52,13 @@ def ratio_bins(edges: Sequence[float]) -> list[tuple[str, float, float]]:
     return bins
 
 
+def unknown_labels(protocol: Protocol, labels: Mapping[str, np.ndarray]) -> list[str]:
+    """The labels `protocol` uses that are unknown (-1) in every row of a split: LaST's cameras, a
+    manifest's absent camid / clothes_id. Scored anyway, such a protocol would count no match, or
+    (same_clothes without clothes) quietly become another protocol."""
+    return [c for c in protocol.label_columns() if bool((labels[c] == -1).all())]
+
+
 def benchmark_metrics(query: SplitFeatures, gallery: SplitFeatures, protocols: Mapping[str, Protocol],
                       image_columns: Sequence[str], ratio_edges: Sequence[float] = DEFAULT_RATIO_EDGES) -> dict[str, Any]:
     """``{"protocols": {name: {setting: scores, "drop": ...}}, "by_part": ..., "by_ratio": ...}``."""
@@ -125,4 +132,5 @@ def _drop(clean: Mapping[str, Any], occluded: Mapping[str, Any]) -> dict[str, fl
     return {k: clean[k] - occluded[k] for k in ("mAP", *(f"rank{r}" for r in RANKS)) if k in clean and k in occluded}
 
 
-__all__ = ["DEFAULT_RATIO_EDGES", "SETTINGS", "benchmark_metrics", "cosine_distance", "ratio_bins", "settings_of"]
+__all__ = ["DEFAULT_RATIO_EDGES", "SETTINGS", "benchmark_metrics", "cosine_distance", "ratio_bins", "settings_of",
+           "unknown_labels"]

@@ -17,20 +17,21 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
 from PIL import Image
 
 from .. import loading
-from ..sources import get_source
+from ..sources import Protocol, get_source
 from . import BenchmarkError
 
 if TYPE_CHECKING:  # features imports torch; opening a dataset does not need it
     from .features import FeatureExtractor
 
-EVAL_SPLITS = ("query", "gallery")
+EVAL_SPLITS = ("query", "gallery")  # the roles; which split of the build plays each is the user's choice
 IMAGE_COLUMNS = ("image", "clean_image")  # the occluded image, and the original when the build kept it
+# Read for every protocol; a protocol's own junk column (DeepChange's tracklet_id) is added to them.
 LABEL_COLUMNS = ("pid", "camid", "clothes_id", "occluded_part", "occluded_ratio")
 REPORT_NAME = "build_report.json"
 
@@ -39,12 +40,18 @@ REPORT_NAME = "build_report.json"
 class OpenedDataset:
     name: str  # the source dataset, e.g. "prcc": it picks the protocols
     splits: dict[str, Any]  # "query" / "gallery" -> IterableDataset
+    split_names: dict[str, str]  # "query" / "gallery" -> the build's split playing that role
     image_columns: tuple[str, ...]  # ("image",) or ("image", "clean_image")
     num_rows: dict[str, int | None]  # for the progress bar, when known
 
 
-def open_dataset(path_or_repo: str, config: str | None = None) -> OpenedDataset:
-    """The query and gallery splits of a build folder or Hub repo, and which dataset it is."""
+def open_dataset(path_or_repo: str, config: str | None = None, query_split: str = "query",
+                 gallery_split: str = "gallery") -> OpenedDataset:
+    """The query and gallery splits of a build folder or Hub repo, and which dataset it is.
+
+    `query_split` / `gallery_split` name the build's splits to use, e.g. DeepChange's or LaST's
+    "validation_query" / "validation_gallery" instead of the test pair.
+    """
     kwargs = {"name": config} if config else {}
     try:
         splits = loading.load(path_or_repo, streaming=True, **kwargs)
@@ -53,19 +60,24 @@ def open_dataset(path_or_repo: str, config: str | None = None) -> OpenedDataset:
     except (ValueError, OSError) as exc:
         raise BenchmarkError(f"cannot load dataset {path_or_repo}{f' (config {config})' if config else ''}: "
                              f"{_first_line(exc)}") from None
-    missing = [s for s in EVAL_SPLITS if s not in splits]
+    names = {"query": query_split, "gallery": gallery_split}
+    if query_split == gallery_split:
+        raise BenchmarkError(f"--query-split and --gallery-split are both {query_split!r}; pick two splits of "
+                             f"{path_or_repo} ({', '.join(splits)})")
+    missing = [names[role] for role in EVAL_SPLITS if names[role] not in splits]
     if missing:
         raise BenchmarkError(
             f"{path_or_repo} has splits {', '.join(splits) or 'none'} but no {' / '.join(missing)}: the benchmark "
-            "needs the test splits of a build (query and gallery)"
+            "needs a query and a gallery split (pick them with --query-split / --gallery-split)"
         )
+    chosen = {role: splits[names[role]] for role in EVAL_SPLITS}
     needed = ("image", *LABEL_COLUMNS)
-    for split in EVAL_SPLITS:
-        have = splits[split].column_names or []
+    for role in EVAL_SPLITS:
+        have = chosen[role].column_names or []
         if absent := [c for c in needed if c not in have]:
-            raise BenchmarkError(f"{path_or_repo} split {split} lacks column(s) {', '.join(absent)}; "
+            raise BenchmarkError(f"{path_or_repo} split {names[role]} lacks column(s) {', '.join(absent)}; "
                                  "is it an occluded_ccreid build?")
-    has_clean = all("clean_image" in (splits[s].column_names or []) for s in EVAL_SPLITS)
+    has_clean = all("clean_image" in (chosen[role].column_names or []) for role in EVAL_SPLITS)
     report = _build_report(path_or_repo)
     name = report.get("dataset") or _card_name(path_or_repo)
     if not name:
@@ -75,9 +87,24 @@ def open_dataset(path_or_repo: str, config: str | None = None) -> OpenedDataset:
         name = get_source(name).name  # "Occluded-PRCC" (a card's pretty_name) -> "prcc"
     except KeyError as exc:
         raise BenchmarkError(f"{path_or_repo}: {exc.args[0]}") from None
-    counts = {s: (report.get("splits", {}).get(s, {}) or {}).get("num_rows") for s in EVAL_SPLITS}
-    return OpenedDataset(name, {s: splits[s] for s in EVAL_SPLITS},
-                         IMAGE_COLUMNS if has_clean else IMAGE_COLUMNS[:1], counts)
+    counts = {role: (report.get("splits", {}).get(names[role], {}) or {}).get("num_rows") for role in EVAL_SPLITS}
+    return OpenedDataset(name, chosen, names, IMAGE_COLUMNS if has_clean else IMAGE_COLUMNS[:1], counts)
+
+
+def check_label_columns(opened: OpenedDataset, path_or_repo: str, protocols: Mapping[str, Protocol]) -> tuple[str, ...]:
+    """LABEL_COLUMNS and every junk column of `protocols`: what to read from each split, once.
+    A column that a protocol needs and a split lacks is refused, naming both."""
+    columns = list(LABEL_COLUMNS)
+    for name, protocol in protocols.items():
+        for column in protocol.label_columns():
+            for role in EVAL_SPLITS:
+                if column not in (opened.splits[role].column_names or []):
+                    raise BenchmarkError(f"protocol {name} of {opened.name} needs the {column} column, which split "
+                                         f"{opened.split_names[role]} of {path_or_repo} lacks; rebuild it with this "
+                                         "version of the builder")
+            if column not in columns:
+                columns.append(column)
+    return tuple(columns)
 
 
 def _build_report(path_or_repo: str) -> dict:
@@ -110,29 +137,30 @@ def _card_name(path_or_repo: str) -> str | None:
 
 @dataclass
 class SplitFeatures:
-    labels: dict[str, np.ndarray]  # LABEL_COLUMNS, in row order
+    labels: dict[str, np.ndarray]  # the label columns read (LABEL_COLUMNS and junk columns), in row order
     features: dict[str, np.ndarray]  # image column -> (N, D) float32, L2-normalised
 
 
 def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor", batch_size: int,
                   total: int | None = None, desc: str = "", progress: bool = True,
-                  workers: int | None = None) -> SplitFeatures:
-    """Read a split once, in batches, and return its labels and the features of each image column."""
+                  workers: int | None = None, label_columns: tuple[str, ...] = LABEL_COLUMNS) -> SplitFeatures:
+    """Read a split once, in batches, and return its labels (`label_columns`) and the features of
+    each image column."""
     from datasets import Image as ImageFeature
     from tqdm.auto import tqdm
 
     from .features import embed
 
-    data = split.select_columns([*image_columns, *LABEL_COLUMNS])
+    data = split.select_columns([*image_columns, *label_columns])
     for column in image_columns:
         data = data.cast_column(column, ImageFeature(decode=False))  # bytes: decoded in the reader thread
-    labels: dict[str, list] = {c: [] for c in LABEL_COLUMNS}
+    labels: dict[str, list] = {c: [] for c in label_columns}
     chunks: dict[str, list[np.ndarray]] = {c: [] for c in image_columns}
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress)
     try:
         workers = default_workers() if workers is None else workers
         for batch, prepared in _prefetch(data, image_columns, extractor, batch_size, workers):
-            for column in LABEL_COLUMNS:
+            for column in label_columns:
                 labels[column].extend(batch[column])
             for column in image_columns:
                 chunks[column].append(embed(extractor, prepared[column]))
@@ -216,5 +244,5 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-__all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "SplitFeatures", "default_workers",
-           "extract_split", "open_dataset"]
+__all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "SplitFeatures", "check_label_columns",
+           "default_workers", "extract_split", "open_dataset"]

@@ -74,13 +74,20 @@ def _markdown_table(header: list[str], rows: list[list[str]]) -> str:
 def _title(results: dict[str, Any]) -> str:
     data, model = results["dataset"], results["model"]
     what = model.get("model") or model.get("features")
-    return (f"{data['name']} ({data['path']}): {data['query_rows']} query / {data['gallery_rows']} gallery images, "
-            f"features of {what}")
+    q_split, g_split = data.get("query_split", "query"), data.get("gallery_split", "gallery")
+    splits = "" if (q_split, g_split) == ("query", "gallery") else f" (splits {q_split} / {g_split})"
+    return (f"{data['name']} ({data['path']}): {data['query_rows']} query / {data['gallery_rows']} gallery images"
+            f"{splits}, features of {what}")
+
+
+def _skipped(results: dict[str, Any]) -> list[str]:
+    """A line per protocol left out because the build does not know a label it needs."""
+    return [f"protocol {name} not scored: {reason}" for name, reason in results.get("skipped_protocols", {}).items()]
 
 
 def format_table(results: dict[str, Any]) -> str:
     """The printed summary: protocols, then the breakdowns (percentages)."""
-    parts = [_title(results), "", _text_table(PROTOCOL_HEADER, protocol_rows(results))]
+    parts = [_title(results), *_skipped(results), "", _text_table(PROTOCOL_HEADER, protocol_rows(results))]
     for key, title in (("by_part", "By the query's occluded part"), ("by_ratio", "By the query's occluded ratio")):
         header, rows = breakdown_rows(results, key)
         parts += ["", f"{title} (rank-1 / mAP, %):", _text_table(header, rows)]
@@ -94,6 +101,8 @@ def format_markdown(results: dict[str, Any]) -> str:
         "",
         _title(results) + ".",
         "",
+        *[f"- {line}" for line in _skipped(results)],
+        *([""] if _skipped(results) else []),
         f"Test-time conventions: {results['conventions']}. Scores in %, as CAL computes them "
         "(`occluded_ccreid.evaluate_protocol`). Settings:",
         "",

@@ -46,6 +46,17 @@ class Protocol:
     # rule; None ignores none, so every other image of the identity is a match (LaST).
     junk_column: str | None = "camid"
 
+    def label_columns(self) -> tuple[str, ...]:
+        """The labels besides `pid` whose values this protocol uses, so that each must be known
+        (not -1 everywhere) in the rows it scores: `camid` when it picks rows by camera, its junk
+        column, and `clothes_id` in a clothes-aware mode."""
+        columns = ["camid"] if self.query_camids is not None or self.gallery_camids is not None else []
+        if self.junk_column and self.junk_column not in columns:
+            columns.append(self.junk_column)
+        if self.mode != "standard":
+            columns.append("clothes_id")
+        return tuple(columns)
+
 
 @dataclass
 class ScanResult:
