@@ -325,6 +325,11 @@ def test_a_protocol_whose_labels_the_build_lacks_is_skipped_or_refused(source_bu
     err = _error(capsys, [*data, "--protocols", "any_camera,same_clothes"])
     assert "protocol same_clothes of manifest cannot be scored: camid and clothes_id unknown (-1)" in err
     assert "every row of split train" in _error(capsys, [*data, "--protocols", "general", "--query-split", "train"])
+    copy = tmp_path / "copy"  # without its report, a manifest build is named only by its card (the file's name)
+    shutil.copytree(build, copy)
+    (copy / "build_report.json").unlink()
+    err = _error(capsys, ["--dataset", str(copy), "--model", str(vit)])
+    assert "unknown source dataset 'Occluded-celeb'" in err and "build_report.json back" in err
 
 
 def test_split_choice_and_missing_junk_column_are_refused(source_builds, vit, tmp_path, capsys):

@@ -86,7 +86,9 @@ def open_dataset(path_or_repo: str, config: str | None = None, query_split: str 
     try:
         name = get_source(name).name  # "Occluded-PRCC" (a card's pretty_name) -> "prcc"
     except KeyError as exc:
-        raise BenchmarkError(f"{path_or_repo}: {exc.args[0]}") from None
+        # A manifest build's card is named after the manifest file (Occluded-celeb): only its report says "manifest".
+        hint = "" if report.get("dataset") else f"; put the build's {REPORT_NAME} back beside its data"
+        raise BenchmarkError(f"{path_or_repo}: {exc.args[0]}{hint}") from None
     counts = {role: (report.get("splits", {}).get(names[role], {}) or {}).get("num_rows") for role in EVAL_SPLITS}
     return OpenedDataset(name, chosen, names, IMAGE_COLUMNS if has_clean else IMAGE_COLUMNS[:1], counts)
 
