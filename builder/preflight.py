@@ -31,16 +31,18 @@ LISTED = 5  # names shown in a refusal
 WALK_LIMIT = 10_000  # entries looked at before a refusal says "more than"
 
 
-def preflight(config: BuildConfig, layout: SourceLayout, splits: Sequence[str]) -> frozenset[str]:
+def preflight(config: BuildConfig, layout: SourceLayout, splits: Sequence[str], source_root: Path) -> frozenset[str]:
     """Check everything about a build that needs no image; return the splits to occlude (of the
-    scan's `splits`)."""
+    scan's `splits`). `source_root` is the folder the images are read from: SOURCE, or for a
+    manifest the manifest's folder."""
     occlude_splits = check_options(config, layout, splits)
     from builder.parsing.segmenter import resolve_device
 
     resolve_device(config.device)  # a wrong --device is an error even when --parsing-dir makes it unused
     model = Path(config.model) if config.model and Path(config.model).exists() else None
     check_out(Path(config.out_dir), config.overwrite, {
-        "source folder": Path(config.source_dir), "--parsing-dir": config.parsing_dir, "--model folder": model})
+        "source folder": Path(source_root), "source": Path(config.source_dir), "--parsing-dir": config.parsing_dir,
+        "--model folder": model})
     return occlude_splits
 
 

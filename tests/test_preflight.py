@@ -339,3 +339,17 @@ def test_a_full_disk_is_one_line(tree, tmp_path, monkeypatch, capsys, where):
     assert ("build_report.json" in err) if where == "report" else (f"the build of {out}" in err)
     assert f"free on the disk of {tmp_path}" in err and "run the same command again to resume" in err
     assert not out.exists()
+
+
+def test_out_inside_a_manifests_folder_is_refused(tmp_path, capsys, no_work):
+    """A manifest's images are read relative to its folder: that folder is the source to protect."""
+    from synthetic import make_manifest_tree, write_manifest
+
+    tree, rows = make_manifest_tree(tmp_path)
+    manifest = write_manifest(rows, tree.root / "list.csv")
+    before = snapshot(tree.root)
+    for out in (tree.root / "occluded", manifest):
+        assert main(["build", "manifest", str(manifest), "--out", str(out), "--parsing-dir", str(tree.parsing_dir),
+                     "--no-progress"]) == 2
+        assert "source" in one_error_line(capsys)
+    assert snapshot(tree.root) == before
