@@ -34,7 +34,7 @@ from builder.preview import make_preview
 from builder.report import BuildReport, SplitStats
 from builder.rows import make_row
 from builder.shards import RecordRange, contiguous_runs, estimate_row_bytes, plan_shards
-from builder.staging import Staging, check_free_space, fingerprint, recover, staged_bytes
+from builder.staging import Staging, check_free_space, fingerprint, parser_inputs, recover, staged_bytes
 from builder.writer import write_shards
 from occluded_ccreid.features import dataset_features
 from occluded_ccreid.sources import LayoutError, SourceRecord, get_source
@@ -353,7 +353,8 @@ def build(config: BuildConfig) -> BuildReport:
     report.shard_plan = plan.describe()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     check_free_space(out_dir.parent, plan.estimated_bytes - staged_bytes(out_dir))
-    staging = Staging(out_dir, fingerprint(report.to_json(), root, (r.source_path for r in scan.records)))
+    staging = Staging(out_dir, fingerprint(report.to_json(), root, (r.source_path for r in scan.records),
+                                           parser_inputs(parser, report.parser, (r.source_path for r in scan.records))))
     staging.open()
     try:
         todo = [shard for shard in plan.shards if shard.name not in staging.done]

@@ -204,6 +204,39 @@ def test_changed_options_start_afresh_and_say_which(prcc_tree, tmp_path, monkeyp
         os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
+@pytest.mark.parametrize("changed", ["part map", "model weights"])
+def test_changed_part_maps_or_model_weights_start_afresh(prcc_tree, tiny_model, tmp_path, monkeypatch, capsys,
+                                                         changed):
+    """The parser's own inputs, changed in place between two runs, are not resumed across."""
+    import shutil
+
+    out = tmp_path / "occluded-prcc"
+    if changed == "part map":
+        parsing = shutil.copytree(prcc_tree.parsing_dir, tmp_path / "parsing")
+        args = ["build", "prcc", str(prcc_tree.root), "--out", str(out), "--parsing-dir", str(parsing),
+                "--shard-size", str(SHARD_SIZE), "--no-progress"]
+        file, key = parsing / "rgb/test/B/102/cropped_rgb003.png", "part_map_files"  # in a shard not yet written
+    else:
+        model = shutil.copytree(tiny_model, tmp_path / "model")
+        args = ["build", "prcc", str(prcc_tree.root), "--out", str(out), "--model", str(model), "--device", "cpu",
+                "--parse-size", "64x32", "--shard-size", str(SHARD_SIZE), "--no-progress"]
+        file, key = next(model.glob("*.safetensors")), "model_files"
+    assert file.is_file()
+    interrupt_after_commits(monkeypatch, 1)
+    with pytest.raises(Interrupt):
+        main(args)
+    with pytest.raises(Interrupt):  # unchanged: resumed
+        main(args)
+    assert "resuming the interrupted build" in capsys.readouterr().err
+    stat = file.stat()
+    file.write_bytes(file.read_bytes())  # same name and size, a new modification time: as an edit in place
+    os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    with pytest.raises(Interrupt):
+        main(args)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "starting afresh" in err and f"{key} changed" in err, err
+
+
 def test_full_disk_mid_build_stays_resumable(prcc_tree, reference, tmp_path, monkeypatch, capsys):
     from builder import writer
 
