@@ -356,6 +356,7 @@ def build(config: BuildConfig) -> BuildReport:
     staging = Staging(out_dir, fingerprint(report.to_json(), root, (r.source_path for r in scan.records),
                                            parser_inputs(parser, report.parser, (r.source_path for r in scan.records))))
     staging.open()
+    progress = _NoProgress()  # closed in `finally`
     try:
         todo = [shard for shard in plan.shards if shard.name not in staging.done]
         progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}",
@@ -379,6 +380,7 @@ def build(config: BuildConfig) -> BuildReport:
         staging.discard()  # bad input: the user must change it, and nothing misleading stays behind
         raise
     finally:
+        progress.close()  # now, not when garbage-collected: the CLI's interrupt or error line comes last
         staging.close()  # anything else (a kill, Ctrl-C, a full disk): the finished shards stay for a re-run
     return report
 
