@@ -348,11 +348,12 @@ def build(config: BuildConfig) -> BuildReport:
         ignored_files=scan.ignored_files,
     )
     root = scan.root  # a manifest's paths are relative to its own folder, not to SOURCE
-    plan = plan_shards(scan.records, scan.splits, estimate_row_bytes(root, scan.records, config.keep_clean),
-                       config.shard_size)
+    sizes = estimate_row_bytes(root, scan.records, config.keep_clean)
+    plan = plan_shards(scan.records, scan.splits, sizes.bounds, config.shard_size)
     report.shard_plan = plan.describe()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    check_free_space(out_dir.parent, plan.estimated_bytes - staged_bytes(out_dir))
+    staged = staged_bytes(out_dir)
+    check_free_space(out_dir.parent, sizes.expected - staged, plan.estimated_bytes - staged)
     staging = Staging(out_dir, fingerprint(report.to_json(), root, (r.source_path for r in scan.records),
                                            parser_inputs(parser, report.parser, (r.source_path for r in scan.records))))
     staging.open()

@@ -290,13 +290,18 @@ def _unlink(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def check_free_space(folder: Path, needed: int) -> None:
-    """Refuse before any image is read when `folder`'s disk cannot hold `needed` more bytes."""
+def check_free_space(folder: Path, expected: int, bound: int, log: Callable[[str], None] = say) -> None:
+    """Before any image is read: refuse when `folder`'s disk cannot hold the `expected` bytes of
+    the build still to write (builder.shards.REALISTIC_BYTES_PER_PIXEL), warn when it may not hold
+    the upper `bound`. A build that runs out of space anyway stops with one line and resumes."""
     free = shutil.disk_usage(folder).free
-    if needed > free:
-        raise BuildError(f"not enough free disk space for this build in {folder}: it needs up to "
-                         f"{_gb(needed)} (an upper bound from the images' pixel counts), {_gb(free)} are free; "
+    if expected > free:
+        raise BuildError(f"not enough free disk space for this build in {folder}: it needs about {_gb(expected)} "
+                         f"(estimated from the images' pixel counts; at most {_gb(bound)}), {_gb(free)} are free; "
                          "free some space or choose --out on another disk")
+    if bound > free:
+        log(f"warning: {_gb(free)} free in {folder}; this build needs about {_gb(expected)} and at most "
+            f"{_gb(bound)}. If the disk fills up, free some space and run the same command again to resume")
 
 
 def _gb(n: int) -> str:
