@@ -34,7 +34,7 @@ from builder.preview import make_preview
 from builder.report import BuildReport, SplitStats
 from builder.rows import make_row
 from builder.shards import RecordRange, contiguous_runs, estimate_row_bytes, plan_shards
-from builder.staging import Staging, check_free_space, fingerprint, recover, staged_bytes
+from builder.staging import Staging, check_free_space, fingerprint, parser_inputs, recover, staged_bytes
 from builder.writer import write_shards
 from occluded_ccreid.features import dataset_features
 from occluded_ccreid.sources import LayoutError, SourceRecord, get_source
@@ -348,13 +348,16 @@ def build(config: BuildConfig) -> BuildReport:
         ignored_files=scan.ignored_files,
     )
     root = scan.root  # a manifest's paths are relative to its own folder, not to SOURCE
-    plan = plan_shards(scan.records, scan.splits, estimate_row_bytes(root, scan.records, config.keep_clean),
-                       config.shard_size)
+    sizes = estimate_row_bytes(root, scan.records, config.keep_clean)
+    plan = plan_shards(scan.records, scan.splits, sizes.bounds, config.shard_size)
     report.shard_plan = plan.describe()
     out_dir.parent.mkdir(parents=True, exist_ok=True)
-    check_free_space(out_dir.parent, plan.estimated_bytes - staged_bytes(out_dir))
-    staging = Staging(out_dir, fingerprint(report.to_json(), root, (r.source_path for r in scan.records)))
+    staged = staged_bytes(out_dir)
+    check_free_space(out_dir.parent, sizes.expected - staged, plan.estimated_bytes - staged)
+    staging = Staging(out_dir, fingerprint(report.to_json(), root, (r.source_path for r in scan.records),
+                                           parser_inputs(parser, report.parser, (r.source_path for r in scan.records))))
     staging.open()
+    progress = _NoProgress()  # closed in `finally`
     try:
         todo = [shard for shard in plan.shards if shard.name not in staging.done]
         progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}",
@@ -378,6 +381,7 @@ def build(config: BuildConfig) -> BuildReport:
         staging.discard()  # bad input: the user must change it, and nothing misleading stays behind
         raise
     finally:
+        progress.close()  # now, not when garbage-collected: the CLI's interrupt or error line comes last
         staging.close()  # anything else (a kill, Ctrl-C, a full disk): the finished shards stay for a re-run
     return report
 

@@ -37,6 +37,16 @@ BYTES_PER_PIXEL = {"image": 3, "occlusion_mask": 1, "parsing": 1}
 CLEAN_BYTES_PER_PIXEL = 3
 ENCODING_SLACK = 1.1  # zlib's stored blocks, PNG chunks, Parquet pages: well under 1% each
 ROW_METADATA_BYTES = 1024  # labels, source path, PNG headers, Parquet offsets
+# What rows really take, for the disk check before a build (builder.staging.check_free_space),
+# which the bound above overstates 3-5x for photos. Measured with benchmarks/row_bytes.py on 200
+# person-sized crops (100-250 x 250-550 px) of scikit-image's 7 colour photos, saved as JPEG and
+# decoded, occluded with the default options: a row (image + occlusion_mask + parsing) is 1.20
+# bytes a pixel at JPEG quality 75, 1.26 at 95 (the bound: 4.6x and 4.4x that); clean_image 1.18
+# and 1.26. Noise-textured synthetic people (tests/synthetic.py) give 1.66-1.71. The constants
+# are ~20% below the photos: a build refused that would have fitted is worse than a full disk
+# late in a build, which resumes; between this estimate and the bound the builder only warns.
+REALISTIC_BYTES_PER_PIXEL = 1.0
+REALISTIC_CLEAN_BYTES_PER_PIXEL = 1.0
 
 
 @dataclass(frozen=True)
@@ -105,11 +115,27 @@ def image_size(path: Path) -> tuple[int, int] | None:
 HEADER_READERS = 8  # threads reading image headers: on cold or network storage the wait is I/O
 
 
-def estimate_row_bytes(root: Path, records: Iterable[SourceRecord], keep_clean: bool) -> np.ndarray:
-    """row_bytes_bound of every record, from its header (~0.2 ms an image from the page cache)."""
-    bounds = (row_bytes_bound(*size, keep_clean) if size is not None else 0
-              for size in _image_sizes(Path(root) / r.source_path for r in records))
-    return np.fromiter(bounds, dtype=np.int64)
+@dataclass(frozen=True)
+class RowSizes:
+    bounds: np.ndarray  # row_bytes_bound of each record (int64): what shards are cut by
+    expected: int  # all rows at REALISTIC_BYTES_PER_PIXEL: what the disk check expects them to take
+
+
+def estimate_row_bytes(root: Path, records: Iterable[SourceRecord], keep_clean: bool) -> RowSizes:
+    """The rows' sizes from each record's image header (~0.2 ms an image from the page cache)."""
+    per_pixel = REALISTIC_BYTES_PER_PIXEL + (REALISTIC_CLEAN_BYTES_PER_PIXEL if keep_clean else 0.0)
+    pixels = 0
+
+    def bound(size: tuple[int, int] | None) -> int:
+        nonlocal pixels
+        if size is None:
+            return 0
+        pixels += size[0] * size[1]
+        return row_bytes_bound(*size, keep_clean)
+
+    bounds = np.fromiter((bound(size) for size in _image_sizes(Path(root) / r.source_path for r in records)),
+                         dtype=np.int64)
+    return RowSizes(bounds, int(pixels * per_pixel))
 
 
 def _image_sizes(paths: Iterable[Path], chunk: int = 256) -> Iterator[tuple[int, int] | None]:

@@ -290,13 +290,18 @@ def _unlink(path: Path) -> None:
         path.unlink(missing_ok=True)
 
 
-def check_free_space(folder: Path, needed: int) -> None:
-    """Refuse before any image is read when `folder`'s disk cannot hold `needed` more bytes."""
+def check_free_space(folder: Path, expected: int, bound: int, log: Callable[[str], None] = say) -> None:
+    """Before any image is read: refuse when `folder`'s disk cannot hold the `expected` bytes of
+    the build still to write (builder.shards.REALISTIC_BYTES_PER_PIXEL), warn when it may not hold
+    the upper `bound`. A build that runs out of space anyway stops with one line and resumes."""
     free = shutil.disk_usage(folder).free
-    if needed > free:
-        raise BuildError(f"not enough free disk space for this build in {folder}: it needs up to "
-                         f"{_gb(needed)} (an upper bound from the images' pixel counts), {_gb(free)} are free; "
+    if expected > free:
+        raise BuildError(f"not enough free disk space for this build in {folder}: it needs about {_gb(expected)} "
+                         f"(estimated from the images' pixel counts; at most {_gb(bound)}), {_gb(free)} are free; "
                          "free some space or choose --out on another disk")
+    if bound > free:
+        log(f"warning: {_gb(free)} free in {folder}; this build needs about {_gb(expected)} and at most "
+            f"{_gb(bound)}. If the disk fills up, free some space and run the same command again to resume")
 
 
 def _gb(n: int) -> str:
@@ -306,11 +311,37 @@ def _gb(n: int) -> str:
 FINGERPRINT_KEYS = ("dataset", "source_dir", "seed", "parser", "occlusion", "shard_plan", "versions")
 
 
-def fingerprint(report: dict, root: Path, source_paths: Iterable[str]) -> dict:
+def fingerprint(report: dict, root: Path, source_paths: Iterable[str],
+                parser_files: dict[str, str] | None = None) -> dict:
     """What a build's files depend on: the report's settings (source, seed, parser, occlusion
-    options, shard plan, library versions) and the source files' names, sizes and times."""
+    options, shard plan, library versions), the source files' names, sizes and times, and the
+    digests of the parser's own input files (`parser_inputs`)."""
     found = {key: report[key] for key in FINGERPRINT_KEYS}
     found["source_files"] = digest_files(root, itertools.chain(source_paths, report["ignored_files"]))
+    found.update(parser_files or {})
+    return found
+
+
+def parser_inputs(parser: object, description: dict, source_paths: Iterable[str]) -> dict[str, str]:
+    """Digests (as digest_files) of the files the part maps come from besides the images, which
+    the parser's description names but does not capture: changed in place, they would otherwise
+    let a resumed build mix shards of two parsings.
+    - precomputed maps (a parser with `map_path`): the map file of each source image;
+    - a model given as a local file or folder (`description["model"]`): every file under it.
+    A Hub id is not digested (that needs the network); a resolved revision in the description,
+    where the parser records one, stands for its files."""
+    found = {}
+    map_path = getattr(parser, "map_path", None)
+    if callable(map_path):
+        found["part_map_files"] = digest_files(Path(), (str(map_path(p)) for p in source_paths))
+    model = description.get("model")
+    if isinstance(model, str) and model and Path(model).exists():
+        folder = Path(model)
+        if folder.is_dir():
+            files = sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
+        else:
+            folder, files = folder.parent, [folder.name]
+        found["model_files"] = digest_files(folder, files)
     return found
 
 

@@ -300,14 +300,15 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
-def test_sigterm_ends_a_build_like_ctrl_c(tree, tmp_path):
+@pytest.mark.parametrize("progress", [False, True])
+def test_sigterm_ends_a_build_like_ctrl_c(tree, tmp_path, progress):
     signum, status = signal.SIGTERM, 143  # 128 + 15, as a shell reports it; Ctrl-C (SIGINT) gives 130
     root, parsing = tree
     out = tmp_path / "builds" / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     child = subprocess.Popen(
         [sys.executable, "-c", SLOW_BUILD, "build", "prcc", str(root), "--out", str(out), "--parsing-dir",
-         str(parsing), "--no-progress", "--workers", "1", "--batch-size", "2"],
+         str(parsing), "--workers", "1", "--batch-size", "2", *([] if progress else ["--no-progress"])],
         cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 60
     while not any((tmp_path / "builds").glob(".out.partial")):  # the build has started writing
@@ -316,8 +317,13 @@ def test_sigterm_ends_a_build_like_ctrl_c(tree, tmp_path):
     child.send_signal(signum)
     _, err = child.communicate(timeout=60)
     assert child.returncode == status
-    assert err.strip().splitlines() == [f"interrupted by {signal.Signals(signum).name}; the output folder was not "
-                                        "changed. Run the same command again to resume: finished shards are kept."]
+    message = (f"interrupted by {signal.Signals(signum).name}; the output folder was not changed. Run the same "
+               "command again to resume: finished shards are kept.")
+    lines = err.strip().splitlines()  # tqdm redraws its bar after "\r": each drawing is a line here
+    if progress:  # the bar, closed before the message: nothing is printed after it
+        assert lines[-1] == message and "Occluded-PRCC" in lines[-2] and message not in lines[:-1], err
+    else:
+        assert lines == [message]
     assert not out.exists()
 
 

@@ -20,7 +20,7 @@ from builder import pipeline
 from builder import staging as staging_module
 from builder.cli import main
 from builder.occlusion import DEFAULT_MIN_COVERAGE
-from builder.shards import MAX_SHARD_BYTES, READERS, plan_shards, row_bytes_bound
+from builder.shards import MAX_SHARD_BYTES, READERS, REALISTIC_BYTES_PER_PIXEL, plan_shards, row_bytes_bound
 from builder.staging import JOURNAL_NAME, aside_path, staging_path
 from occluded_ccreid.sources import SourceRecord
 from synthetic import make_prcc_tree
@@ -204,6 +204,39 @@ def test_changed_options_start_afresh_and_say_which(prcc_tree, tmp_path, monkeyp
         os.utime(image, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
+@pytest.mark.parametrize("changed", ["part map", "model weights"])
+def test_changed_part_maps_or_model_weights_start_afresh(prcc_tree, tiny_model, tmp_path, monkeypatch, capsys,
+                                                         changed):
+    """The parser's own inputs, changed in place between two runs, are not resumed across."""
+    import shutil
+
+    out = tmp_path / "occluded-prcc"
+    if changed == "part map":
+        parsing = shutil.copytree(prcc_tree.parsing_dir, tmp_path / "parsing")
+        args = ["build", "prcc", str(prcc_tree.root), "--out", str(out), "--parsing-dir", str(parsing),
+                "--shard-size", str(SHARD_SIZE), "--no-progress"]
+        file, key = parsing / "rgb/test/B/102/cropped_rgb003.png", "part_map_files"  # in a shard not yet written
+    else:
+        model = shutil.copytree(tiny_model, tmp_path / "model")
+        args = ["build", "prcc", str(prcc_tree.root), "--out", str(out), "--model", str(model), "--device", "cpu",
+                "--parse-size", "64x32", "--shard-size", str(SHARD_SIZE), "--no-progress"]
+        file, key = next(model.glob("*.safetensors")), "model_files"
+    assert file.is_file()
+    interrupt_after_commits(monkeypatch, 1)
+    with pytest.raises(Interrupt):
+        main(args)
+    with pytest.raises(Interrupt):  # unchanged: resumed
+        main(args)
+    assert "resuming the interrupted build" in capsys.readouterr().err
+    stat = file.stat()
+    file.write_bytes(file.read_bytes())  # same name and size, a new modification time: as an edit in place
+    os.utime(file, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000))
+    with pytest.raises(Interrupt):
+        main(args)
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "starting afresh" in err and f"{key} changed" in err, err
+
+
 def test_full_disk_mid_build_stays_resumable(prcc_tree, reference, tmp_path, monkeypatch, capsys):
     from builder import writer
 
@@ -234,16 +267,45 @@ def test_shard_size_below_one_is_refused(prcc_tree, tmp_path, capsys):
     assert "--shard-size must be >= 1" in capsys.readouterr().err and not list(tmp_path.iterdir())
 
 
-def test_disk_too_small_is_refused_before_any_work(prcc_tree, tmp_path, monkeypatch, capsys):
+def source_pixels(tree) -> int:
+    """Pixels of the tree's decodable images, from the files themselves."""
+    from PIL import Image
+
+    total = 0
+    for rel in tree.expected:
+        with Image.open(tree.root / rel) as image:
+            total += image.width * image.height
+    return total
+
+
+@pytest.mark.parametrize("free", ["below the estimate", "between the estimate and the bound", "above the bound"])
+def test_disk_check_refuses_below_a_realistic_estimate_and_warns_below_the_bound(prcc_tree, reference, tmp_path,
+                                                                                 monkeypatch, capsys, free):
     import shutil
 
+    pixels = source_pixels(prcc_tree)
+    expected = int(pixels * REALISTIC_BYTES_PER_PIXEL)
+    bound = json.loads((reference / "build_report.json").read_text())["shard_plan"]["estimated_bytes"]
+    real = sum(f.stat().st_size for f in (reference / "data").iterdir())
+    assert expected < real < bound  # the estimate is not an upper bound; the bound is one
+    available = {"below the estimate": expected - 1, "between the estimate and the bound": (expected + bound) // 2,
+                 "above the bound": bound}[free]
     usage = shutil.disk_usage(tmp_path)
-    monkeypatch.setattr(staging_module.shutil, "disk_usage", lambda path: usage._replace(free=100_000))
+    monkeypatch.setattr(staging_module.shutil, "disk_usage", lambda path: usage._replace(free=available))
     out = tmp_path / "builds" / "occluded-prcc"
-    assert main(build_args(prcc_tree, out)) == 2
+    status = main(build_args(prcc_tree, out))
     err = capsys.readouterr().err
-    assert "not enough free disk space" in err and "needs up to" in err and "0.1 MB are free" in err
-    assert list(out.parent.iterdir()) == []
+    if free == "below the estimate":
+        assert status == 2 and err.count("\n") == 1 and err.startswith("error: not enough free disk space"), err
+        assert f"it needs about {expected / 1e6:.1f} MB" in err and f"at most {bound / 1e6:.1f} MB" in err
+        assert f"{available / 1e6:.1f} MB are free" in err
+        assert list(out.parent.iterdir()) == []  # refused before any work
+    elif free == "between the estimate and the bound":
+        assert status == 0 and err.count("\n") == 1 and err.startswith("warning: "), err
+        assert "run the same command again to resume" in err and f"at most {bound / 1e6:.1f} MB" in err
+        assert folder_bytes(out) == folder_bytes(reference)
+    else:
+        assert status == 0 and err == ""
 
 
 def test_kill_during_the_overwrite_swap_never_loses_out(prcc_tree, reference, tmp_path, monkeypatch, capsys):
