@@ -76,7 +76,8 @@ def _model_text(parser: dict) -> str:
         pinned = [f"revision `{checkpoint['revision']}`"] if checkpoint.get("revision") else []
         pinned += [f"sha256 `{checkpoint['sha256']}`"] if checkpoint.get("sha256") else []
         weights = (f"the weights `{checkpoint['filename']}` from the Hub repository `{checkpoint['repo_id']}`"
-                   + (f" ({', '.join(pinned)})" if pinned else ""))
+                   + (f" ({', '.join(pinned)})" if pinned else "")
+                   + (f", {checkpoint['provenance']}" if checkpoint.get("provenance") else ""))
     elif "path" in checkpoint:
         weights = f"the weights file `{Path(checkpoint['path']).name}` (sha256 `{checkpoint.get('sha256', '?')}`)"
     else:

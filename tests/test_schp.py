@@ -243,8 +243,12 @@ def test_aliases_and_default(monkeypatch, official_pth):
     parser = make_model_parser(None, "cpu", (64, 32))
     info = parser.describe()
     assert isinstance(parser, SchpParser) and info["alias"] == "schp-pascal"
-    assert info["checkpoint"] == {"repo_id": pascal.repo_id, "filename": pascal.filename, "revision": pascal.revision}
+    assert info["checkpoint"] == {"repo_id": pascal.repo_id, "filename": pascal.filename, "revision": pascal.revision,
+                                  "provenance": pascal.provenance}
+    assert "official SCHP checkpoint" in pascal.provenance
     assert model_kind(str(official_pth)) == "schp" and model_kind("owner/repo/file.pth") == "schp"
+    with pytest.raises(BuildError, match="'schp-pasca' is neither a known alias .schp-pascal, schp-lip"):
+        make_model_parser("schp-pasca", "cpu", (64, 32))
 
 
 def test_segformer_folders_still_go_to_transformers(tiny_model):

@@ -29,10 +29,12 @@ class HubFile:
     filename: str
     revision: str | None = None
     sha256: str | None = None
+    provenance: str | None = None  # where the file comes from, in words, for the card
 
     def describe(self) -> dict:
         info = {"repo_id": self.repo_id, "filename": self.filename}
-        info.update({k: v for k, v in (("revision", self.revision), ("sha256", self.sha256)) if v})
+        info.update({k: v for k, v in (("revision", self.revision), ("sha256", self.sha256),
+                                       ("provenance", self.provenance)) if v})
         return info
 
 
