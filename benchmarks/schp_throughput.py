@@ -11,7 +11,10 @@ trained ones do), this measures side by side, in one run, each in a fresh child 
 2. `builder build prcc ... --model <checkpoint>` through the CLI: images/s over the whole command
    (checkpoint load and hash, scan, occlusion, Parquet, card), and its peak RSS (VmHWM);
 3. the floor again: the build is held to the highest floor, and a warning is printed when other
-   processes used the CPU (timings then are not comparable).
+   processes used the CPU (timings then are not comparable). Images per CPU-second of this
+   process are printed too: on a shared machine whose load changes during the run, their ratio
+   compares the work the build does per image with the forward pass's, where wall-clock rates
+   mostly compare how much CPU each measurement got.
 
 On CPU each floor is measured two ways, one stream on torch's default threads and the build's own
 two single-threaded streams at once (builder/pipeline.py), and the faster counts.
@@ -27,6 +30,7 @@ GPU pass --device cuda through --build-args and the floor runs there too.
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import shutil
 import statistics
@@ -88,18 +92,33 @@ def child_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_size: int,
         with torch.inference_mode():
             net(batch)
 
-    rates = []
+    rates, cpu, images = [], 0.0, 0
     foreign = ForeignLoad()
     with ThreadPoolExecutor(streams, initializer=(lambda: torch.set_num_threads(1)) if streams > 1 else None) as pool:
         list(pool.map(run, batches[:streams]))  # warm-up, every stream
         sync()
         for start in range(chunks):  # every chunk gets the same mix of shapes: chunk rates compare
             chunk = batches[start::chunks]
-            begin = time.perf_counter()
+            begin, begin_cpu = time.perf_counter(), _cpu_seconds()
             list(pool.map(run, chunk))
             sync()
             rates.append(sum(len(b) for b in chunk) / (time.perf_counter() - begin))
-    return {"rates": rates, "foreign_cores": foreign.cores()}
+            cpu += _cpu_seconds() - begin_cpu
+            images += sum(len(b) for b in chunk)
+    return {"rates": rates, "foreign_cores": foreign.cores(), "images_per_cpu_second": images / cpu}
+
+
+def _cpu_seconds() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+def child_build_cpu(source: str, out: str, model: str, args: list[str]) -> dict:
+    """child_build, plus the CPU seconds this process used: images per CPU-second compare the
+    work done when other processes take the cores unevenly over the run."""
+    start = _cpu_seconds()
+    got = child_build(source, out, model, args)
+    return {**got, "cpu_seconds": _cpu_seconds() - start}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,8 +140,6 @@ def main(argv: list[str] | None = None) -> int:
     if args.device != "cpu":
         build_args += ["--device", args.device]  # the last --device wins over child_build's cpu
 
-    import os
-
     import torch
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="schp-throughput-"))
@@ -141,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
         floor_shapes = [shapes[i] for i in np.linspace(0, len(shapes) - 1, min(args.floor_images, len(shapes))).astype(int)]
         print(f"made {len(paths)} images and the checkpoint in {time.perf_counter() - begin:.0f} s", flush=True)
 
-        floors, foreign = [], []
+        floors, foreign, per_cpu = [], [], []
         chunks = 2
         # On CPU both ways of running the model alone are measured, and the build is held to the
         # faster: one stream on all threads, and the build's own two single-threaded streams.
@@ -152,13 +169,15 @@ def main(argv: list[str] | None = None) -> int:
                 got = in_child(child_floor, str(checkpoint), floor_shapes, args.batch_size, chunks, args.device, streams)
                 floors.append(statistics.median(got["rates"]))
                 foreign.append(got["foreign_cores"])
+                per_cpu.append(got["images_per_cpu_second"])
                 print(f"  SCHP forward only, {streams} stream(s): {floors[-1]:.3f} img/s (chunks "
                       f"{', '.join(f'{r:.3f}' for r in got['rates'])}; other processes used "
                       f"{got['foreign_cores']:.2f} cores)", flush=True)
 
         run_floor()
-        got = in_child(child_build, str(source), str(work / "out"), str(checkpoint), build_args)
+        got = in_child(child_build_cpu, str(source), str(work / "out"), str(checkpoint), build_args)
         build_rate = got["rows"] / got["seconds"]
+        build_per_cpu = got["rows"] / got["cpu_seconds"]
         foreign.append(got["foreign_cores"])
         print(f"  builder build: {build_rate:.3f} img/s ({got['rows']} images in {got['seconds']:.1f} s, peak RSS "
               f"{got['peak_rss_mib']:.0f} MiB; other processes used {got['foreign_cores']:.2f} cores)", flush=True)
@@ -166,11 +185,14 @@ def main(argv: list[str] | None = None) -> int:
         if max(foreign) > 0.1:
             print("  WARNING: other processes took CPU time during the run, or the floors before and after the "
                   "build disagree: the timings are not comparable; rerun on a quiet machine", flush=True)
-        print(f"  (floors in order: {', '.join(f'{f:.3f}' for f in floors)} img/s)")
+        print(f"  (floors in order: {', '.join(f'{f:.3f}' for f in floors)} img/s; images per CPU-second: "
+              f"{', '.join(f'{f:.3f}' for f in per_cpu)}, build {build_per_cpu:.3f})")
         print()
         print(f"{'SCHP builder build':<36}{build_rate:>10.3f} img/s")
         print(f"{'SCHP forward pass alone (floor)':<36}{max(floors):>10.3f} img/s")
         print(f"{'build / forward':<36}{build_rate / max(floors):>10.2f}   (target >= 0.9)")
+        print(f"{'  per CPU-second (build / forward)':<36}{build_per_cpu / max(per_cpu):>10.2f}   "
+              "(the same work ratio, less sensitive to other processes' load)")
         print(f"{'peak RSS of the build':<36}{got['peak_rss_mib']:>10.0f} MiB")
         print(f"total {time.perf_counter() - begin:.0f} s")
     finally:
