@@ -23,7 +23,7 @@ two single-threaded streams at once (builder/pipeline.py), and the faster counts
     python benchmarks/schp_throughput.py --quick     # 24 images, 256x128 box
     python benchmarks/schp_throughput.py --images 400 --batch-size 8 --parse-size 512x256
 
-SCHP is a ResNet-101 at stride 16 (~40 GFLOPs per 512x256 crop), so CPU builds are slow; on a
+SCHP is a ResNet-101 at stride 16 (87 GFLOPs per 512x256 crop), so CPU builds are slow; on a
 GPU pass --device cuda through --build-args and the floor runs there too.
 """
 
