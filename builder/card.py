@@ -151,6 +151,27 @@ def shard_text(plan: dict) -> str:
             "`datasets.distributed.split_dataset_by_node` gives each of 8, 16 or 32 nodes whole shards.")
 
 
+def _model_text(parser: dict) -> str:
+    """The parsing network, its checkpoint and where the weights come from, in words."""
+    checkpoint = parser.get("checkpoint") or {}
+    if "repo_id" in checkpoint:
+        pinned = [f"revision `{checkpoint['revision']}`"] if checkpoint.get("revision") else []
+        pinned += [f"sha256 `{checkpoint['sha256']}`"] if checkpoint.get("sha256") else []
+        weights = (f"the weights `{checkpoint['filename']}` from the Hub repository `{checkpoint['repo_id']}`"
+                   + (f" ({', '.join(pinned)})" if pinned else "")
+                   + (f", {checkpoint['provenance']}" if checkpoint.get("provenance") else ""))
+    elif "path" in checkpoint:
+        weights = f"the weights file `{Path(checkpoint['path']).name}` (sha256 `{checkpoint.get('sha256', '?')}`)"
+    else:
+        weights = f"the checkpoint `{parser['model']}`"
+    alias = f"`--model {parser['alias']}`: " if parser.get("alias") else ""
+    architecture = parser.get("architecture", "a `transformers` segmentation model")
+    labels = parser.get("labels", {})
+    label_set = f"{parser['label_set']} labels" if parser.get("label_set") else "labels"
+    names = ", ".join(str(v) for _, v in sorted(labels.items(), key=lambda kv: int(kv[0])))
+    return f"{alias}{architecture} with {weights}; {label_set}: {names}"
+
+
 def render_card(
     report: dict,
     layout: SourceLayout,
@@ -173,8 +194,7 @@ def render_card(
         size = (f"each crop fitted into {height}x{width} with its aspect ratio kept" if parser.get("keep_aspect")
                 else f"every crop resized to {height}x{width}")
         precision = f", {parser['precision']} autocast" if "precision" in parser else ""
-        parser_text = (f"Part maps come from the `transformers` segmentation checkpoint "
-                       f"`{parser['model']}` (inference: {size}{precision}).")
+        parser_text = f"Part maps come from {_model_text(parser)} (inference: {size}{precision})."
     else:
         parser_text = "Part maps were precomputed by a human-parsing model and read from disk."
     splits = report["splits"]

@@ -54,8 +54,9 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
                    help="root of the source dataset download; for `manifest`, the .csv / .jsonl / .parquet file")
     p.add_argument("--out", type=Path, required=True, help="output folder (Hub-ready)")
     p.add_argument("--model", default=None,
-                   help="transformers segmentation checkpoint (Hub id or folder); "
-                        "default: mattmdjaga/segformer_b2_clothes")
+                   help="part parser: schp-pascal (default; SCHP on Pascal-Person-Part, the paper's), schp-lip, "
+                        "schp-atr, segformer-atr; or an SCHP checkpoint (.pth/.safetensors file, folder or Hub repo), "
+                        "or a transformers segmentation checkpoint (folder or Hub id)")
     p.add_argument("--parsing-dir", type=Path, default=None,
                    help="read precomputed part maps DIR/<source path>.png (values 0..6) instead of running a model")
     p.add_argument("--seed", type=int, default=0, help="seed of every random choice (default 0)")

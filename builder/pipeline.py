@@ -28,7 +28,7 @@ from builder.errors import BuildError
 from builder.images import DecodeError, load_rgb
 from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude_batch
 from builder.parsing import PartParser
-from builder.parsing.segmenter import ModelParser
+from builder.parsing.network import NetworkParser
 from builder.preflight import preflight
 from builder.preview import make_preview
 from builder.report import BuildReport, SplitStats
@@ -67,10 +67,11 @@ def make_parser(config: BuildConfig) -> PartParser:
         from builder.parsing.precomputed import PrecomputedParser
 
         return PrecomputedParser(config.parsing_dir)
-    from builder.parsing.segmenter import DEFAULT_MODEL, DEFAULT_PARSE_SIZE
+    from builder.parsing.models import make_model_parser
+    from builder.parsing.network import DEFAULT_PARSE_SIZE
 
-    parser = ModelParser(config.model or DEFAULT_MODEL, config.device, config.parse_size or DEFAULT_PARSE_SIZE,
-                         keep_aspect=config.keep_aspect, precision=config.precision)
+    parser = make_model_parser(config.model, config.device, config.parse_size or DEFAULT_PARSE_SIZE,
+                               keep_aspect=config.keep_aspect, precision=config.precision)
     if parser.device.type == "cpu":
         parser.num_threads = 1  # model_streams() runs two single-threaded forward passes at once
     return parser
@@ -150,7 +151,7 @@ def process(
     records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
 ) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
     """Yield (record, row, part map, skip reason) for every record, in record order."""
-    if isinstance(stage.parser, ModelParser) and stage.occlusion.fill_name != "texture":
+    if isinstance(stage.parser, NetworkParser) and stage.occlusion.fill_name != "texture":
         yield from _pipelined(records, stage, batch_size, workers)
     else:
         yield from _batched(records, stage, batch_size, workers)
@@ -217,12 +218,12 @@ def default_workers(parser: PartParser) -> int:
     """Decode/finish threads. With the model on CUDA every core is free for the per-image CPU work
     (decode, occlusion, PNG encoding: ~15 ms an image), which would otherwise cap a fast GPU at a
     few hundred images/s; on CPU the model streams need the cores, and two workers keep up."""
-    if isinstance(parser, ModelParser) and parser.device.type == "cuda":
+    if isinstance(parser, NetworkParser) and parser.device.type == "cuda":
         return max(2, usable_cores() - 1)  # one core for the main thread, which feeds the GPU
     return 2
 
 
-def model_streams(parser: ModelParser) -> int:
+def model_streams(parser: NetworkParser) -> int:
     """Forward passes in flight at once. CPU: two single-threaded streams (no OpenMP barrier
     waits behind a preempted thread, and part maps that do not depend on the core count).
     CUDA: one, fed by the workers."""
@@ -241,7 +242,7 @@ def _pipelined(
     <= max(4, workers + 1) batches (every worker can finish a batch). Batches only group images of
     one input size (never padded), and each image's logits and occlusion do not depend on its
     batch, so the output is the same for any batch size, worker count or completion order."""
-    parser: ModelParser = stage.parser  # type: ignore[assignment]
+    parser: NetworkParser = stage.parser  # type: ignore[assignment]
     streams = model_streams(parser)
     ahead, window = (streams + 1) * batch_size, 4 * batch_size
     backlog = max(4, workers + 1) * batch_size
