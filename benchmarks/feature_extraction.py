@@ -51,7 +51,8 @@ MODELS = {  # name -> (config class, kwargs)
 
 def make_build(folder: Path, images: int, seed: int = 0) -> Path:
     """A folder with the layout and schema of a PRCC build: query and gallery shards, build_report.json."""
-    from datasets import Dataset
+    import pyarrow as pa
+    import pyarrow.parquet as pq
     from PIL import Image
 
     from occluded_ccreid.features import dataset_features
@@ -92,7 +93,10 @@ def make_build(folder: Path, images: int, seed: int = 0) -> Path:
             rows["occlusion_mask"].append({"bytes": png(np.zeros((height, width), np.uint8)), "path": None})
             rows["parsing"].append({"bytes": png(np.zeros((height, width), np.uint8)), "path": None})
             rows["source_path"].append(f"{split}/{i:06d}.jpg")
-        Dataset.from_dict(rows, features=dataset_features()).to_parquet(str(folder / "data" / f"{split}-00000-of-00001.parquet"))
+        # Written with pyarrow and the declared schema (its `huggingface` metadata included), not
+        # Dataset.from_dict: that fingerprints the table with dill, which fails on some pyarrow builds.
+        schema = dataset_features().arrow_schema
+        pq.write_table(pa.Table.from_pydict(rows, schema=schema), folder / "data" / f"{split}-00000-of-00001.parquet")
     report = {"dataset": "prcc", "splits": {s: {"num_rows": n} for s, n in counts.items()}}
     (folder / "build_report.json").write_text(json.dumps(report))
     return folder

@@ -26,7 +26,7 @@ Options (all recorded per row and in the build report):
 * fills: add, white, black, mean, noise, blur, texture (builder/fills.py);
 * `occlusion_prob`: the share of rows that are occluded at all.
 
-`occlude_batch` occludes a batch at once on the model's device: each image's random choices are
+`occlude_batch` occludes a batch at once on a given device (the build uses the CPU): each image's random choices are
 drawn on the CPU from its own generator (`Occluder.draw`), and the shapes of a draw round are
 rendered together there (`Occluder.render`; the part occluder pools all grids of one pool scale in
 one call). Every random choice comes from the per-image generator passed in, and no step mixes
