@@ -11,10 +11,9 @@ trained ones do), this measures side by side, in one run, each in a fresh child 
 2. `builder build prcc ... --model <checkpoint>` through the CLI: images/s over the whole command
    (checkpoint load and hash, scan, occlusion, Parquet, card), and its peak RSS (VmHWM);
 3. the floor again: the build is held to the highest floor, and a warning is printed when other
-   processes used the CPU (timings then are not comparable). Images per CPU-second of this
-   process are printed too: on a shared machine whose load changes during the run, their ratio
-   compares the work the build does per image with the forward pass's, where wall-clock rates
-   mostly compare how much CPU each measurement got.
+   processes used the CPU (timings then are not comparable). Images per CPU-second of each
+   measuring process are printed too (a rough view when the load changes during the run), and the
+   build's CPU time inside SCHP's forward passes against everything else it does.
 
 On CPU each floor is measured two ways, one stream on torch's default threads and the build's own
 two single-threaded streams at once (builder/pipeline.py), and the faster counts.
@@ -114,11 +113,27 @@ def _cpu_seconds() -> float:
 
 
 def child_build_cpu(source: str, out: str, model: str, args: list[str]) -> dict:
-    """child_build, plus the CPU seconds this process used: images per CPU-second compare the
-    work done when other processes take the cores unevenly over the run."""
+    """child_build, plus the CPU seconds this process used (images per CPU-second compare the work
+    done when other processes take the cores unevenly over the run), and the CPU seconds of the
+    threads inside the parser's `infer` (the forward passes): what the build spends elsewhere."""
+    import threading
+
+    from builder.parsing.network import NetworkParser
+
+    infer, lock, model_cpu = NetworkParser.infer, threading.Lock(), [0.0]
+
+    def timed_infer(self, tensors):
+        begin = time.thread_time()
+        try:
+            return infer(self, tensors)
+        finally:
+            with lock:
+                model_cpu[0] += time.thread_time() - begin
+
+    NetworkParser.infer = timed_infer  # this child process only
     start = _cpu_seconds()
     got = child_build(source, out, model, args)
-    return {**got, "cpu_seconds": _cpu_seconds() - start}
+    return {**got, "cpu_seconds": _cpu_seconds() - start, "model_cpu_seconds": model_cpu[0]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -187,12 +202,15 @@ def main(argv: list[str] | None = None) -> int:
                   "build disagree: the timings are not comparable; rerun on a quiet machine", flush=True)
         print(f"  (floors in order: {', '.join(f'{f:.3f}' for f in floors)} img/s; images per CPU-second: "
               f"{', '.join(f'{f:.3f}' for f in per_cpu)}, build {build_per_cpu:.3f})")
+        print(f"  the build's CPU: {got['cpu_seconds']:.1f} s, of which SCHP's forward passes "
+              f"{got['model_cpu_seconds']:.1f} s ({got['rows'] / got['model_cpu_seconds']:.3f} images per CPU-second "
+              f"inside the build) and everything else {got['cpu_seconds'] - got['model_cpu_seconds']:.1f} s")
         print()
         print(f"{'SCHP builder build':<36}{build_rate:>10.3f} img/s")
         print(f"{'SCHP forward pass alone (floor)':<36}{max(floors):>10.3f} img/s")
         print(f"{'build / forward':<36}{build_rate / max(floors):>10.2f}   (target >= 0.9)")
         print(f"{'  per CPU-second (build / forward)':<36}{build_per_cpu / max(per_cpu):>10.2f}   "
-              "(the same work ratio, less sensitive to other processes' load)")
+              "(rough: efficiency per CPU-second also moves with the load)")
         print(f"{'peak RSS of the build':<36}{got['peak_rss_mib']:>10.0f} MiB")
         print(f"total {time.perf_counter() - begin:.0f} s")
     finally:
