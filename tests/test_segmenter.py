@@ -105,3 +105,16 @@ def test_infer_uses_its_own_thread_count_in_single_threaded_workers(tiny_model):
     thread.start()
     thread.join()
     assert seen == [2]
+
+
+def test_fixed_device_batch_splits_and_pads_without_changing_logits(tiny_model):
+    """On CUDA every forward pass runs exactly `device_batch` images (builder/parsing/network.py);
+    the splitting and zero padding must hand back each image's own logits. Checked on CPU, where
+    logits do not depend on the batch: the GPU's batch-shape dependence itself needs a GPU."""
+    plain = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
+    fixed = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
+    assert plain.device_batch is None  # CPU default
+    fixed.device_batch = 3
+    tensors = [plain.prepare(image) for image in images(seed=1)]
+    for count in (1, 3, 5, 7):
+        assert torch.equal(fixed.infer(tensors[:count]), plain.infer(tensors[:count]))

@@ -41,6 +41,7 @@ from builder.parsing.label_mapping import PartMapper
 DEFAULT_PARSE_SIZE = (512, 256)
 SIZE_MULTIPLE = 32  # sides that divide evenly through stride-32 (SegFormer) and stride-16 (SCHP) networks
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEVICE_BATCH = 16  # images in every forward pass on CUDA, whatever --batch-size (see NetworkParser.__init__)
 log = logging.getLogger(__name__)
 
 
@@ -130,6 +131,14 @@ class NetworkParser:
         self.num_threads = num_threads or torch.get_num_threads()
         self.alias = alias
         self._bgr = False
+        # On CUDA every forward pass gets exactly DEVICE_BATCH images (split, the last padded with
+        # zeros) and cuDNN's deterministic algorithms: cuDNN picks kernels by batch shape, so an
+        # image's logits could otherwise depend on how many images share its forward pass (an H100
+        # build gave other shards at --batch-size 5 than at 32), and a resumed build, which groups
+        # batches differently, would not be byte-identical. On CPU results are batch-independent.
+        self.device_batch = DEVICE_BATCH if self.device.type == "cuda" else None
+        if self.device.type == "cuda":
+            torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
 
     def set_normalisation(self, scale: float, mean: Sequence[float], std: Sequence[float], *, bgr: bool = False) -> None:
         """Network input = (pixel * scale - mean) / std per channel, channels in RGB order or, with
@@ -176,6 +185,12 @@ class NetworkParser:
         shape = tensors[0].shape
         if any(t.shape != shape for t in tensors):
             raise ValueError("infer() takes images of one input size; group them by input_size()")
+        if self.device_batch is not None and len(tensors) != self.device_batch:
+            n = self.device_batch
+            chunks = [list(tensors[i : i + n]) for i in range(0, len(tensors), n)]
+            padding = [torch.zeros_like(tensors[0])] * (n - len(chunks[-1]))
+            chunks[-1] = chunks[-1] + padding
+            return torch.cat([self.infer(chunk) for chunk in chunks])[: len(tensors)]
         # uint8 crosses to the device (a quarter of float32's bytes); conversion, channel order and
         # normalisation happen there.
         batch = torch.stack(list(tensors)).to(self.device, non_blocking=True)
@@ -233,4 +248,6 @@ class NetworkParser:
         info["keep_aspect"] = self.keep_aspect  # True: parse_size is the box each image is fitted into
         if self.precision != "fp32":
             info["precision"] = self.precision
+        if self.device_batch is not None:
+            info["device_batch"] = self.device_batch
         return info
