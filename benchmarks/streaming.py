@@ -22,7 +22,6 @@ Timings on a shared machine are noisy: compare numbers from the same run only.
 from __future__ import annotations
 
 import argparse
-import io
 import sys
 import tempfile
 import time

@@ -164,7 +164,7 @@ def test_mount_point_symlink_and_file_are_refused(tree, tmp_path, monkeypatch, c
     real_ismount = os.path.ismount
     monkeypatch.setattr(os.path, "ismount", lambda p: Path(p) == mount or real_ismount(p))
     assert run_build(root, parsing, mount, "--overwrite") == 2
-    assert f"is a mount point" in (err := one_error_line(capsys)) and str(mount / "occluded-build") in err
+    assert "is a mount point" in (err := one_error_line(capsys)) and str(mount / "occluded-build") in err
     (tmp_path / "link").symlink_to(mount)
     assert run_build(root, parsing, tmp_path / "link", "--overwrite") == 2
     assert "is a symbolic link" in one_error_line(capsys)
