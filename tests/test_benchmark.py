@@ -392,6 +392,7 @@ def test_clear_errors(prcc_build, vit, text_model, train_only, tmp_path, monkeyp
     assert "not a function" in _error(capsys, [*data, "--features", "user_feats:CONSTANT"])
     assert "not a directory" in _error(capsys, ["--dataset", str(tmp_path / "nowhere"), "--model", str(vit)])
     assert "--ratio-bins" in _error(capsys, [*data, "--model", str(vit), "--ratio-bins", "0.5,1.5"])
+    assert "no such file or folder" in _error(capsys, [*data, "--model", str(tmp_path / "no-model")])
 
 
 def test_bad_input_is_refused_before_the_model_loads(train_only):

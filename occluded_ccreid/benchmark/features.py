@@ -14,6 +14,7 @@ import logging
 import os
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Callable, Protocol, Sequence
 
 import numpy as np
@@ -201,6 +202,9 @@ class TransformersExtractor:
         if precision == "fp16" and self.device.type != "cuda":
             raise BenchmarkError(f"--precision fp16 is for CUDA devices; on {self.device} use bf16 or fp32")
         self.model_id, self.precision = str(model_id), precision
+        if str(model_id).startswith((".", "/", "~")) and not Path(model_id).expanduser().exists():
+            raise BenchmarkError(f"--model {model_id}: no such file or folder; give a folder saved with "
+                                 "save_pretrained or a Hub model id such as facebook/dinov2-small")
         try:
             config = AutoConfig.from_pretrained(model_id)
         except (OSError, ValueError) as exc:
