@@ -16,7 +16,7 @@ trained ones do), this measures side by side, in one run, each in a fresh child 
    build's CPU time inside SCHP's forward passes against everything else it does.
 
 On CPU each floor is measured two ways, one stream on torch's default threads and the build's own
-two single-threaded streams at once (builder/pipeline.py), and the faster counts.
+two single-threaded streams at once (builder/processing.py), and the faster counts.
 
     python benchmarks/schp_throughput.py             # 40 images, 512x256 box: ~3-6 min on 2 CPU cores
     python benchmarks/schp_throughput.py --quick     # 24 images, 256x128 box
@@ -67,7 +67,7 @@ def child_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_size: int,
                 streams: int = 1) -> dict:
     """SCHP's forward passes alone, over batches of the given input shapes (one shape per batch):
     one stream with torch's default threads, or (`streams` > 1) that many single-threaded streams
-    at once, as `builder build` runs the model on CPU (builder/pipeline.py: model_streams)."""
+    at once, as `builder build` runs the model on CPU (builder/processing.py: model_streams)."""
     from concurrent.futures import ThreadPoolExecutor
 
     from builder.malloc import keep_freed_memory_mapped

@@ -3,15 +3,19 @@
 Modules, in the order data flows through them:
   occluded_ccreid.sources  source layouts (reading labels from paths)
   builder.images           decoding source images to RGB
-  builder.parsing          part maps: a transformers segmentation model or precomputed maps
+  builder.parsing          part maps: SCHP or a transformers segmentation model, or precomputed maps
   builder.occlusion        the paper's occluder (pooling x4, interpolation, additive fusion)
   builder.fills            how an occluder is fused into the image (additive, blends, texture)
   builder.rows             one output row per image (encoding)
+  builder.processing       records -> rows: the stages above on threads with bounded queues
+  builder.preflight        every check that needs no image, before any work
   builder.shards           the shard plan: which records go into which shard, fixed up front
   builder.writer           Parquet shards
   builder.staging          the staging folder: journal of finished shards, resume, move into place
-  builder.pipeline         wires the stages with bounded queues
-  builder.publish          verification and upload to the Hub
+  builder.pipeline         `builder build`: scan, checks, plan, process, write, card
+  builder.card             the dataset card
+  builder.verify           checks of a build folder or a published repo
+  builder.publish          upload to the Hub (builder.hub_errors: its errors in one line)
 """
 
 __version__ = "0.1.0"

@@ -131,7 +131,7 @@ class ShardWriter:
             self.path.unlink(missing_ok=True)
 
 
-Result = tuple  # (record, row | None, part map | None, skip reason | None), as pipeline.process yields
+Result = tuple  # (record, row | None, part map | None, skip reason | None), as processing.process yields
 
 
 def write_shards(shards: Sequence[Shard], results: Iterator[Result], staging: Staging, features: Features,

@@ -169,7 +169,7 @@ def test_shards_carry_the_datasets_schema(prcc_build):
 
 def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_model):
     from builder.occlusion import OcclusionConfig
-    from builder.pipeline import Stage, _batched, _pipelined
+    from builder.processing import Stage, _batched, _pipelined
     from builder.parsing.segmenter import ModelParser
 
     records = get_source("prcc").scan(prcc_tree.root).records
@@ -186,13 +186,13 @@ def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_m
 def test_default_workers_follow_the_device(tiny_model, monkeypatch):
     import torch
 
-    from builder import pipeline
+    from builder import processing
     from builder.parsing.segmenter import ModelParser
 
-    monkeypatch.setattr(pipeline, "usable_cores", lambda: 16)
+    monkeypatch.setattr(processing, "usable_cores", lambda: 16)
     parser = ModelParser(str(tiny_model), "cpu", (64, 32))
-    assert pipeline.default_workers(parser) == 2  # the model streams need the CPU's cores
+    assert processing.default_workers(parser) == 2  # the model streams need the CPU's cores
     parser.device = torch.device("cuda")  # as on a GPU machine: the cores are free for the workers
-    assert pipeline.default_workers(parser) == 15
-    monkeypatch.setattr(pipeline, "usable_cores", lambda: 1)
-    assert pipeline.default_workers(parser) == 2
+    assert processing.default_workers(parser) == 15
+    monkeypatch.setattr(processing, "usable_cores", lambda: 1)
+    assert processing.default_workers(parser) == 2

@@ -11,7 +11,7 @@ from builder.cli import main
 from builder.images import load_rgb
 from builder.fills import FILLS, Donor
 from builder.occlusion import OCCLUDERS, OcclusionConfig, image_rng, occlude, occlude_batch
-from builder.pipeline import pick_donor
+from builder.processing import pick_donor
 from occluded_ccreid.sources import get_source
 from synthetic import draw_person
 

@@ -3,7 +3,7 @@
 A `NetworkParser` turns images into part maps with a segmentation network. Subclasses (the
 SegFormer checkpoints of `transformers` in segmenter.py, SCHP in schp.py) say how the network is
 loaded and called and how its input is normalised and resized; everything else is here, so the
-build pipeline (builder/pipeline.py) drives any of them the same way.
+build (builder/processing.py) drives any of them the same way.
 
 Each image is scaled to fit inside the `parse_size` box (H, W; default 512x256) with its own aspect
 ratio, both sides rounded to a multiple of 32 (`input_size`): a narrow pedestrian crop is neither

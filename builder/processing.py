@@ -1,0 +1,294 @@
+"""Records -> rows: decoding, part parsing, occlusion and encoding of a run of source records.
+
+Records are processed in a fixed order (split, then path). With a network parser, decoding and
+resizing, the model's forward passes, and post-processing + occlusion + PNG encoding overlap on
+threads with bounded queues (`_pipelined`), so the model stays busy and memory stays flat;
+precomputed part maps and texture donors go batch by batch (`_batched`). Every row depends only
+on its own image, part map and (seed, path), so neither batch size, worker count nor completion
+order changes the output; rows are yielded in record order. `builder.pipeline.build` decides which
+records to process and writes what `process` yields.
+"""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+
+from builder.images import DecodeError, load_rgb
+from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude_batch
+from builder.parsing import PartParser
+from builder.parsing.network import NetworkParser
+from builder.rows import make_row
+from occluded_ccreid.sources import SourceRecord
+
+# Occlusion runs in the worker threads on the CPU, also when the model is on a GPU: ~2 ms of CPU an
+# image, and identical results on either device (checked on an H100), whereas many threads sending
+# small kernels to the GPU queue behind the model's forward passes and stall on every sync.
+OCCLUSION_DEVICE = torch.device("cpu")
+
+
+def _decode(record: SourceRecord, root: Path) -> np.ndarray | DecodeError:
+    try:
+        return load_rgb(root / record.source_path)
+    except DecodeError as exc:
+        return exc
+
+
+def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+DONOR_DRAWS = 20  # bounded search for a texture donor of another identity that decodes
+
+
+def pick_donor(record: SourceRecord, pool: Sequence[SourceRecord], root: Path, seed: int):
+    """A decodable image of another identity, chosen by the image's own "texture" stream."""
+    rng = image_rng(seed, record.source_path, "texture")
+    for _ in range(DONOR_DRAWS):
+        candidate = pool[int(rng.integers(len(pool)))]
+        if candidate.pid != record.pid:
+            image = _decode(candidate, root)
+            if not isinstance(image, DecodeError):
+                return candidate, image
+    return None, None
+
+
+@dataclass(frozen=True)
+class Stage:
+    """What every row of a build shares: the part parser and the occlusion options."""
+
+    root: Path
+    parser: PartParser
+    seed: int
+    occlusion: OcclusionConfig
+    occlude_splits: frozenset[str]
+    keep_clean: bool
+    donor_pool: Sequence[SourceRecord]
+    device: torch.device  # where occlusion runs: OCCLUSION_DEVICE (the CPU)
+
+    def parse(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray]):
+        """Part maps of the batch, and texture donors (parsed in the same model call)."""
+        donors: list[tuple[SourceRecord | None, np.ndarray | None]] = [(None, None)] * len(records)
+        if self.occlusion.fill_name == "texture":
+            donors = [pick_donor(r, self.donor_pool, self.root, self.seed)
+                      if r.split in self.occlude_splits else (None, None) for r in records]
+        donor_items = [(r.source_path, im) for r, im in donors if r is not None]
+        maps = self.parser([r.source_path for r in records] + [p for p, _ in donor_items],
+                           list(images) + [im for _, im in donor_items]) if records else []
+        donor_maps = iter(maps[len(records):])
+        donor_objs = [Donor(im, next(donor_maps), r.source_path) if r is not None else None for r, im in donors]
+        return maps[: len(records)], donor_objs
+
+    def finish(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray], part_maps: Sequence[np.ndarray],
+               donors: Sequence[Donor | None]) -> list[dict]:
+        """Rows of a batch: occluded together on the device (splits that are not occluded go
+        through the same step with occlusion probability 0), then PNG-encoded."""
+        occlusions: list = [None] * len(records)
+        for occluding in (True, False):
+            config = self.occlusion if occluding else replace(self.occlusion, occlusion_prob=0.0)
+            chosen = [i for i, r in enumerate(records) if (r.split in self.occlude_splits) == occluding]
+            done = occlude_batch([images[i] for i in chosen], [part_maps[i] for i in chosen],
+                                 [image_rng(self.seed, records[i].source_path) for i in chosen], config,
+                                 [donors[i] for i in chosen], self.device)
+            for i, occlusion in zip(chosen, done):
+                occlusions[i] = occlusion
+        return [make_row(record, parts, occlusion, self.occlusion.fill_name, image if self.keep_clean else None)
+                for record, image, parts, occlusion in zip(records, images, part_maps, occlusions)]
+
+
+def process(
+    records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
+) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
+    """Yield (record, row, part map, skip reason) for every record, in record order."""
+    if isinstance(stage.parser, NetworkParser) and stage.occlusion.fill_name != "texture":
+        yield from _pipelined(records, stage, batch_size, workers)
+    else:
+        yield from _batched(records, stage, batch_size, workers)
+
+
+def _batched(
+    records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
+) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
+    """Batch by batch: used for precomputed maps (no model to keep busy) and texture donors
+    (which need the parser mid-batch). The next batch is decoded while this one is parsed."""
+    root = stage.root
+    with _executor(max_workers=max(1, workers)) as pool:
+        batches = _batches(records, batch_size)  # lazily: records may be an Arrow-backed RecordTable
+        # Futures are never nested (a task waiting on its own pool would deadlock at 1 worker).
+        upcoming = next(batches, None)
+        pending = [pool.submit(_decode, r, root) for r in upcoming] if upcoming else []
+        while (batch := upcoming) is not None:
+            images = [future.result() for future in pending]
+            if (upcoming := next(batches, None)) is not None:
+                pending = [pool.submit(_decode, r, root) for r in upcoming]
+            good = [(r, im) for r, im in zip(batch, images) if not isinstance(im, DecodeError)]
+            good_records, good_images = [r for r, _ in good], [im for _, im in good]
+            part_maps, donors = stage.parse(good_records, good_images)
+            share = max(1, -(-len(good) // max(1, workers)))  # one slice per worker (none when nothing decoded)
+            slices = [slice(start, start + share) for start in range(0, len(good), share)]
+            rows = [row for chunk in pool.map(lambda s: stage.finish(good_records[s], good_images[s], part_maps[s],
+                                                                        donors[s]), slices) for row in chunk]
+            results = dict(zip([r.source_path for r in good_records], zip(rows, part_maps)))
+            for record, image in zip(batch, images):
+                if isinstance(image, DecodeError):
+                    yield record, None, None, image.skip_reason()
+                else:
+                    row, parts = results[record.source_path]
+                    yield record, row, parts, None
+
+
+@contextmanager
+def _executor(*args, **kwargs) -> Iterator[ThreadPoolExecutor]:
+    """A thread pool that, when the build stops early (an error, Ctrl-C, SIGTERM), drops the tasks
+    not yet started instead of running them all first: only running ones are waited for."""
+    pool = ThreadPoolExecutor(*args, **kwargs)
+    try:
+        yield pool
+    except BaseException:
+        pool.shutdown(wait=True, cancel_futures=True)
+        raise
+    pool.shutdown(wait=True)
+
+
+def _single_threaded_torch() -> None:
+    """Worker threads run their torch ops on one thread each: nested OpenMP teams on cores the
+    model already keeps busy only queue behind its threads and stall them at barriers."""
+    torch.set_num_threads(1)
+
+
+def usable_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))  # the cores this process may run on (containers, taskset)
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+def default_workers(parser: PartParser) -> int:
+    """Decode/finish threads. With the model on CUDA every core is free for the per-image CPU work
+    (decode, occlusion, PNG encoding: ~15 ms an image), which would otherwise cap a fast GPU at a
+    few hundred images/s; on CPU the model streams need the cores, and two workers keep up."""
+    if isinstance(parser, NetworkParser) and parser.device.type == "cuda":
+        return max(2, usable_cores() - 1)  # one core for the main thread, which feeds the GPU
+    return 2
+
+
+def model_streams(parser: NetworkParser) -> int:
+    """Forward passes in flight at once. CPU: two single-threaded streams (no OpenMP barrier
+    waits behind a preempted thread, and part maps that do not depend on the core count).
+    CUDA: one, fed by the workers."""
+    return 1 if parser.device.type == "cuda" else 2
+
+
+def _pipelined(
+    records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
+) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
+    """Decode+resize (workers, an image a task) -> model (streams; on an accelerator also the label
+    maps) -> part maps, occlusion on the CPU, encoding (workers, a batch a task), overlapping, with bounded queues so
+    memory stays flat whatever the dataset size: decoded images ahead <= (streams + 1) batches;
+    images waiting for a full batch of their input size <= 4 batches (then the oldest bucket goes
+    as a partial batch); forward passes in flight <= streams + 1 (one waits, so a stream that
+    finishes never idles while the main thread waits on a decode); finished rows not yet yielded
+    <= max(4, workers + 1) batches (every worker can finish a batch). Batches only group images of
+    one input size (never padded), and each image's logits and occlusion do not depend on its
+    batch, so the output is the same for any batch size, worker count or completion order."""
+    parser: NetworkParser = stage.parser  # type: ignore[assignment]
+    streams = model_streams(parser)
+    ahead, window = (streams + 1) * batch_size, 4 * batch_size
+    backlog = max(4, workers + 1) * batch_size
+
+    def load(record: SourceRecord):
+        image = _decode(record, stage.root)
+        return (image, None) if isinstance(image, DecodeError) else (image, parser.prepare(image))
+
+    on_accelerator = parser.device.type != "cpu"
+
+    def run_model(tensors: list, sizes: list) -> list | torch.Tensor:
+        """The forward pass; on an accelerator also the label maps, brought to the host here: a
+        worker's own device work would wait behind every forward pass queued since on the same
+        stream (on an H100 that held a build of SCHP at 0.11 of its forward pass)."""
+        logits = parser.infer(tensors)
+        return parser.label_maps(logits, sizes) if on_accelerator else logits
+
+    def finish(items: list, output) -> list[tuple[dict, np.ndarray]]:
+        records, images = [r for _, r, _, _ in items], [im for _, _, im, _ in items]
+        if on_accelerator:
+            part_maps = [parser.mapper(labels) for labels in output]
+        else:  # the model streams keep the cores busy: interpolation and argmax go to the workers
+            part_maps = [parser.postprocess(output[row], image.shape[:2]) for row, image in enumerate(images)]
+        return list(zip(stage.finish(records, images, part_maps, [None] * len(items)), part_maps))
+
+    with _executor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
+         _executor(streams, "build-model") as model:
+        todo = iter(enumerate(records))
+        loads: deque[tuple[int, SourceRecord, Future]] = deque()
+        buckets: dict[tuple, list] = {}  # input shape -> [(index, record, image, tensor)]
+        inflight: deque[tuple[list, Future]] = deque()
+        results: dict[int, tuple[SourceRecord, Future | str, int]] = {}  # index -> (record, batch, row)
+        waiting, next_out = 0, 0
+
+        def top_up() -> None:
+            while len(loads) < ahead and (item := next(todo, None)) is not None:
+                loads.append((item[0], item[1], pool.submit(load, item[1])))
+
+        def harvest(block: bool) -> None:
+            while inflight and (block or inflight[0][1].done()):
+                items, future = inflight.popleft()
+                finished = pool.submit(finish, items, future.result())
+                for row, (index, record, _, _) in enumerate(items):
+                    results[index] = (record, finished, row)
+                block = False
+
+        def send(shape: tuple) -> None:
+            nonlocal waiting
+            items = buckets.pop(shape)
+            waiting -= len(items)
+            while len(inflight) > streams:  # one batch queued: a stream that finishes starts the next at once
+                harvest(block=True)
+            inflight.append((items, model.submit(run_model, [t for *_, t in items], [im.shape[:2] for _, _, im, _ in items])))
+
+        def ready(block: bool):
+            nonlocal next_out
+            while next_out in results:
+                record, value, position = results[next_out]
+                if isinstance(value, str):
+                    out = (record, None, None, value)
+                elif block or value.done():
+                    row, parts = value.result()[position]
+                    out = (record, row, parts, None)
+                else:
+                    return
+                del results[next_out]
+                next_out += 1
+                yield out
+
+        top_up()
+        while loads:
+            index, record, future = loads.popleft()
+            top_up()
+            image, tensor = future.result()
+            if tensor is None:
+                results[index] = (record, image.skip_reason(), 0)
+            else:
+                shape = tuple(tensor.shape)
+                buckets.setdefault(shape, []).append((index, record, image, tensor))
+                waiting += 1
+                if len(buckets[shape]) >= batch_size:
+                    send(shape)
+                elif waiting >= window:
+                    send(min(buckets, key=lambda s: buckets[s][0][0]))
+            harvest(block=False)
+            yield from ready(block=len(results) > backlog)
+        for shape in sorted(buckets, key=lambda s: buckets[s][0][0]):
+            send(shape)
+        while inflight:
+            harvest(block=True)
+        yield from ready(block=True)
