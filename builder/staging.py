@@ -90,7 +90,9 @@ def recover(out_dir: Path, log: Callable[[str], None] = say) -> None:
     aside, trash, staging = aside_path(out_dir), trash_path(out_dir), staging_path(out_dir)
     if trash.is_dir():
         _remove(trash, out_dir, log, "the build replaced by an earlier --overwrite")
-    if aside.is_dir():
+    if aside.is_dir() and not _set_aside_by_this_tool(aside):
+        log(f"note: {aside} is named like a build set aside by --overwrite but holds other files; left alone")
+    elif aside.is_dir():
         if not out_dir.exists():
             aside.rename(out_dir)
             log(f"restored {out_dir} from {aside.name}: an earlier --overwrite was interrupted before the new "
@@ -114,6 +116,11 @@ def recover(out_dir: Path, log: Callable[[str], None] = say) -> None:
             _remove(folder, out_dir, log, "left by an interrupted build of an older version; it cannot be resumed")
         else:
             log(f"note: {folder} is named like a leftover of this tool but does not look like one; left alone")
+
+
+def _set_aside_by_this_tool(folder: Path) -> bool:
+    """--overwrite only ever sets aside a previous build (it has a build report) or an empty folder."""
+    return (folder / REPORT_NAME).is_file() or not any(folder.iterdir())
 
 
 def _remove(folder: Path, out_dir: Path, log: Callable[[str], None], why: str) -> None:

@@ -464,3 +464,25 @@ def test_shards_are_the_planned_record_ranges_less_skipped_images(prcc_tree, ref
         assert pq.read_table(reference / name, columns=["source_path"])["source_path"].to_pylist() == expected
         assert {splits[i] for i in range(start, stop)} == {name.split("/")[1].split("-")[0]}
         assert stop - start == SHARD_SIZE or stop == len(paths) or splits[stop] != splits[stop - 1]  # cut every 8
+
+
+def test_a_foreign_folder_named_like_the_aside_is_left_alone(tmp_path, capsys):
+    """Only a previous build or an empty folder is ever set aside by --overwrite: anything else
+    under that name is the user's, and recovery neither deletes nor restores it."""
+    from builder.staging import recover
+
+    out = tmp_path / "occluded-prcc"
+    aside = aside_path(out)
+    (aside / "notes").mkdir(parents=True)
+    (aside / "notes" / "mine.txt").write_text("mine")
+    for out_exists in (False, True):
+        if out_exists:
+            out.mkdir()
+        recover(out)
+        assert (aside / "notes" / "mine.txt").read_text() == "mine"
+        assert "left alone" in capsys.readouterr().err
+    assert sorted(p.name for p in out.iterdir()) == []
+    (aside / "notes" / "mine.txt").unlink()
+    (aside / "notes").rmdir()
+    recover(out)  # an empty aside folder is what --overwrite of an empty --out leaves: removed
+    assert not aside.exists()
