@@ -324,7 +324,7 @@ def input_shapes(source: Path, paths: list[str], parse_size: tuple[int, int], ke
     """Model input shape of each image, as the build's parser computes it."""
     from PIL import Image
 
-    from builder.parsing.segmenter import fit_size
+    from builder.parsing.network import fit_size
 
     if not keep_aspect:
         return [parse_size] * len(paths)

@@ -46,7 +46,8 @@ from transformers import SegformerConfig, SegformerForSemanticSegmentation, Segf
 from transformers.utils import logging as hf_logging  # noqa: E402
 
 from builder.occlusion import image_rng, occlude  # noqa: E402
-from builder.parsing.segmenter import ModelParser, cpu_has_native_bf16, fit_size  # noqa: E402
+from builder.parsing.network import cpu_has_native_bf16, fit_size  # noqa: E402
+from builder.parsing.segmenter import ModelParser  # noqa: E402
 
 LABELS = ["background", "head", "torso", "upper arms", "lower arms", "upper legs", "lower legs"]
 SEED = 0

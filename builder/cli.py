@@ -95,7 +95,7 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
 
 def _run_build(args: argparse.Namespace) -> int:
     from builder.malloc import keep_freed_memory_mapped
-    from builder.parsing.segmenter import resolve_device
+    from builder.parsing.network import resolve_device
 
     if args.parsing_dir is None and resolve_device(args.device).type == "cpu":
         keep_freed_memory_mapped()  # before `datasets` is imported and starts threads: see builder/malloc.py

@@ -36,7 +36,7 @@ def preflight(config: BuildConfig, layout: SourceLayout, splits: Sequence[str], 
     scan's `splits`). `source_root` is the folder the images are read from: SOURCE, or for a
     manifest the manifest's folder."""
     occlude_splits = check_options(config, layout, splits)
-    from builder.parsing.segmenter import resolve_device
+    from builder.parsing.network import resolve_device
 
     resolve_device(config.device)  # a wrong --device is an error even when --parsing-dir makes it unused
     model = Path(config.model) if config.model and Path(config.model).exists() else None

@@ -199,7 +199,7 @@ def test_device_choices_follow_the_cuda_devices_torch_sees(monkeypatch):
     import torch
 
     from builder.errors import BuildError
-    from builder.parsing.segmenter import resolve_device
+    from builder.parsing.network import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

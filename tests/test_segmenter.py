@@ -7,7 +7,8 @@ import pytest
 import torch
 
 from builder.errors import BuildError
-from builder.parsing.segmenter import ModelParser, fit_size
+from builder.parsing.network import fit_size
+from builder.parsing.segmenter import ModelParser
 
 # (H, W) of crops: tall, very tall, square-ish, tiny, and one already at the parse size
 SHAPES = [(96, 48), (130, 40), (64, 60), (24, 10), (64, 32), (101, 37), (96, 48)]

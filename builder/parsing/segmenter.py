@@ -16,15 +16,7 @@ import torch
 
 from builder.errors import BuildError
 from builder.parsing.label_mapping import PartMapper, UnknownLabelsError
-from builder.parsing.network import (  # noqa: F401 - re-exported: where these were first defined
-    DEFAULT_PARSE_SIZE,
-    PRECISIONS,
-    SIZE_MULTIPLE,
-    NetworkParser,
-    cpu_has_native_bf16,
-    fit_size,
-    resolve_device,
-)
+from builder.parsing.network import DEFAULT_PARSE_SIZE, NetworkParser
 
 SEGFORMER_ATR = "mattmdjaga/segformer_b2_clothes"  # public SegFormer-B2 ATR clothes parser
 
