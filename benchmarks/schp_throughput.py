@@ -10,7 +10,10 @@ trained ones do), this measures side by side, in one run, each in a fresh child 
    `torch.inference_mode`, torch's default threads, the build's malloc options; median of chunks;
 2. `builder build prcc ... --model <checkpoint>` through the CLI: images/s over the whole command
    (checkpoint load and hash, scan, occlusion, Parquet, card), and its peak RSS (VmHWM);
-3. the floor again: the build is held to the highest floor, and a warning is printed when other
+3. on a GPU, the parser's own forward path alone (`child_parser_floor`: what the build's model
+   thread does, with nothing else running), for the share of the gap that the rest of the build
+   costs;
+4. the floor again: the build is held to the highest floor, and a warning is printed when other
    processes used the CPU (timings then are not comparable). Images per CPU-second of each
    measuring process are printed too (a rough view when the load changes during the run), and the
    build's CPU time inside SCHP's forward passes against everything else it does.
@@ -107,6 +110,37 @@ def child_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_size: int,
     return {"rates": rates, "foreign_cores": foreign.cores(), "images_per_cpu_second": images / cpu}
 
 
+def child_parser_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_size: int, chunks: int, device: str,
+                       parse_size: tuple[int, int]) -> dict:
+    """The parser's own path without the rest of the build: `SchpParser.infer_to_host` on ready-made
+    uint8 tensors of the same shapes and batches, waited for. On CUDA that is the build's forward
+    path (pinned uint8 copies, 16-image passes with cuDNN's deterministic algorithms, replayed CUDA
+    graphs, logits copied to the host): the most a build can reach."""
+    import torch
+
+    from builder.parsing.schp import SchpParser
+
+    parser = SchpParser(checkpoint, device=device, parse_size=parse_size)
+    generator = torch.Generator().manual_seed(0)
+    batches = []
+    for shape in sorted(set(shapes)):
+        count = shapes.count(shape)
+        for start in range(0, count, batch_size):
+            n = min(batch_size, count - start)
+            batches.append([torch.randint(0, 256, (3, *shape), generator=generator, dtype=torch.uint8) for _ in range(n)])
+    for batch in batches:  # warm-up: every shape (captures its graph on CUDA)
+        parser.infer_to_host(batch)()
+    rates = []
+    for start in range(chunks):
+        chunk = batches[start::chunks]
+        begin = time.perf_counter()
+        waits = [parser.infer_to_host(batch) for batch in chunk]  # queued back to back, as the build does
+        for wait in waits:
+            wait()
+        rates.append(sum(len(b) for b in chunk) / (time.perf_counter() - begin))
+    return {"rates": rates}
+
+
 def _cpu_seconds() -> float:
     times = os.times()
     return times.user + times.system
@@ -190,6 +224,13 @@ def main(argv: list[str] | None = None) -> int:
                       f"{got['foreign_cores']:.2f} cores)", flush=True)
 
         run_floor()
+        parser_floors = []
+        if args.device != "cpu":
+            got = in_child(child_parser_floor, str(checkpoint), floor_shapes, args.batch_size, chunks, args.device,
+                           args.parse_size)
+            parser_floors.append(statistics.median(got["rates"]))
+            print(f"  SCHP through the parser alone (the build's forward path): {parser_floors[-1]:.3f} img/s "
+                  f"(chunks {', '.join(f'{r:.3f}' for r in got['rates'])})", flush=True)
         got = in_child(child_build_cpu, str(source), str(work / "out"), str(checkpoint), build_args)
         build_rate = got["rows"] / got["seconds"]
         build_per_cpu = got["rows"] / got["cpu_seconds"]
@@ -209,6 +250,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{'SCHP builder build':<36}{build_rate:>10.3f} img/s")
         print(f"{'SCHP forward pass alone (floor)':<36}{max(floors):>10.3f} img/s")
         print(f"{'build / forward':<36}{build_rate / max(floors):>10.2f}   (target >= 0.9)")
+        if parser_floors:
+            print(f"{'parser path alone':<36}{max(parser_floors):>10.3f} img/s   (build / parser path "
+                  f"{build_rate / max(parser_floors):.2f})")
         print(f"{'  per CPU-second (build / forward)':<36}{build_per_cpu / max(per_cpu):>10.2f}   "
               "(rough: efficiency per CPU-second also moves with the load)")
         print(f"{'peak RSS of the build':<36}{got['peak_rss_mib']:>10.0f} MiB")

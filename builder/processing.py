@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import Callable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -191,12 +191,13 @@ def model_streams(parser: NetworkParser) -> int:
 def _pipelined(
     records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
 ) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
-    """Decode+resize (workers, an image a task) -> model (streams; on an accelerator also the label
-    maps) -> part maps, occlusion on the CPU, encoding (workers, a batch a task), overlapping, with bounded queues so
+    """Decode+resize (workers, an image a task) -> model (streams) -> part maps, occlusion on the
+    CPU, encoding (workers, a batch a task), overlapping, with bounded queues so
     memory stays flat whatever the dataset size: decoded images ahead <= (streams + 1) batches;
     images waiting for a full batch of their input size <= 4 batches (then the oldest bucket goes
     as a partial batch); forward passes in flight <= streams + 1 (one waits, so a stream that
-    finishes never idles while the main thread waits on a decode); finished rows not yet yielded
+    finishes never idles while the main thread waits on a decode; on CUDA a stream only queues
+    them, and the device's queue is bounded by the next bound); finished rows not yet yielded
     <= max(4, workers + 1) batches (every worker can finish a batch). Batches only group images of
     one input size (never padded), and each image's logits and occlusion do not depend on its
     batch, so the output is the same for any batch size, worker count or completion order."""
@@ -209,21 +210,10 @@ def _pipelined(
         image = _decode(record, stage.root)
         return (image, None) if isinstance(image, DecodeError) else (image, parser.prepare(image))
 
-    on_accelerator = parser.device.type != "cpu"
-
-    def run_model(tensors: list, sizes: list) -> list | torch.Tensor:
-        """The forward pass; on an accelerator also the label maps, brought to the host here: a
-        worker's own device work would wait behind every forward pass queued since on the same
-        stream (on an H100 that held a build of SCHP at 0.11 of its forward pass)."""
-        logits = parser.infer(tensors)
-        return parser.label_maps(logits, sizes) if on_accelerator else logits
-
-    def finish(items: list, output) -> list[tuple[dict, np.ndarray]]:
+    def finish(items: list, logits: Callable[[], torch.Tensor]) -> list[tuple[dict, np.ndarray]]:
         records, images = [r for _, r, _, _ in items], [im for _, _, im, _ in items]
-        if on_accelerator:
-            part_maps = [parser.mapper(labels) for labels in output]
-        else:  # the model streams keep the cores busy: interpolation and argmax go to the workers
-            part_maps = [parser.postprocess(output[row], image.shape[:2]) for row, image in enumerate(images)]
+        host = logits()  # interpolation and argmax on the CPU, in the workers, whatever the model's device
+        part_maps = [parser.postprocess(host[row], image.shape[:2]) for row, image in enumerate(images)]
         return list(zip(stage.finish(records, images, part_maps, [None] * len(items)), part_maps))
 
     with _executor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
@@ -253,7 +243,9 @@ def _pipelined(
             waiting -= len(items)
             while len(inflight) > streams:  # one batch queued: a stream that finishes starts the next at once
                 harvest(block=True)
-            inflight.append((items, model.submit(run_model, [t for *_, t in items], [im.shape[:2] for _, _, im, _ in items])))
+            # infer_to_host: on CUDA the model thread only queues the work and returns, so the device
+            # always has the next batch waiting; the finishing worker waits for the logits' copy.
+            inflight.append((items, model.submit(parser.infer_to_host, [t for *_, t in items])))
 
         def ready(block: bool):
             nonlocal next_out

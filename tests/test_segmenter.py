@@ -119,3 +119,22 @@ def test_fixed_device_batch_splits_and_pads_without_changing_logits(tiny_model):
     tensors = [plain.prepare(image) for image in images(seed=1)]
     for count in (1, 3, 5, 7):
         assert torch.equal(fixed.infer(tensors[:count]), plain.infer(tensors[:count]))
+
+
+def test_logits_reach_the_host_unchanged_and_part_maps_come_from_the_cpu(tiny_model):
+    """`infer_to_host` (what a build's model thread calls) hands back exactly `infer`'s logits on
+    the host, and part maps are computed on the CPU whatever the logits' device, so a CUDA build's
+    part maps come from the same code as a CPU build's."""
+    parser = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
+    assert not parser.cuda_graphs and "cuda_graphs" not in parser.describe()  # CUDA only
+    tensors = [parser.prepare(image) for image in images(seed=2)]
+    logits = parser.infer(tensors)
+    host = parser.infer_to_host(tensors)()
+    assert host.device.type == "cpu" and torch.equal(host, logits)
+    sizes = [image.shape[:2] for image in images(seed=2)]
+    maps = parser.label_maps(logits, sizes)
+    assert [m.shape for m in maps] == sizes
+    for row, (labels, size) in enumerate(zip(maps, sizes)):
+        full = torch.nn.functional.interpolate(logits[row : row + 1], size=size, mode="bilinear",
+                                               align_corners=parser.logits_align_corners)[0]
+        assert np.array_equal(labels, full.argmax(dim=0).numpy())  # the first maximum, as torch's argmax

@@ -16,9 +16,15 @@ The work is split in three steps so a pipeline can run them where they fit best:
   Cheap, thread-safe: decode workers can do it.
 * `infer(tensors)`: normalise and run the network on tensors of one input size (one shape per
   call); returns the low-resolution logits on the model's device. The only step that needs the
-  network.
+  network. `infer_to_host(tensors)` does the same and brings the logits to the host without
+  waiting for them, so a pipeline's model thread can queue the next batch at once.
 * `postprocess(logits, (height, width))`: one image's logits interpolated back to its full size
-  once, argmax, label mapping: the HxW uint8 part map. Thread-safe: finishing workers can do it.
+  once, argmax, label mapping: the HxW uint8 part map, always computed on the CPU (one code path
+  whatever the device). Thread-safe: finishing workers can do it.
+
+On CUDA each input shape's forward pass (normalisation included) is captured once as a CUDA graph
+and replayed (`CapturedForward`): a replay is one call where an eager ResNet-101 is ~600 kernel
+launches, each of which would wait for the GIL behind a build's decoding and encoding threads.
 
 `__call__(paths, images)` chains the three for a batch of any shapes. A part map depends only on
 its own image: batches are never padded, images of different input sizes go through separate
@@ -29,7 +35,7 @@ an image whatever else is in its batch; tests check it).
 from __future__ import annotations
 
 import logging
-from typing import Sequence
+from typing import Callable, Sequence
 
 import numpy as np
 import torch
@@ -139,6 +145,9 @@ class NetworkParser:
         self.device_batch = DEVICE_BATCH if self.device.type == "cuda" else None
         if self.device.type == "cuda":
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
+        self.cuda_graphs = self.device.type == "cuda"  # replay captured forward passes (CapturedForward)
+        self._captured: dict[tuple[int, ...], CapturedForward] = {}
+        self._graph_pool = None
 
     def set_normalisation(self, scale: float, mean: Sequence[float], std: Sequence[float], *, bgr: bool = False) -> None:
         """Network input = (pixel * scale - mean) / std per channel, channels in RGB order or, with
@@ -191,9 +200,33 @@ class NetworkParser:
             padding = [torch.zeros_like(tensors[0])] * (n - len(chunks[-1]))
             chunks[-1] = chunks[-1] + padding
             return torch.cat([self.infer(chunk) for chunk in chunks])[: len(tensors)]
-        # uint8 crosses to the device (a quarter of float32's bytes); conversion, channel order and
-        # normalisation happen there.
-        batch = torch.stack(list(tensors)).to(self.device, non_blocking=True)
+        # uint8 crosses to the device (a quarter of float32's bytes), from pinned memory on CUDA so
+        # the copy does not wait for the forward passes already queued; conversion, channel order
+        # and normalisation happen there.
+        pinned = self.device.type == "cuda"
+        batch = torch.empty((len(tensors), *shape), dtype=torch.uint8, pin_memory=pinned)
+        torch.stack(list(tensors), out=batch)
+        batch = batch.to(self.device, non_blocking=pinned)
+        if not self.cuda_graphs:
+            return self._normalised_forward(batch)
+        with torch.cuda.device(self.device):
+            captured = self._captured.get(tuple(batch.shape))
+            if captured is None:
+                if self._graph_pool is None:
+                    self._graph_pool = torch.cuda.graph_pool_handle()  # shapes share one pool: see CapturedForward
+                try:
+                    captured = CapturedForward(self._normalised_forward, batch, self._graph_pool)
+                except RuntimeError as exc:  # a network with an op that cannot be captured: run it eagerly
+                    log.warning("cannot capture %s as a CUDA graph (%s); running its forward passes eagerly",
+                                type(self.model).__name__, str(exc).splitlines()[0] if str(exc) else exc)
+                    self.cuda_graphs = False
+                    return self._normalised_forward(batch)
+                self._captured[tuple(batch.shape)] = captured
+            return captured(batch)
+
+    def _normalised_forward(self, batch: torch.Tensor) -> torch.Tensor:
+        """Float32 logits of a uint8 N x 3 x H x W batch on the device: channel order,
+        normalisation, the network under the chosen precision."""
         if self._bgr:
             batch = batch.flip(1)
         batch = batch.to(torch.float32).contiguous(memory_format=torch.channels_last)
@@ -201,26 +234,42 @@ class NetworkParser:
         dtype = PRECISIONS[self.precision]
         if dtype is None:
             logits = self.forward(batch)
-        else:
-            with torch.autocast(self.device.type, dtype=dtype):
+        else:  # no cast cache: cached weight copies would live in a CUDA graph's pool past its capture
+            with torch.autocast(self.device.type, dtype=dtype, cache_enabled=False):
                 logits = self.forward(batch)
         return logits.float()
 
     @torch.inference_mode()
-    def label_maps(self, logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
-        """Each image's logits (a batch, labels x h x w each) interpolated to its full size once,
-        then the argmax over labels: the model's label maps, on the host. On CPU the argmax is
-        numpy's: ~6x faster than torch's for 18 labels, with the same rule (the first maximum), so
-        the same labels. On an accelerator the argmax runs there and the maps cross to the host
-        in one copy, so a caller's thread needs no device work of its own afterwards."""
-        full = [F.interpolate(logits[row : row + 1], size=tuple(size), mode="bilinear",
-                              align_corners=self.logits_align_corners)[0] for row, size in enumerate(sizes)]
+    def infer_to_host(self, tensors: Sequence[torch.Tensor]) -> Callable[[], torch.Tensor]:
+        """`infer`, with the logits brought to the host: returns a function that waits for them
+        and returns them (N x labels x h x w, float32, CPU). On CUDA the copy is queued behind the
+        forward pass into pinned memory and this returns at once, so the calling thread can queue
+        the next batch while the device works; whoever calls the function waits (it needs no CUDA
+        work of its own, only the copy's event)."""
+        logits = self.infer(tensors)
         if logits.device.type == "cpu":
-            return [plane.numpy().argmax(axis=0) for plane in full]
-        maps = [plane.argmax(dim=0).to(torch.uint8 if plane.shape[0] <= 256 else torch.int32) for plane in full]
-        flat = torch.cat([m.reshape(-1) for m in maps]).cpu().numpy()  # one device-to-host copy
-        bounds = np.cumsum([0] + [m.numel() for m in maps])
-        return [flat[a:b].reshape(size) for a, b, size in zip(bounds, bounds[1:], sizes)]
+            return lambda: logits
+        host = torch.empty(logits.shape, dtype=logits.dtype, pin_memory=True)
+        host.copy_(logits, non_blocking=True)
+        copied = torch.cuda.Event()
+        copied.record(torch.cuda.current_stream(logits.device))
+
+        def wait() -> torch.Tensor:
+            copied.synchronize()
+            return host
+
+        return wait
+
+    def label_maps(self, logits: torch.Tensor, sizes: Sequence[tuple[int, int]]) -> list[np.ndarray]:
+        """Each image's logits (a batch, labels x h x w each; on any device, brought to the CPU)
+        interpolated to its full size once, then the argmax over labels: the model's label maps.
+        The argmax is numpy's: ~6x faster than torch's for 18 labels, with the same rule (the
+        first maximum), so the same labels."""
+        logits = logits.cpu()
+        with torch.inference_mode():
+            full = [F.interpolate(logits[row : row + 1], size=tuple(size), mode="bilinear",
+                                  align_corners=self.logits_align_corners)[0] for row, size in enumerate(sizes)]
+        return [plane.numpy().argmax(axis=0) for plane in full]
 
     def postprocess(self, logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
         """One image's logits (labels x h x w) -> its HxW uint8 part map."""
@@ -233,7 +282,7 @@ class NetworkParser:
             groups.setdefault(tuple(tensor.shape), []).append(i)
         maps: list[np.ndarray | None] = [None] * len(images)
         for indices in groups.values():
-            logits = self.infer([prepared[i] for i in indices])
+            logits = self.infer_to_host([prepared[i] for i in indices])()
             for row, i in enumerate(indices):
                 maps[i] = self.postprocess(logits[row], images[i].shape[:2])
         return maps  # type: ignore[return-value]
@@ -250,4 +299,35 @@ class NetworkParser:
             info["precision"] = self.precision
         if self.device_batch is not None:
             info["device_batch"] = self.device_batch
+        if self.cuda_graphs:
+            info["cuda_graphs"] = True
         return info
+
+
+class CapturedForward:
+    """One input shape's forward pass captured as a CUDA graph, replayed for every batch of that shape.
+
+    Replaying runs the kernels that eager execution chose for the shape (cuDNN's deterministic
+    algorithms; checked on an H100 to give the eager logits bit for bit) with one host call. Graphs
+    of all shapes share one memory pool, so memory is that of the largest shape, not their sum:
+    safe because replays run one at a time on one stream and each replay's output is copied out
+    (`clone`, queued right behind it) before any other replay can reuse the memory.
+    """
+
+    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, pool: tuple) -> None:
+        self.input = example.clone()  # outside the graph's pool: never reused by another capture
+        side = torch.cuda.Stream(example.device)
+        side.wait_stream(torch.cuda.current_stream(example.device))
+        with torch.cuda.stream(side):  # warm-up off the capture: cuDNN handles, workspaces, lazy inits
+            for _ in range(2):
+                run(self.input)
+        torch.cuda.current_stream(example.device).wait_stream(side)
+        self.graph = torch.cuda.CUDAGraph()
+        # thread_local: the build's other threads may call CUDA (waiting on copy events) meanwhile
+        with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
+            self.output = run(self.input)
+
+    def __call__(self, batch: torch.Tensor) -> torch.Tensor:
+        self.input.copy_(batch)
+        self.graph.replay()
+        return self.output.clone()
