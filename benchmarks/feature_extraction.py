@@ -142,7 +142,7 @@ def main() -> None:
         extractor = TransformersExtractor(str(model_dir), device=args.device, precision=args.precision)
         device = extractor.device
         opened = open_dataset(str(build))
-        workers = args.workers or default_workers()
+        workers = args.workers or default_workers(device.type)  # as the command picks them for this device
         print(f"device {device}, precision {args.precision}, batch size {args.batch_size}, torch threads "
               f"{torch.get_num_threads()}, decoding threads {workers}, preprocessing: "
               f"{extractor.describe()['preprocessing']}")
