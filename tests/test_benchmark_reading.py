@@ -141,3 +141,18 @@ def test_extract_split_launches_a_batch_before_collecting_the_previous_one(monke
     expected = np.array([[v, 1.0] for v in range(7)], np.float32)
     assert np.array_equal(result.features["image"],
                           torch.nn.functional.normalize(torch.from_numpy(expected), dim=1).numpy())
+
+
+def test_a_forward_pass_that_raises_stops_the_reader():
+    class Failing(_RecordingExtractor):
+        def __call__(self, prepared):
+            if prepared[0] >= 3:
+                raise BenchmarkError("the model failed")
+            return super().__call__(prepared)
+
+    rows = {"image": [_png(v) for v in range(30)], "pid": list(range(30)), "camid": [0] * 30,
+            "clothes_id": [0] * 30, "occluded_part": [0] * 30, "occluded_ratio": [0.0] * 30}
+    split = Dataset.from_dict(rows).cast_column("image", ImageFeature()).to_iterable_dataset()
+    with pytest.raises(BenchmarkError, match="the model failed"):
+        reading.extract_split(split, ("image",), Failing([]), 3, progress=False, workers=2)
+    assert not [t for t in threading.enumerate() if t.name.startswith(("benchmark-reader", "benchmark-decode"))]

@@ -11,6 +11,7 @@ wait for the host either.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -167,15 +168,17 @@ def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "Featur
     try:
         if workers is None:
             workers = default_workers(getattr(getattr(extractor, "device", None), "type", None))
-        for batch, prepared in _prefetch(data, image_columns, extractor, batch_size, workers):
-            for column in label_columns:
-                labels[column].extend(batch[column])
-            # This batch's forward pass is launched before the previous batch's features are waited for:
-            # on CUDA the GPU then computes while the host copies, normalises and launches (on CPU the
-            # call has done the work already, and nothing changes).
-            in_flight.append((len(batch["pid"]), {c: launch(extractor, prepared[c]) for c in image_columns}))
-            if len(in_flight) > 1:
-                _collect(in_flight.pop(0), chunks, bar)
+        # closing: the reader and its threads stop as the loop ends, also when a forward pass raises.
+        with contextlib.closing(_prefetch(data, image_columns, extractor, batch_size, workers)) as batches:
+            for batch, prepared in batches:
+                for column in label_columns:
+                    labels[column].extend(batch[column])
+                # This batch's forward pass is launched before the previous batch's features are waited
+                # for: on CUDA the GPU then computes while the host copies, normalises and launches (on
+                # CPU the call has done the work already, and nothing changes).
+                in_flight.append((len(batch["pid"]), {c: launch(extractor, prepared[c]) for c in image_columns}))
+                if len(in_flight) > 1:
+                    _collect(in_flight.pop(0), chunks, bar)
         while in_flight:
             _collect(in_flight.pop(0), chunks, bar)
     finally:
