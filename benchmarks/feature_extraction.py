@@ -158,6 +158,8 @@ def main() -> None:
             prepared = prepare(extractor, images[start:start + args.batch_size])
             pixels = extractor.transform.to_pixels(prepared, device) if extractor.transform else prepared.to(device)
             batches.append(torch.cat([pixels, pixels.flip(3)]))
+        # The extraction's batches leave the decoding side in pinned memory on CUDA (asynchronous copies).
+        print(f"collated batches in pinned memory: {prepared.is_pinned()}")
         dtype = PRECISIONS[args.precision]
 
         def sync() -> None:
