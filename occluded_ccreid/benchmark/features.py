@@ -9,6 +9,7 @@ normalised, features). `launch` / `embed` apply the normalisation, the one place
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -175,6 +176,17 @@ class ImageTransform:
         """(N, H, W, 3) uint8 tensor of a batch; `to_pixels` finishes it on the device."""
         return torch.from_numpy(np.stack([self.resize_and_crop(image) for image in images]))
 
+    @functools.lru_cache(maxsize=4)
+    def _affine(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, 3, 1, 1) float32 a and b of x * a + b, on `device`. Made once per device: a copy to CUDA
+        at every batch would wait for the GPU to finish the previous batch."""
+        scale = torch.full((3,), 1.0 if self.rescale is None else self.rescale, dtype=torch.float64)
+        shift = torch.zeros(3, dtype=torch.float64)
+        if self.mean is not None:
+            std = torch.tensor(self.std, dtype=torch.float64)
+            scale, shift = scale / std, -torch.tensor(self.mean, dtype=torch.float64) / std
+        return scale.float().to(device).view(1, 3, 1, 1), shift.float().to(device).view(1, 3, 1, 1)
+
     def to_pixels(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
         """(N, 3, H, W) float32 pixel values of an (N, H, W, 3) uint8 batch, as the processor's `pixel_values`."""
         # uint8 crosses to the device (a quarter of float32's bytes; asynchronous from a pinned batch);
@@ -183,15 +195,9 @@ class ImageTransform:
         images = batch.to(device, non_blocking=True).permute(0, 3, 1, 2)
         pixels = torch.empty(images.shape, dtype=torch.float32, device=device)
         pixels.copy_(images)
-        scale = torch.full((3,), 1.0 if self.rescale is None else self.rescale, dtype=torch.float64)
-        shift = torch.zeros(3, dtype=torch.float64)
-        if self.mean is not None:
-            std = torch.tensor(self.std, dtype=torch.float64)
-            scale, shift = scale / std, -torch.tensor(self.mean, dtype=torch.float64) / std
         if self.rescale is not None or self.mean is not None:
-            # non_blocking: a blocking copy to CUDA would wait for the GPU to finish the previous batch.
-            pixels.mul_(scale.float().to(device, non_blocking=True).view(1, 3, 1, 1))
-            pixels.add_(shift.float().to(device, non_blocking=True).view(1, 3, 1, 1))
+            scale, shift = self._affine(device)
+            pixels.mul_(scale).add_(shift)
         return pixels
 
 
