@@ -142,7 +142,7 @@ def main() -> None:
         extractor = TransformersExtractor(str(model_dir), device=args.device, precision=args.precision)
         device = extractor.device
         opened = open_dataset(str(build))
-        workers = args.workers or default_workers()
+        workers = args.workers or default_workers(device.type)  # as the command picks them for this device
         print(f"device {device}, precision {args.precision}, batch size {args.batch_size}, torch threads "
               f"{torch.get_num_threads()}, decoding threads {workers}, preprocessing: "
               f"{extractor.describe()['preprocessing']}")
@@ -158,6 +158,8 @@ def main() -> None:
             prepared = prepare(extractor, images[start:start + args.batch_size])
             pixels = extractor.transform.to_pixels(prepared, device) if extractor.transform else prepared.to(device)
             batches.append(torch.cat([pixels, pixels.flip(3)]))
+        # The extraction's batches leave the decoding side in pinned memory on CUDA (asynchronous copies).
+        print(f"collated batches in pinned memory: {prepared.is_pinned()}")
         dtype = PRECISIONS[args.precision]
 
         def sync() -> None:

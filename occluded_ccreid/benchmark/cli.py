@@ -109,7 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="your function, importable from the working directory: list of RGB PIL images -> N x D")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ... (--model)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    parser.add_argument("--workers", type=int, help="image decoding threads (default: the cores, at most 8)")
+    parser.add_argument("--workers", type=int,
+                        help="image decoding threads (default: the cores, at most 8; --model on CUDA: all cores but one)")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="autocast dtype of the forward pass (--model; fp16: CUDA only)")
     parser.add_argument("--protocols", help="comma-separated protocols to score (default: all of the dataset's)")

@@ -4,11 +4,12 @@ CAL / Simple-CCReID (`extract_img_feature` in its `test.py`) sums the features o
 its horizontal flip, then L2-normalises them; distances are cosine (see `metrics.cosine_distance`).
 An extractor splits the work in three: `prepare_image` and `collate` (CPU work, run by the reader's
 threads so that it overlaps the forward pass) and `__call__` (the forward passes, returning the summed, not yet
-normalised, features). `embed` applies the normalisation, the one place it happens.
+normalised, features). `launch` / `embed` apply the normalisation, the one place it happens.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import logging
 import os
@@ -47,9 +48,36 @@ def prepare(extractor: FeatureExtractor, images: Sequence[Image.Image]) -> Any:
     return extractor.collate([extractor.prepare_image(image) for image in images])
 
 
+def launch(extractor: FeatureExtractor, prepared: Any) -> Callable[[], np.ndarray]:
+    """Start the forward pass of a prepared batch; the returned function gives its L2-normalised float32
+    features (N, D) on the host.
+
+    On CUDA the call returns once the work is queued: the features are copied to pinned host memory
+    without blocking, behind a CUDA event, so the caller can launch the next batch before it waits for
+    this one (a plain `.to("cpu")` would wait for the GPU, which would then idle while the host
+    prepares the next launch). Elsewhere the features are computed and copied here.
+    """
+    features = extractor(prepared).detach()
+    if features.device.type != "cuda":
+        host = features.to("cpu", torch.float32)
+        return lambda: _normalised(host)
+    host = features.to("cpu", torch.float32, non_blocking=True)  # a CUDA source: pinned memory, asynchronous
+    copied = torch.cuda.Event()
+    copied.record(torch.cuda.current_stream(features.device))
+
+    def finish() -> np.ndarray:
+        copied.synchronize()
+        return _normalised(host)
+
+    return finish
+
+
 def embed(extractor: FeatureExtractor, prepared: Any) -> np.ndarray:
     """L2-normalised float32 features (N, D) of a prepared batch."""
-    features = extractor(prepared).detach().to("cpu", torch.float32)
+    return launch(extractor, prepared)()
+
+
+def _normalised(features: torch.Tensor) -> np.ndarray:
     return torch.nn.functional.normalize(features, p=2, dim=1).numpy()
 
 
@@ -148,20 +176,28 @@ class ImageTransform:
         """(N, H, W, 3) uint8 tensor of a batch; `to_pixels` finishes it on the device."""
         return torch.from_numpy(np.stack([self.resize_and_crop(image) for image in images]))
 
-    def to_pixels(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
-        """(N, 3, H, W) float32 pixel values of an (N, H, W, 3) uint8 batch, as the processor's `pixel_values`."""
-        # uint8 crosses to the device (a quarter of float32's bytes); one pass converts and transposes,
-        # one multiply-add rescales and normalises: (x * rescale - mean) / std = x * a + b.
-        images = batch.to(device, non_blocking=True).permute(0, 3, 1, 2)
-        pixels = torch.empty(images.shape, dtype=torch.float32, device=device)
-        pixels.copy_(images)
+    @functools.lru_cache(maxsize=4)
+    def _affine(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+        """(1, 3, 1, 1) float32 a and b of x * a + b, on `device`. Made once per device: a copy to CUDA
+        at every batch would wait for the GPU to finish the previous batch."""
         scale = torch.full((3,), 1.0 if self.rescale is None else self.rescale, dtype=torch.float64)
         shift = torch.zeros(3, dtype=torch.float64)
         if self.mean is not None:
             std = torch.tensor(self.std, dtype=torch.float64)
             scale, shift = scale / std, -torch.tensor(self.mean, dtype=torch.float64) / std
+        return scale.float().to(device).view(1, 3, 1, 1), shift.float().to(device).view(1, 3, 1, 1)
+
+    def to_pixels(self, batch: torch.Tensor, device: torch.device) -> torch.Tensor:
+        """(N, 3, H, W) float32 pixel values of an (N, H, W, 3) uint8 batch, as the processor's `pixel_values`."""
+        # uint8 crosses to the device (a quarter of float32's bytes; asynchronous from a pinned batch);
+        # one pass converts and transposes, one multiply-add rescales and normalises:
+        # (x * rescale - mean) / std = x * a + b.
+        images = batch.to(device, non_blocking=True).permute(0, 3, 1, 2)
+        pixels = torch.empty(images.shape, dtype=torch.float32, device=device)
+        pixels.copy_(images)
         if self.rescale is not None or self.mean is not None:
-            pixels.mul_(scale.float().to(device).view(1, 3, 1, 1)).add_(shift.float().to(device).view(1, 3, 1, 1))
+            scale, shift = self._affine(device)
+            pixels.mul_(scale).add_(shift)
         return pixels
 
 
@@ -239,18 +275,29 @@ class TransformersExtractor:
         return self.transform.resize_and_crop(image) if self.transform is not None else image
 
     def collate(self, items: list[Any]) -> torch.Tensor:
+        # Run in the reader's thread. For CUDA the batch goes to pinned memory, whence the copy to the
+        # GPU is asynchronous (from pageable memory it waits for the GPU's queued work).
+        pin = self.device.type == "cuda"
         if self.transform is not None:
-            return torch.from_numpy(np.stack(items))
-        return self.processor(images=items, return_tensors="pt")["pixel_values"]
+            if not pin:
+                return torch.from_numpy(np.stack(items))
+            batch = torch.empty((len(items), *items[0].shape), dtype=torch.uint8, pin_memory=True)
+            np.stack(items, out=batch.numpy())
+            return batch
+        pixels = self.processor(images=items, return_tensors="pt")["pixel_values"]
+        return pixels.pin_memory() if pin else pixels
 
     @torch.inference_mode()
     def __call__(self, prepared: torch.Tensor) -> torch.Tensor:
         # One forward pass over the batch and its mirror image; the halves are summed, as CAL does.
         # Flipping commutes with the per-pixel normalisation, so the uint8 batch is flipped (cheaper).
+        # The batch crosses to the device first (asynchronously from pinned memory; a flip or cat on the
+        # host would make a pageable copy, whose transfer waits for the GPU).
+        batch = prepared.to(self.device, non_blocking=True)
         if self.transform is not None:
-            both = self.transform.to_pixels(torch.cat([prepared, prepared.flip(2)]), self.device)
+            both = self.transform.to_pixels(torch.cat([batch, batch.flip(2)]), self.device)
         else:
-            pixels = prepared.to(self.device, torch.float32)
+            pixels = batch.to(torch.float32)
             both = torch.cat([pixels, pixels.flip(3)])
         n = len(prepared)
         dtype = PRECISIONS[self.precision]
@@ -355,5 +402,5 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-__all__ = ["CallableExtractor", "FeatureExtractor", "ImageTransform", "TransformersExtractor", "embed",
+__all__ = ["CallableExtractor", "FeatureExtractor", "ImageTransform", "TransformersExtractor", "embed", "launch",
            "load_callable", "make_extractor", "pool", "prepare"]

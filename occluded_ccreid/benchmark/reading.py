@@ -2,19 +2,24 @@
 
 Splits are opened with ``streaming=True``: a local build's Parquet shards (or a Hub repo's) are read
 as they are, with no Arrow copy in the datasets cache, and memory holds a few batches of images at
-a time plus the features. A reader thread reads PNG bytes; a pool of threads decodes them and does
-the extractor's CPU-side preparation (PIL releases the GIL), so decoding overlaps the forward pass.
+a time plus the features. A reader thread reads PNG bytes and hands each image to a pool of threads
+that decodes it and does the extractor's CPU-side preparation (PIL releases the GIL), a few batches
+ahead, so decoding runs without a pause and overlaps the forward pass. On CUDA the forward pass of
+a batch is launched before the features of the previous one are waited for, so the GPU does not
+wait for the host either.
 """
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import queue
 import re
 import threading
-from concurrent.futures import ThreadPoolExecutor
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
@@ -151,22 +156,31 @@ def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "Featur
     from datasets import Image as ImageFeature
     from tqdm.auto import tqdm
 
-    from .features import embed
+    from .features import launch
 
     data = split.select_columns([*image_columns, *label_columns])
     for column in image_columns:
-        data = data.cast_column(column, ImageFeature(decode=False))  # bytes: decoded in the reader thread
+        data = data.cast_column(column, ImageFeature(decode=False))  # bytes: decoded in the decoding threads
     labels: dict[str, list] = {c: [] for c in label_columns}
     chunks: dict[str, list[np.ndarray]] = {c: [] for c in image_columns}
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress)
+    in_flight: list[tuple[int, dict]] = []  # the previous batch: its size and its features' finishers per column
     try:
-        workers = default_workers() if workers is None else workers
-        for batch, prepared in _prefetch(data, image_columns, extractor, batch_size, workers):
-            for column in label_columns:
-                labels[column].extend(batch[column])
-            for column in image_columns:
-                chunks[column].append(embed(extractor, prepared[column]))
-            bar.update(len(batch["pid"]))
+        if workers is None:
+            workers = default_workers(getattr(getattr(extractor, "device", None), "type", None))
+        # closing: the reader and its threads stop as the loop ends, also when a forward pass raises.
+        with contextlib.closing(_prefetch(data, image_columns, extractor, batch_size, workers)) as batches:
+            for batch, prepared in batches:
+                for column in label_columns:
+                    labels[column].extend(batch[column])
+                # This batch's forward pass is launched before the previous batch's features are waited
+                # for: on CUDA the GPU then computes while the host copies, normalises and launches (on
+                # CPU the call has done the work already, and nothing changes).
+                in_flight.append((len(batch["pid"]), {c: launch(extractor, prepared[c]) for c in image_columns}))
+                if len(in_flight) > 1:
+                    _collect(in_flight.pop(0), chunks, bar)
+        while in_flight:
+            _collect(in_flight.pop(0), chunks, bar)
     finally:
         bar.close()
     if not labels["pid"]:
@@ -177,22 +191,35 @@ def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "Featur
     )
 
 
+def _collect(launched: tuple[int, dict], chunks: dict[str, list[np.ndarray]], bar: Any) -> None:
+    rows, finishers = launched
+    for column, finish in finishers.items():
+        chunks[column].append(finish())
+    bar.update(rows)
+
+
 _DONE = object()
+AHEAD = 3  # batches whose images are handed to the decoding threads before the oldest is collated
 
 
-def default_workers() -> int:
-    """Decoding threads: the cores this process may use, at most 8 (PIL decodes and resizes without the GIL)."""
+def default_workers(device_type: str | None = None) -> int:
+    """Decoding threads (PIL decodes and resizes without the GIL). With the model on CUDA the cores
+    are free: all this process may use but one (the main thread feeds the GPU). Otherwise, at most 8:
+    on CPU the model's torch threads need the cores; `device_type` None is a user's --features callable."""
     try:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(8, cores))
+    default = max(1, min(8, cores))
+    return max(default, cores - 1) if device_type == "cuda" else default
 
 
 def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor",
               batch_size: int, workers: int) -> Iterator[tuple[dict, dict]]:
-    """(batch, prepared images per column), read in a thread and decoded and prepared by `workers`
-    threads, up to two batches ahead of the forward pass."""
+    """(batch, prepared images per column), in the split's order. A reader thread reads batches and
+    hands every image to `workers` threads, which decode and prepare one image a task, for up to
+    AHEAD batches, so the threads never wait for a batch's tail or for the reader; the reader then
+    collates the oldest batch (in its order) and queues it, at most two ahead of the forward pass."""
     ready: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
     pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="benchmark-decode")
@@ -205,19 +232,33 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtr
             except queue.Full:
                 continue
 
+    def task(value: dict, column: str) -> Any:
+        return extractor.prepare_image(_decode(value, column))
+
+    def collate(batch: dict, futures: dict[str, list[Future]]) -> None:
+        # Waiting here cannot deadlock at workers=1: the reader is not one of the pool's threads.
+        prepared = {c: extractor.collate([f.result() for f in futures[c]]) for c in image_columns}
+        put((batch, prepared))
+
     def read() -> None:
+        pending: deque[tuple[dict, dict[str, list[Future]]]] = deque()
         try:
             for batch in data.iter(batch_size=batch_size):
                 if stop.is_set():
                     return
-                prepared = {
-                    c: extractor.collate(list(pool.map(lambda v, c=c: extractor.prepare_image(_decode(v, c)), batch[c])))
-                    for c in image_columns
-                }
-                put((batch, prepared))
+                pending.append((batch, {c: [pool.submit(task, v, c) for v in batch[c]] for c in image_columns}))
+                if len(pending) >= AHEAD:
+                    collate(*pending.popleft())
+            while pending and not stop.is_set():
+                collate(*pending.popleft())
             put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
             put(exc)
+        finally:
+            for _, futures in pending:  # after an error or a stop: images not yet decoded are dropped
+                for column_futures in futures.values():
+                    for future in column_futures:
+                        future.cancel()
 
     reader = threading.Thread(target=read, name="benchmark-reader", daemon=True)
     reader.start()
@@ -229,7 +270,7 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtr
     finally:
         stop.set()
         reader.join()
-        pool.shutdown()
+        pool.shutdown(cancel_futures=True)
 
 
 def _decode(value: dict, column: str) -> Image.Image:

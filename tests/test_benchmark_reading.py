@@ -1,0 +1,158 @@
+"""The benchmark's reading pipeline: per-image decoding threads a few batches ahead, collated in order,
+and forward passes launched one batch ahead of the wait for their features."""
+
+from __future__ import annotations
+
+import io
+import random
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip("torch")
+
+from datasets import Dataset  # noqa: E402
+from datasets import Image as ImageFeature  # noqa: E402
+
+from occluded_ccreid.benchmark import BenchmarkError, features, reading  # noqa: E402
+
+
+def _png(value: int) -> dict:
+    buffer = io.BytesIO()
+    Image.new("RGB", (3, 5), (value, 255 - value, 7)).save(buffer, format="PNG")
+    return {"bytes": buffer.getvalue(), "path": None}
+
+
+class _Batches:
+    """What `_prefetch` reads: `iter(batch_size=)` over dicts of lists, counting the batches read."""
+
+    def __init__(self, values: list[int], broken: int | None = None) -> None:
+        self.rows = [{"image": _png(v) if i != broken else {"bytes": b"not a png", "path": None}, "pid": v}
+                     for i, v in enumerate(values)]
+        self.read = 0
+
+    def iter(self, batch_size: int):
+        for start in range(0, len(self.rows), batch_size):
+            self.read += 1
+            rows = self.rows[start:start + batch_size]
+            yield {"image": [r["image"] for r in rows], "pid": [r["pid"] for r in rows]}
+
+
+class _ColourExtractor:
+    """Prepares an image to its red value after a random pause (so the threads finish out of order)."""
+
+    def __init__(self, pause: float = 0.002) -> None:
+        self.pause, self.prepared, self.lock = pause, 0, threading.Lock()
+
+    def prepare_image(self, image: Image.Image) -> int:
+        time.sleep(random.uniform(0, self.pause))
+        with self.lock:
+            self.prepared += 1
+        return int(np.asarray(image)[0, 0, 0])
+
+    def collate(self, items: list[int]) -> list[int]:
+        return list(items)
+
+
+@pytest.mark.parametrize("batch_size, workers", [(1, 8), (3, 8), (4, 1), (7, 3)])
+def test_prefetch_keeps_the_order_of_rows_and_batches(batch_size, workers):
+    values = list(range(60))
+    seen = []
+    for batch, prepared in reading._prefetch(_Batches(values), ("image",), _ColourExtractor(), batch_size, workers):
+        assert prepared["image"] == batch["pid"]  # each batch's images with its own rows
+        assert len(batch["pid"]) == min(batch_size, 60 - len(seen))
+        seen.extend(prepared["image"])
+    assert seen == values
+
+
+def test_prefetch_an_image_that_does_not_decode_is_a_benchmark_error():
+    for workers in (1, 4):
+        batches = reading._prefetch(_Batches(list(range(20)), broken=13), ("image",), _ColourExtractor(), 4, workers)
+        got = []
+        with pytest.raises(BenchmarkError, match="image of the dataset does not decode"):
+            for _, prepared in batches:
+                got.extend(prepared["image"])
+        assert got == list(range(12))  # the batches before the broken one, then the error
+
+
+def test_prefetch_stopping_early_stops_the_reader():
+    data, extractor = _Batches(list(range(200)) * 5), _ColourExtractor(pause=0)
+    done = threading.Event()
+
+    def consume() -> None:
+        batches = reading._prefetch(data, ("image",), extractor, 2, 1)
+        next(batches)
+        batches.close()  # as a consumer that raises or breaks out of its loop
+        done.set()
+
+    thread = threading.Thread(target=consume, daemon=True)
+    thread.start()
+    assert done.wait(30), "closing the batches hung"
+    # Bounded lookahead: a few batches were read and decoded, not the split's 500.
+    assert data.read <= 10 and extractor.prepared <= 20
+
+
+def test_default_workers_use_the_free_cores_on_cuda_only(monkeypatch):
+    for cores, cpu, cuda in ((16, 8, 15), (2, 2, 2), (1, 1, 1), (64, 8, 63)):
+        monkeypatch.setattr(reading.os, "sched_getaffinity", lambda pid, n=cores: set(range(n)), raising=False)
+        assert reading.default_workers() == cpu  # a user's --features callable: no device
+        assert reading.default_workers("cpu") == cpu  # the model's torch threads need the cores
+        assert reading.default_workers("cuda") == cuda
+
+
+class _RecordingExtractor(_ColourExtractor):
+    device = torch.device("cpu")
+
+    def __init__(self, events: list) -> None:
+        super().__init__(pause=0)
+        self.events = events
+
+    def __call__(self, prepared: list[int]) -> torch.Tensor:
+        self.events.append(("forward", prepared[0]))
+        return torch.tensor([[float(v), 1.0] for v in prepared])
+
+    def describe(self) -> dict:
+        return {}
+
+
+def test_extract_split_launches_a_batch_before_collecting_the_previous_one(monkeypatch):
+    events: list = []
+    real_launch = features.launch
+
+    def launch(extractor, prepared):
+        finish = real_launch(extractor, prepared)
+
+        def recorded():
+            events.append(("collect", prepared[0]))
+            return finish()
+
+        return recorded
+
+    monkeypatch.setattr(features, "launch", launch)
+    rows = {"image": [_png(v) for v in range(7)], "pid": list(range(7)), "camid": [0] * 7, "clothes_id": [0] * 7,
+            "occluded_part": [0] * 7, "occluded_ratio": [0.0] * 7}
+    split = Dataset.from_dict(rows).cast_column("image", ImageFeature()).to_iterable_dataset()
+    result = reading.extract_split(split, ("image",), _RecordingExtractor(events), 3, progress=False, workers=2)
+    assert events == [("forward", 0), ("forward", 3), ("collect", 0), ("forward", 6), ("collect", 3), ("collect", 6)]
+    assert result.labels["pid"].tolist() == list(range(7))
+    expected = np.array([[v, 1.0] for v in range(7)], np.float32)
+    assert np.array_equal(result.features["image"],
+                          torch.nn.functional.normalize(torch.from_numpy(expected), dim=1).numpy())
+
+
+def test_a_forward_pass_that_raises_stops_the_reader():
+    class Failing(_RecordingExtractor):
+        def __call__(self, prepared):
+            if prepared[0] >= 3:
+                raise BenchmarkError("the model failed")
+            return super().__call__(prepared)
+
+    rows = {"image": [_png(v) for v in range(30)], "pid": list(range(30)), "camid": [0] * 30,
+            "clothes_id": [0] * 30, "occluded_part": [0] * 30, "occluded_ratio": [0.0] * 30}
+    split = Dataset.from_dict(rows).cast_column("image", ImageFeature()).to_iterable_dataset()
+    with pytest.raises(BenchmarkError, match="the model failed"):
+        reading.extract_split(split, ("image",), Failing([]), 3, progress=False, workers=2)
+    assert not [t for t in threading.enumerate() if t.name.startswith(("benchmark-reader", "benchmark-decode"))]
