@@ -47,7 +47,10 @@ from builder.parsing.label_mapping import PartMapper
 DEFAULT_PARSE_SIZE = (512, 256)
 SIZE_MULTIPLE = 32  # sides that divide evenly through stride-32 (SegFormer) and stride-16 (SCHP) networks
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-DEVICE_BATCH = 16  # images in every forward pass on CUDA, whatever --batch-size (see NetworkParser.__init__)
+# On CUDA (see NetworkParser.__init__): images in every forward pass, whatever --batch-size, and
+# forward passes in flight at once, each lane on its own stream replaying its own captured graph.
+DEVICE_BATCH = 1
+DEVICE_LANES = 4
 log = logging.getLogger(__name__)
 
 
@@ -137,17 +140,24 @@ class NetworkParser:
         self.num_threads = num_threads or torch.get_num_threads()
         self.alias = alias
         self._bgr = False
-        # On CUDA every forward pass gets exactly DEVICE_BATCH images (split, the last padded with
-        # zeros) and cuDNN's deterministic algorithms: cuDNN picks kernels by batch shape, so an
-        # image's logits could otherwise depend on how many images share its forward pass (an H100
-        # build gave other shards at --batch-size 5 than at 32), and a resumed build, which groups
-        # batches differently, would not be byte-identical. On CPU results are batch-independent.
-        self.device_batch = DEVICE_BATCH if self.device.type == "cuda" else None
-        if self.device.type == "cuda":
+        # On CUDA an image's logits must not depend on the other images of its forward pass, or a
+        # build would differ with --batch-size, and a resumed build, which groups batches
+        # differently, would not be byte-identical. cuDNN picks kernels by batch shape (an H100
+        # build gave other shards at --batch-size 5 than at 32), and even at one fixed batch shape
+        # the GEMM kernels' reductions depend on an image's position in the batch (16-image passes
+        # still gave 2 of 5 shards different). So every forward pass runs DEVICE_BATCH images (one:
+        # the same kernels, at the same position, for every image) with cuDNN's deterministic
+        # algorithms, and DEVICE_LANES passes run at once on separate streams, which fills the GPU
+        # the way a batch would without sharing any arithmetic between images. On CPU results are
+        # batch-independent, and batches run whole.
+        cuda = self.device.type == "cuda"
+        self.device_batch = DEVICE_BATCH if cuda else None
+        self.lanes = DEVICE_LANES if cuda else 1
+        if cuda:
             torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = True, False
-        self.cuda_graphs = self.device.type == "cuda"  # replay captured forward passes (CapturedForward)
-        self._captured: dict[tuple[int, ...], CapturedForward] = {}
-        self._graph_pool = None
+        self.cuda_graphs = cuda  # replay captured forward passes (CapturedForward)
+        self._captured: dict[tuple[int, ...], CapturedForward] = {}  # (lane, *input shape) -> graph
+        self._lane_state: list[tuple[torch.cuda.Stream, tuple]] = []  # (stream, graph memory pool) per lane
 
     def set_normalisation(self, scale: float, mean: Sequence[float], std: Sequence[float], *, bgr: bool = False) -> None:
         """Network input = (pixel * scale - mean) / std per channel, channels in RGB order or, with
@@ -194,35 +204,56 @@ class NetworkParser:
         shape = tensors[0].shape
         if any(t.shape != shape for t in tensors):
             raise ValueError("infer() takes images of one input size; group them by input_size()")
-        if self.device_batch is not None and len(tensors) != self.device_batch:
-            n = self.device_batch
-            chunks = [list(tensors[i : i + n]) for i in range(0, len(tensors), n)]
-            padding = [torch.zeros_like(tensors[0])] * (n - len(chunks[-1]))
-            chunks[-1] = chunks[-1] + padding
-            return torch.cat([self.infer(chunk) for chunk in chunks])[: len(tensors)]
         # uint8 crosses to the device (a quarter of float32's bytes), from pinned memory on CUDA so
         # the copy does not wait for the forward passes already queued; conversion, channel order
         # and normalisation happen there.
-        pinned = self.device.type == "cuda"
-        batch = torch.empty((len(tensors), *shape), dtype=torch.uint8, pin_memory=pinned)
-        torch.stack(list(tensors), out=batch)
-        batch = batch.to(self.device, non_blocking=pinned)
-        if not self.cuda_graphs:
-            return self._normalised_forward(batch)
+        count, n = len(tensors), self.device_batch or len(tensors)
+        tensors = list(tensors) + [torch.zeros_like(tensors[0])] * (-count % n)  # the last pass padded
+        cuda = self.device.type == "cuda"
+        batch = torch.empty((len(tensors), *shape), dtype=torch.uint8, pin_memory=cuda)
+        torch.stack(tensors, out=batch)
+        batch = batch.to(self.device, non_blocking=cuda)
+        chunks = [batch[i : i + n] for i in range(0, len(batch), n)]
+        if not cuda:
+            return torch.cat([self._normalised_forward(chunk) for chunk in chunks])[:count]
         with torch.cuda.device(self.device):
-            captured = self._captured.get(tuple(batch.shape))
-            if captured is None:
-                if self._graph_pool is None:
-                    self._graph_pool = torch.cuda.graph_pool_handle()  # shapes share one pool: see CapturedForward
-                try:
-                    captured = CapturedForward(self._normalised_forward, batch, self._graph_pool)
-                except RuntimeError as exc:  # a network with an op that cannot be captured: run it eagerly
-                    log.warning("cannot capture %s as a CUDA graph (%s); running its forward passes eagerly",
-                                type(self.model).__name__, str(exc).splitlines()[0] if str(exc) else exc)
-                    self.cuda_graphs = False
-                    return self._normalised_forward(batch)
-                self._captured[tuple(batch.shape)] = captured
-            return captured(batch)
+            return self._run_lanes(chunks)[:count]
+
+    def _run_lanes(self, chunks: list[torch.Tensor]) -> torch.Tensor:
+        """Chunk i's forward pass on lane i % lanes; the lanes start after, and the current stream
+        continues after, all of them (so memory handed between streams is never reused early)."""
+        while len(self._lane_state) < self.lanes:
+            self._lane_state.append((torch.cuda.Stream(self.device), torch.cuda.graph_pool_handle()))
+        current = torch.cuda.current_stream(self.device)
+        used = self._lane_state[: min(self.lanes, len(chunks))]
+        for stream, _ in used:
+            stream.wait_stream(current)
+        outputs = []
+        for i, chunk in enumerate(chunks):
+            lane = i % len(used)
+            stream, pool = used[lane]
+            with torch.cuda.stream(stream):
+                outputs.append(self._forward_on_lane(lane, chunk, pool))
+        for stream, _ in used:
+            current.wait_stream(stream)
+        return torch.cat(outputs)
+
+    def _forward_on_lane(self, lane: int, chunk: torch.Tensor, pool: tuple) -> torch.Tensor:
+        """One forward pass on the current (lane) stream: its captured graph, captured on first use."""
+        if not self.cuda_graphs:
+            return self._normalised_forward(chunk)
+        key = (lane, *chunk.shape)
+        captured = self._captured.get(key)
+        if captured is None:
+            try:
+                captured = CapturedForward(self._normalised_forward, chunk, pool)
+            except RuntimeError as exc:  # a network with an op that cannot be captured: run it eagerly
+                log.warning("cannot capture %s as a CUDA graph (%s); running its forward passes eagerly",
+                            type(self.model).__name__, str(exc).splitlines()[0] if str(exc) else exc)
+                self.cuda_graphs = False
+                return self._normalised_forward(chunk)
+            self._captured[key] = captured
+        return captured(chunk)
 
     def _normalised_forward(self, batch: torch.Tensor) -> torch.Tensor:
         """Float32 logits of a uint8 N x 3 x H x W batch on the device: channel order,
@@ -299,6 +330,7 @@ class NetworkParser:
             info["precision"] = self.precision
         if self.device_batch is not None:
             info["device_batch"] = self.device_batch
+            info["device_lanes"] = self.lanes
         if self.cuda_graphs:
             info["cuda_graphs"] = True
         return info
@@ -308,20 +340,21 @@ class CapturedForward:
     """One input shape's forward pass captured as a CUDA graph, replayed for every batch of that shape.
 
     Replaying runs the kernels that eager execution chose for the shape (cuDNN's deterministic
-    algorithms; checked on an H100 to give the eager logits bit for bit) with one host call. Graphs
-    of all shapes share one memory pool, so memory is that of the largest shape, not their sum:
-    safe because replays run one at a time on one stream and each replay's output is copied out
-    (`clone`, queued right behind it) before any other replay can reuse the memory.
+    algorithms; on an H100 the replays gave the eager logits bit for bit) with one host call. A
+    lane's graphs of all shapes share one memory pool, so its memory is that of its largest shape,
+    not their sum: safe because a lane's replays run one at a time on its stream and each replay's
+    output is copied out (`clone`, queued right behind it) before the next can reuse the memory.
     """
 
     def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, pool: tuple) -> None:
         self.input = example.clone()  # outside the graph's pool: never reused by another capture
+        lane = torch.cuda.current_stream(example.device)
         side = torch.cuda.Stream(example.device)
-        side.wait_stream(torch.cuda.current_stream(example.device))
+        side.wait_stream(lane)
         with torch.cuda.stream(side):  # warm-up off the capture: cuDNN handles, workspaces, lazy inits
             for _ in range(2):
                 run(self.input)
-        torch.cuda.current_stream(example.device).wait_stream(side)
+        lane.wait_stream(side)
         self.graph = torch.cuda.CUDAGraph()
         # thread_local: the build's other threads may call CUDA (waiting on copy events) meanwhile
         with torch.cuda.graph(self.graph, pool=pool, capture_error_mode="thread_local"):
