@@ -63,7 +63,11 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--batch-size", type=int, default=8, help="images per model forward pass (default 8)")
     p.add_argument("--workers", type=int, default=None,
-                   help="decoding/encoding threads (default: 2 with the model on CPU, one per core but one on CUDA)")
+                   help="decoding/encoding threads (default: 2 with the model on CPU, one per core but one on CUDA; "
+                        "with --processes, per process, the default shared out)")
+    p.add_argument("--processes", type=int, default=1,
+                   help="worker processes, each making whole shards with its own pipeline and copy of the model "
+                        "(default 1: this process); the files are the same for any number")
     p.add_argument("--shard-size", type=int, default=None,
                    help="source images per Parquet shard (default: shards of at most ~500 MB, a multiple of 32 "
                         "of them for a split of 3200 images or more)")
@@ -115,7 +119,7 @@ def _run_build(args: argparse.Namespace) -> int:
         report = build(BuildConfig(
             dataset=args.dataset, source_dir=args.source_dir, out_dir=args.out, model=args.model,
             parsing_dir=args.parsing_dir, seed=args.seed, device=args.device, batch_size=args.batch_size,
-            workers=args.workers, shard_size=args.shard_size, parse_size=args.parse_size,
+            workers=args.workers, processes=args.processes, shard_size=args.shard_size, parse_size=args.parse_size,
             keep_aspect=args.keep_aspect, precision=args.precision,
             occlusion=occlusion, occlude_splits=splits, keep_clean=args.keep_clean,
             overwrite=args.overwrite, progress=not args.no_progress,

@@ -9,13 +9,12 @@ re-run of an interrupted build finds the finished shards, and renamed into place
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.card import render_card
+from builder.config import BuildConfig, make_parser
+from builder.distribute import ShardJob, make_shards_in_processes
 from builder.errors import BuildError
-from builder.occlusion import OcclusionConfig
-from builder.parsing import PartParser
 from builder.preflight import preflight
 from builder.preview import make_preview
 from builder.processing import OCCLUSION_DEVICE, Stage, default_workers, process
@@ -25,43 +24,6 @@ from builder.staging import Staging, check_free_space, fingerprint, parser_input
 from builder.writer import write_shards
 from occluded_ccreid.features import dataset_features
 from occluded_ccreid.sources import LayoutError, get_source
-
-
-@dataclass
-class BuildConfig:
-    dataset: str
-    source_dir: Path
-    out_dir: Path
-    model: str | None = None  # None: the default checkpoint (unless parsing_dir is given)
-    parsing_dir: Path | None = None
-    seed: int = 0
-    device: str = "auto"
-    batch_size: int = 8
-    workers: int | None = None  # None: default_workers() for the parser's device
-    shard_size: int | None = None  # records per shard; None: sized by bytes (builder.shards)
-    parse_size: tuple[int, int] | None = None
-    keep_aspect: bool = True  # fit each image into parse_size with its own aspect ratio (False: stretch)
-    precision: str = "fp32"  # "bf16" (CUDA, CPU) / "fp16" (CUDA): autocast, opt in
-    occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
-    occlude_splits: tuple[str, ...] | None = None  # None: every split, as the paper
-    keep_clean: bool = False  # add the original image as `clean_image`
-    overwrite: bool = False
-    progress: bool = True
-
-
-def make_parser(config: BuildConfig) -> PartParser:
-    if config.parsing_dir is not None:
-        from builder.parsing.precomputed import PrecomputedParser
-
-        return PrecomputedParser(config.parsing_dir)
-    from builder.parsing.models import make_model_parser
-    from builder.parsing.network import DEFAULT_PARSE_SIZE
-
-    parser = make_model_parser(config.model, config.device, config.parse_size or DEFAULT_PARSE_SIZE,
-                               keep_aspect=config.keep_aspect, precision=config.precision)
-    if parser.device.type == "cpu":
-        parser.num_threads = 1  # model_streams() runs two single-threaded forward passes at once
-    return parser
 
 
 def build(config: BuildConfig) -> BuildReport:
@@ -103,13 +65,17 @@ def build(config: BuildConfig) -> BuildReport:
         todo = [shard for shard in plan.shards if shard.name not in staging.done]
         progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}",
                              initial=len(scan.records) - sum(s.num_records for s in todo))
-        stage = Stage(root, parser, config.seed, config.occlusion, occlude_splits,
-                      config.keep_clean, scan.records, OCCLUSION_DEVICE)
-        workers = default_workers(parser) if config.workers is None else config.workers
-        for run in contiguous_runs(todo):  # one run, unless a resumed build lost a shard in the middle
-            records = RecordRange(scan.records, run[0].start, run[-1].stop)
-            write_shards(run, process(records, stage, config.batch_size, workers), staging, features,
-                         lambda: progress.update(1))
+        if config.processes > 1 and len(todo) > 1:
+            job = ShardJob(config, root, scan.records, frozenset(occlude_splits), features)
+            make_shards_in_processes(todo, job, staging, lambda shard: progress.update(shard.num_records))
+        else:
+            stage = Stage(root, parser, config.seed, config.occlusion, occlude_splits,
+                          config.keep_clean, scan.records, OCCLUSION_DEVICE)
+            workers = default_workers(parser) if config.workers is None else config.workers
+            for run in contiguous_runs(todo):  # one run, unless a resumed build lost a shard in the middle
+                records = RecordRange(scan.records, run[0].start, run[-1].stop)
+                write_shards(run, process(records, stage, config.batch_size, workers), staging, features,
+                             lambda: progress.update(1))
         progress.close()
         for shard in plan.shards:  # every build sums its statistics the same way, resumed or not
             report.add_shard(shard.name, staging.done[shard.name])

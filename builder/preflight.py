@@ -20,7 +20,7 @@ from builder.errors import BuildError
 from builder.report import REPORT_NAME
 
 if TYPE_CHECKING:
-    from builder.pipeline import BuildConfig
+    from builder.config import BuildConfig
     from occluded_ccreid.sources import SourceLayout
 
 # What a build writes beside its shards (the report lists the shards). A new file in a build
@@ -53,6 +53,8 @@ def check_options(config: BuildConfig, layout: SourceLayout, splits: Sequence[st
         raise BuildError(f"--shard-size must be >= 1 (got {config.shard_size})")
     if config.workers is not None and config.workers < 0:
         raise BuildError(f"--workers must be >= 0 (got {config.workers})")
+    if config.processes < 1:
+        raise BuildError(f"--processes must be >= 1 (got {config.processes}); 1 makes every shard in this process")
     try:
         config.occlusion.validate()
     except ValueError as exc:

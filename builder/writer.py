@@ -134,28 +134,35 @@ class ShardWriter:
 Result = tuple  # (record, row | None, part map | None, skip reason | None), as processing.process yields
 
 
+def write_shard(shard: Shard, results: Iterator[Result], path: Path, features: Features,
+                on_record: Callable[[], None] = lambda: None) -> dict:
+    """Write one planned shard to `path` from the next `shard.num_records` of `results` and return
+    its journal entry (split, rows, the report statistics it contributes, its skipped records).
+    On any error the unfinished file is removed."""
+    writer = ShardWriter(path, features)
+    stats, skipped = SplitStats(), []
+    try:
+        taken = 0
+        for record, row, parts, skip in itertools.islice(results, shard.num_records):
+            taken += 1
+            on_record()
+            if skip is not None:
+                skipped.append({"source_path": record.source_path, "split": record.split, "reason": skip})
+                continue
+            writer.add(row)
+            stats.add(row, no_person=not parts.any())
+        if taken != shard.num_records:
+            raise RuntimeError(f"{shard.name}: got {taken} of its {shard.num_records} records")
+        writer.close()
+    except BaseException:
+        writer.abort()
+        raise
+    return {"split": shard.split, "num_rows": writer.num_rows, "stats": asdict(stats), "skipped": skipped}
+
+
 def write_shards(shards: Sequence[Shard], results: Iterator[Result], staging: Staging, features: Features,
                  on_record: Callable[[], None] = lambda: None) -> None:
     """Write the planned `shards` in order from `results` (one per record of those shards, in
     order) and commit each to `staging` with the report statistics it contributes."""
     for shard in shards:
-        writer = ShardWriter(staging.shard_tmp(shard.name), features)
-        stats, skipped = SplitStats(), []
-        try:
-            taken = 0
-            for record, row, parts, skip in itertools.islice(results, shard.num_records):
-                taken += 1
-                on_record()
-                if skip is not None:
-                    skipped.append({"source_path": record.source_path, "split": record.split, "reason": skip})
-                    continue
-                writer.add(row)
-                stats.add(row, no_person=not parts.any())
-            if taken != shard.num_records:
-                raise RuntimeError(f"{shard.name}: got {taken} of its {shard.num_records} records")
-            writer.close()
-        except BaseException:
-            writer.abort()
-            raise
-        staging.commit(shard.name, {"split": shard.split, "num_rows": writer.num_rows, "stats": asdict(stats),
-                                    "skipped": skipped})
+        staging.commit(shard.name, write_shard(shard, results, staging.shard_tmp(shard.name), features, on_record))
