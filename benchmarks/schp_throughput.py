@@ -114,8 +114,8 @@ def child_parser_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_siz
                        parse_size: tuple[int, int]) -> dict:
     """The parser's own path without the rest of the build: `SchpParser.infer_to_host` on ready-made
     uint8 tensors of the same shapes and batches, waited for. On CUDA that is the build's forward
-    path (pinned uint8 copies, 16-image passes with cuDNN's deterministic algorithms, replayed CUDA
-    graphs, logits copied to the host): the most a build can reach."""
+    path (pinned uint8 copies, one image a pass on parallel lanes with cuDNN's deterministic
+    algorithms, replayed CUDA graphs, logits copied to the host): the most a build can reach."""
     import torch
 
     from builder.parsing.schp import SchpParser
