@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-
-from builder.cli import main
 from synthetic import make_prcc_tree
 from test_resume import build_args, folder_bytes, journal
+
+from builder.cli import main
 
 REPO = Path(__file__).resolve().parent.parent
 
