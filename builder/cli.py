@@ -225,8 +225,6 @@ def main(argv: list[str] | None = None) -> int:
     except (BuildError, PushError, BuildFolderError) as exc:  # BuildFolderError: from verify
         print(f"error: {exc}", file=sys.stderr)
         return 2
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt as exc:
         signum = exc.args[0] if exc.args and isinstance(exc.args[0], int) else signal.SIGINT
         resume = (" Run the same command again to resume: finished shards are kept."

@@ -21,10 +21,12 @@ import os
 import signal
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
+from builder.errors import BuildStopped
 from builder.shards import Shard
 
 if TYPE_CHECKING:
@@ -54,6 +56,16 @@ _job: ShardJob | None = None
 _stage = None
 _parent: int | None = None
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def spawn_problem() -> str | None:
+    """Why worker processes cannot start from this program, if they cannot: a spawned worker
+    re-imports the main module from its file, which code read from standard input has not."""
+    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
+    if main_file and not os.path.exists(main_file):
+        return (f"worker processes re-import the main program, and {main_file} is not a file; run the "
+                "build from a script file, `python -c`, the `builder` command or a notebook")
+    return None
 
 
 def _die_with_parent() -> None:
@@ -134,16 +146,26 @@ def make_shards_in_processes(todo: Sequence[Shard], job: ShardJob, staging: "Sta
                 shard = pending.pop(future)
                 staging.commit(shard.name, future.result())  # a worker's error is raised here
                 on_shard(shard)
+    except BrokenProcessPool:
+        codes = _stop(executor)
+        raise BuildStopped(
+            f"a worker process stopped unexpectedly{f' (exit codes {codes})' if codes else ''}; -9 is usually the "
+            f"kernel's out-of-memory killer. Run the same command again to resume (finished shards are kept), "
+            f"with fewer --processes if memory is short") from None
     except BaseException:
         _stop(executor)
         raise
     executor.shutdown(wait=True)
 
 
-def _stop(executor: ProcessPoolExecutor) -> None:
-    """Kill the workers now (their unfinished shards are temporary files the next run removes) and
-    wait for them to be gone. ProcessPoolExecutor has no public way to do this before Python 3.14."""
-    for process in list(getattr(executor, "_processes", {}).values()):
+def _stop(executor: ProcessPoolExecutor) -> list[int]:
+    """Kill the workers now (their unfinished shards are temporary files the next run removes),
+    wait for them to be gone, and return the exit codes of those that had already ended on their
+    own. ProcessPoolExecutor has no public way to do this before Python 3.14."""
+    processes = list((getattr(executor, "_processes", None) or {}).values())
+    ended = sorted({p.exitcode for p in processes if not p.is_alive() and p.exitcode not in (None, 0)})
+    for process in processes:
         if process.is_alive():
             process.kill()
     executor.shutdown(wait=True, cancel_futures=True)
+    return ended

@@ -14,6 +14,11 @@ class BuildError(Exception):
     """The build cannot go on; the message says what is wrong, where, and how to fix it."""
 
 
+class BuildStopped(BuildError):
+    """The build stopped for a reason outside its inputs (a worker process died): unlike other
+    BuildErrors, its finished shards are kept, and the same command resumes it."""
+
+
 def disk_full_message(exc: OSError, out_dir: str | os.PathLike) -> str:
     """One line for a write that failed for lack of space: which file, on which disk, what is free."""
     target = Path(exc.filename) if exc.filename else Path(out_dir)

@@ -14,7 +14,7 @@ from pathlib import Path
 from builder.card import render_card
 from builder.config import BuildConfig, make_parser
 from builder.distribute import ShardJob, make_shards_in_processes
-from builder.errors import BuildError
+from builder.errors import BuildError, BuildStopped
 from builder.preflight import preflight
 from builder.preview import make_preview
 from builder.processing import OCCLUSION_DEVICE, Stage, default_workers, process
@@ -84,6 +84,8 @@ def build(config: BuildConfig) -> BuildReport:
         card = render_card(report.to_json(), layout, features, staging.build, preview=preview)
         (staging.build / "README.md").write_text(card, encoding="utf-8")
         staging.move_into_place()
+    except BuildStopped:
+        raise  # not the inputs' fault: the finished shards stay for a re-run (closed below)
     except BuildError:
         staging.discard()  # bad input: the user must change it, and nothing misleading stays behind
         raise

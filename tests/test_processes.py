@@ -113,3 +113,46 @@ def test_killed_or_stopped_builds_leave_no_worker_and_resume_byte_identical(tmp_
     assert main(build_args(tree, out, "--processes", "2")) == 0
     assert "resuming the interrupted build" in capsys.readouterr().err
     assert folder_bytes(out) == folder_bytes(ref)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+def test_a_worker_that_dies_stops_the_build_with_a_message_and_it_resumes(tmp_path):
+    tree = make_prcc_tree(tmp_path / "src", n_train=5, n_test=5, per_camera=4)
+    ref = tmp_path / "ref"
+    assert main(build_args(tree, ref)) == 0
+    out = tmp_path / "out" / "occluded-prcc"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-c", "import sys; from builder.cli import main; sys.exit(main(sys.argv[1:]))",
+               *build_args(tree, out, "--processes", "2")]
+    proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline, victim = time.monotonic() + 120, None
+    while proc.poll() is None and time.monotonic() < deadline and victim is None:
+        workers = [p for p in children(proc.pid) if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()]
+        try:
+            started = len(journal(out)["shards"]) > 0
+        except (OSError, ValueError, KeyError):
+            started = False
+        if workers and started:
+            victim = workers[0]
+        time.sleep(0.01)
+    assert victim is not None and proc.poll() is None, "the build ended before a worker could be killed"
+    os.kill(victim, signal.SIGKILL)  # as the out-of-memory killer would
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 2, stderr
+    assert stderr.startswith("error: a worker process stopped unexpectedly") and "-9" in stderr, stderr
+    assert "Traceback" not in stderr and "resume" in stderr
+    assert journal(out)["shards"], "the finished shards were not kept"
+    resumed = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert resumed.returncode == 0 and "resuming the interrupted build" in resumed.stderr, resumed.stderr
+    assert folder_bytes(out) == folder_bytes(ref)
+
+
+def test_processes_from_a_program_read_on_stdin_are_refused_up_front(prcc_tree, tmp_path):
+    out = tmp_path / "out"
+    script = f"import sys\nfrom builder.cli import main\nsys.exit(main({build_args(prcc_tree, out, '--processes', '2')!r}))\n"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    got = subprocess.run([sys.executable, "-"], input=script, cwd=REPO, env=env, capture_output=True, text=True,
+                         timeout=120)
+    assert got.returncode == 2, got.stderr
+    assert "--processes 2: worker processes re-import the main program" in got.stderr and "Traceback" not in got.stderr
+    assert not out.exists()
