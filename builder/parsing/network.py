@@ -218,7 +218,8 @@ class NetworkParser:
         batch = batch.to(self.device, non_blocking=cuda)
         chunks = [batch[i : i + n] for i in range(0, len(batch), n)]
         if not cuda:
-            return torch.cat([self._normalised_forward(chunk) for chunk in chunks])[:count]
+            outputs = [self._normalised_forward(chunk) for chunk in chunks]
+            return (outputs[0] if len(outputs) == 1 else torch.cat(outputs))[:count]  # CPU: one chunk, no copy
         with torch.cuda.device(self.device):
             return self._run_lanes(chunks)[:count]
 
