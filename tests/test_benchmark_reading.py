@@ -156,3 +156,19 @@ def test_a_forward_pass_that_raises_stops_the_reader():
     with pytest.raises(BenchmarkError, match="the model failed"):
         reading.extract_split(split, ("image",), Failing([]), 3, progress=False, workers=2)
     assert not [t for t in threading.enumerate() if t.name.startswith(("benchmark-reader", "benchmark-decode"))]
+
+
+
+@pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])
+def test_decoding_gives_the_pixels_of_pillows_rgb_conversion(mode):
+    """RGB PNGs (the builds') are decoded in place, others converted: the pixels are those of
+    `Image.open(...).convert("RGB")` either way."""
+    rng = np.random.default_rng(3)
+    array = rng.integers(0, 256, (37, 23, 4), dtype=np.uint8)
+    image = Image.fromarray(array).convert(mode) if mode != "I;16" else Image.fromarray(array[..., 0].astype(np.uint16) * 257)
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG")
+    expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
+    decoded = reading._decode({"bytes": buffer.getvalue(), "path": None}, "image")
+    assert decoded.mode == "RGB"
+    np.testing.assert_array_equal(np.asarray(decoded), expected)

@@ -277,6 +277,9 @@ def _decode(value: dict, column: str) -> Image.Image:
     data = value.get("bytes")
     try:
         image = Image.open(io.BytesIO(data) if data is not None else value["path"])
+        if image.mode == "RGB":  # the builds' PNGs: convert would copy every pixel once more
+            image.load()
+            return image
         return image.convert("RGB")
     except Exception as exc:  # noqa: BLE001 - a row that does not decode is a broken build
         raise BenchmarkError(f"a {column} of the dataset does not decode ({_first_line(exc)}); rebuild or re-download it") from None
