@@ -172,3 +172,16 @@ def test_decoding_gives_the_pixels_of_pillows_rgb_conversion(mode):
     decoded = reading._decode({"bytes": buffer.getvalue(), "path": None}, "image")
     assert decoded.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(decoded), expected)
+    rgbx = features.rgbx_array(decoded)  # Pillow's own layout, exported without a copy
+    assert rgbx.shape == (*expected.shape[:2], 4) and rgbx.dtype == np.uint8
+    np.testing.assert_array_equal(rgbx[..., :3], expected)
+
+
+def test_rgbx_array_of_an_image_too_large_to_export_is_converted():
+    """Pillow keeps large images in several memory blocks, which the Arrow export refuses."""
+    rng = np.random.default_rng(4)
+    pixels = rng.integers(0, 256, (2600, 2600, 3), dtype=np.uint8)  # > Pillow's 16 MiB block
+    for array in (pixels, np.ascontiguousarray(pixels[:40, :30])):
+        rgbx = features.rgbx_array(Image.fromarray(array))
+        assert rgbx.shape == (*array.shape[:2], 4)
+        np.testing.assert_array_equal(rgbx[..., :3], array)
