@@ -29,7 +29,7 @@ from datasets import Dataset, load_dataset  # noqa: E402
 import occluded_ccreid as oc  # noqa: E402
 from cal_reference import cal_evaluate  # noqa: E402
 from occluded_ccreid.benchmark.cli import main  # noqa: E402
-from occluded_ccreid.benchmark.features import ImageTransform  # noqa: E402
+from occluded_ccreid.benchmark.preprocessing import ImageTransform  # noqa: E402
 from occluded_ccreid.parts import PART_NAMES  # noqa: E402
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -17,7 +17,7 @@ torch = pytest.importorskip("torch")
 from datasets import Dataset  # noqa: E402
 from datasets import Image as ImageFeature  # noqa: E402
 
-from occluded_ccreid.benchmark import BenchmarkError, features, reading  # noqa: E402
+from occluded_ccreid.benchmark import BenchmarkError, features, preprocessing, reading  # noqa: E402
 
 
 def _png(value: int) -> dict:
@@ -172,7 +172,7 @@ def test_decoding_gives_the_pixels_of_pillows_rgb_conversion(mode):
     decoded = reading._decode({"bytes": buffer.getvalue(), "path": None}, "image")
     assert decoded.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(decoded), expected)
-    rgbx = features.rgbx_array(decoded)  # Pillow's own layout, exported without a copy
+    rgbx = preprocessing.rgbx_array(decoded)  # Pillow's own layout, exported without a copy
     assert rgbx.shape == (*expected.shape[:2], 4) and rgbx.dtype == np.uint8
     np.testing.assert_array_equal(rgbx[..., :3], expected)
 
@@ -182,6 +182,6 @@ def test_rgbx_array_of_an_image_too_large_to_export_is_converted():
     rng = np.random.default_rng(4)
     pixels = rng.integers(0, 256, (2600, 2600, 3), dtype=np.uint8)  # > Pillow's 16 MiB block
     for array in (pixels, np.ascontiguousarray(pixels[:40, :30])):
-        rgbx = features.rgbx_array(Image.fromarray(array))
+        rgbx = preprocessing.rgbx_array(Image.fromarray(array))
         assert rgbx.shape == (*array.shape[:2], 4)
         np.testing.assert_array_equal(rgbx[..., :3], array)
