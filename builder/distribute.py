@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from builder.errors import BuildStopped
 from builder.shards import Shard
+from occluded_ccreid.spawning import ignore_interrupts
 
 if TYPE_CHECKING:
     from datasets import Features
@@ -58,16 +59,6 @@ _parent: int | None = None
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
-def spawn_problem() -> str | None:
-    """Why worker processes cannot start from this program, if they cannot: a spawned worker
-    re-imports the main module from its file, which code read from standard input has not."""
-    main_file = getattr(sys.modules.get("__main__"), "__file__", None)
-    if main_file and not os.path.exists(main_file):
-        return (f"worker processes re-import the main program, and {main_file} is not a file; run the "
-                "build from a script file, `python -c`, the `builder` command or a notebook")
-    return None
-
-
 def _die_with_parent() -> None:
     """Ask the kernel to kill this process when its parent dies (Linux; elsewhere a no-op, and each
     task checks the parent instead)."""
@@ -84,7 +75,7 @@ def _start_worker(pickled_job: bytes, cpu_inference: bool, parent: int) -> None:
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the whole process group: the parent decides
+    ignore_interrupts()
     if cpu_inference:  # as the CLI does, before pyarrow starts threads (the job is unpickled after this)
         from builder.malloc import keep_freed_memory_mapped
 

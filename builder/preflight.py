@@ -56,7 +56,7 @@ def check_options(config: BuildConfig, layout: SourceLayout, splits: Sequence[st
     if config.processes < 1:
         raise BuildError(f"--processes must be >= 1 (got {config.processes}); 1 makes every shard in this process")
     if config.processes > 1:
-        from builder.distribute import spawn_problem
+        from occluded_ccreid.spawning import spawn_problem
 
         if problem := spawn_problem():
             raise BuildError(f"--processes {config.processes}: {problem}; or use --processes 1")
