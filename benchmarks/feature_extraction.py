@@ -18,11 +18,14 @@ load hits both; the median round is reported.
 A third line, host side alone, runs the extraction with a forward pass that returns at once: the
 rate at which reading, decoding and collating can feed any model on this machine. Extraction
 cannot beat the lower of it and the forward pass; where it is the lower one (a fast GPU), the host
-side (cores, or Python's GIL shared by the decoding threads) is what to speed up.
+side (cores, or Python's GIL shared by the decoding threads) is what to speed up. With
+`--processes N` each round also runs both with the command's `--processes N` (decoding in worker
+processes instead of threads), side by side.
 
     python benchmarks/feature_extraction.py                      # CPU, 64 images, ViT-Ti/16, 5 rounds
     python benchmarks/feature_extraction.py --device cuda --images 4096 --batch-size 128 --precision bf16
     python benchmarks/feature_extraction.py --model vit-b16 --images 64 --rounds 3
+    python benchmarks/feature_extraction.py --device cuda --model vit-s16 --images 1024 --batch-size 64 --processes 15
 
 Timings on a shared machine are noisy: compare numbers from the same run only.
 """
@@ -125,6 +128,7 @@ class HostSideOnly:
 
     def __init__(self, extractor) -> None:
         self.extractor, self.device = extractor, extractor.device
+        self.transform = extractor.transform  # what decoding worker processes run (--processes)
 
     def prepare_image(self, image):
         return self.extractor.prepare_image(image)
@@ -146,6 +150,8 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: the command's)")
+    parser.add_argument("--processes", type=int, default=None,
+                        help="also measure decoding in this many worker processes (the command's --processes)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--data", type=Path, help="keep the synthetic build here and reuse it in later runs")
     args = parser.parse_args()
@@ -153,7 +159,7 @@ def main() -> None:
     import torch
 
     from occluded_ccreid.benchmark.features import PRECISIONS, TransformersExtractor, pool, prepare
-    from occluded_ccreid.benchmark.reading import default_workers, extract_split, open_dataset
+    from occluded_ccreid.benchmark.reading import decoding, default_workers, extract_split, open_dataset
 
     with tempfile.TemporaryDirectory(prefix="feature-extraction-") as tmp:
         tmp = Path(tmp)
@@ -199,34 +205,41 @@ def main() -> None:
             sync()
             return len(images) / (time.perf_counter() - start)
 
-        def extraction() -> float:
+        def extraction(decoder, host_only: bool = False) -> float:
             sync()
             start = time.perf_counter()
-            result = extract_split(opened.splits["query"], ("image",), extractor, args.batch_size, progress=False,
-                                   workers=workers)
+            result = extract_split(opened.splits["query"], ("image",), HostSideOnly(extractor) if host_only else extractor,
+                                   args.batch_size, progress=False, decoder=decoder)
             sync()
             assert result.features["image"].shape[0] == len(images)
             return len(images) / (time.perf_counter() - start)
 
-        def host_alone() -> float:
+        # One decoder per kind for the whole run, as the command keeps one for its splits.
+        decoders = {"threads": decoding(extractor, workers)}
+        if args.processes:
             start = time.perf_counter()
-            result = extract_split(opened.splits["query"], ("image",), HostSideOnly(extractor), args.batch_size,
-                                   progress=False, workers=workers)
-            assert result.features["image"].shape[0] == len(images)
-            return len(images) / (time.perf_counter() - start)
-
-        forward_only(), extraction()  # warm-up: first-call allocations, kernel selection
+            decoders[f"{args.processes} processes"] = decoding(extractor, processes=args.processes)
+            extraction(decoders[f"{args.processes} processes"], host_only=True)
+            print(f"worker processes started and warmed up in {time.perf_counter() - start:.1f} s (once per command)")
+        forward_only(), extraction(decoders["threads"])  # warm-up: first-call allocations, kernel selection
         rounds = []
         for r in range(args.rounds):
-            fwd, ext, host = forward_only(), extraction(), host_alone()
-            rounds.append((fwd, ext, host))
-            print(f"round {r + 1}: forward alone {fwd:8.1f} features/s   extraction {ext:8.1f} features/s   "
-                  f"ratio {ext / fwd:.3f}   host side alone {host:8.1f} features/s")
-        median = statistics.median(ext / fwd for fwd, ext, _ in rounds)
-        fwd_med, ext_med, host_med = (statistics.median(r[i] for r in rounds) for i in range(3))
-        print(f"median: forward alone {fwd_med:.1f} features/s, extraction {ext_med:.1f} features/s, "
-              f"ratio {median:.3f} (target >= 0.85: {'met' if median >= 0.85 else 'NOT met'}); host side alone "
-              f"{host_med:.1f} features/s ({host_med / fwd_med:.2f} x the forward pass)")
+            fwd = forward_only()
+            measured = {name: (extraction(d), extraction(d, host_only=True)) for name, d in decoders.items()}
+            rounds.append((fwd, measured))
+            print(f"round {r + 1}: forward alone {fwd:8.1f} features/s" + "".join(
+                f"\n  decoding in {name}: extraction {ext:8.1f} features/s, ratio {ext / fwd:.3f}; "
+                f"host side alone {host:8.1f} features/s" for name, (ext, host) in measured.items()))
+        fwd_med = statistics.median(fwd for fwd, _ in rounds)
+        print(f"median: forward alone {fwd_med:.1f} features/s")
+        for name in decoders:
+            median = statistics.median(m[name][0] / fwd for fwd, m in rounds)
+            ext_med, host_med = (statistics.median(m[name][i] for _, m in rounds) for i in range(2))
+            print(f"  decoding in {name}: extraction {ext_med:.1f} features/s, ratio {median:.3f} (target >= 0.85: "
+                  f"{'met' if median >= 0.85 else 'NOT met'}); host side alone {host_med:.1f} features/s "
+                  f"({host_med / fwd_med:.2f} x the forward pass)")
+        for decoder in decoders.values():
+            decoder.close()
 
 
 if __name__ == "__main__":

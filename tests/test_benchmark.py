@@ -132,6 +132,16 @@ def test_command_scores_equal_an_independent_evaluation(cli_run, prcc_clean_buil
         assert plot.format == "PNG" and plot.width > 600 and plot.height > 300
 
 
+def test_decoding_in_processes_gives_the_same_results(cli_run, prcc_clean_build, vit, tmp_path):
+    """--processes: worker processes decode, resize and crop; every number of results.json is unchanged."""
+    out, _ = cli_run
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(["--dataset", str(prcc_clean_build), "--model", str(vit), "--batch-size", "5", "--processes", "2",
+                     "--out", str(tmp_path), "--no-progress"]) == 0
+    ours, theirs = (json.loads((folder / "results.json").read_text()) for folder in (tmp_path, out))
+    assert ours["protocols"] and ours["by_part"] and ours == theirs
+
+
 def test_per_part_and_ratio_scores_equal_each_groups_queries_alone(cli_run, prcc_clean_build, vit):
     out, _ = cli_run
     results = json.loads((out / "results.json").read_text())
@@ -393,6 +403,12 @@ def test_clear_errors(prcc_build, vit, text_model, train_only, tmp_path, monkeyp
     assert "not a directory" in _error(capsys, ["--dataset", str(tmp_path / "nowhere"), "--model", str(vit)])
     assert "--ratio-bins" in _error(capsys, [*data, "--model", str(vit), "--ratio-bins", "0.5,1.5"])
     assert "no such file or folder" in _error(capsys, [*data, "--model", str(tmp_path / "no-model")])
+    assert "--processes must be >= 1" in _error(capsys, [*data, "--model", str(vit), "--processes", "0"])
+    assert "drop --processes" in _error(capsys, [*data, "--features", "user_feats:extract", "--processes", "2"])
+    import occluded_ccreid.benchmark.cli as cli  # a program read from standard input cannot spawn workers
+
+    monkeypatch.setattr(cli, "spawn_problem", lambda: "worker processes re-import the main program")
+    assert "--processes 2: worker processes re-import" in _error(capsys, [*data, "--model", str(vit), "--processes", "2"])
 
 
 def test_bad_input_is_refused_before_the_model_loads(train_only):

@@ -1,9 +1,11 @@
-"""The benchmark's reading pipeline: per-image decoding threads a few batches ahead, collated in order,
-and forward passes launched one batch ahead of the wait for their features."""
+"""The benchmark's reading pipeline: per-image decoding threads (or worker processes) a few batches
+ahead, collated in order, and forward passes launched one batch ahead of the wait for their features."""
 
 from __future__ import annotations
 
+import contextlib
 import io
+import multiprocessing
 import random
 import threading
 import time
@@ -34,6 +36,11 @@ class _Batches:
                      for i, v in enumerate(values)]
         self.read = 0
 
+    def with_images(self, images: list[dict]) -> "_Batches":
+        for row, image in zip(self.rows, images):
+            row["image"] = image
+        return self
+
     def iter(self, batch_size: int):
         for start in range(0, len(self.rows), batch_size):
             self.read += 1
@@ -57,11 +64,16 @@ class _ColourExtractor:
         return list(items)
 
 
+def _prefetch(data, extractor, batch_size: int, workers: int):
+    with contextlib.closing(reading.ThreadDecoding(extractor, workers)) as decoder:
+        yield from reading._prefetch(data, ("image",), extractor, decoder, batch_size)
+
+
 @pytest.mark.parametrize("batch_size, workers", [(1, 8), (3, 8), (4, 1), (7, 3)])
 def test_prefetch_keeps_the_order_of_rows_and_batches(batch_size, workers):
     values = list(range(60))
     seen = []
-    for batch, prepared in reading._prefetch(_Batches(values), ("image",), _ColourExtractor(), batch_size, workers):
+    for batch, prepared in _prefetch(_Batches(values), _ColourExtractor(), batch_size, workers):
         assert prepared["image"] == batch["pid"]  # each batch's images with its own rows
         assert len(batch["pid"]) == min(batch_size, 60 - len(seen))
         seen.extend(prepared["image"])
@@ -70,7 +82,7 @@ def test_prefetch_keeps_the_order_of_rows_and_batches(batch_size, workers):
 
 def test_prefetch_an_image_that_does_not_decode_is_a_benchmark_error():
     for workers in (1, 4):
-        batches = reading._prefetch(_Batches(list(range(20)), broken=13), ("image",), _ColourExtractor(), 4, workers)
+        batches = _prefetch(_Batches(list(range(20)), broken=13), _ColourExtractor(), 4, workers)
         got = []
         with pytest.raises(BenchmarkError, match="image of the dataset does not decode"):
             for _, prepared in batches:
@@ -83,7 +95,7 @@ def test_prefetch_stopping_early_stops_the_reader():
     done = threading.Event()
 
     def consume() -> None:
-        batches = reading._prefetch(data, ("image",), extractor, 2, 1)
+        batches = _prefetch(data, extractor, 2, 1)
         next(batches)
         batches.close()  # as a consumer that raises or breaks out of its loop
         done.set()
@@ -169,7 +181,7 @@ def test_decoding_gives_the_pixels_of_pillows_rgb_conversion(mode):
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))
-    decoded = reading._decode({"bytes": buffer.getvalue(), "path": None}, "image")
+    decoded = preprocessing.decode_image({"bytes": buffer.getvalue(), "path": None}, "image")
     assert decoded.mode == "RGB"
     np.testing.assert_array_equal(np.asarray(decoded), expected)
     rgbx = preprocessing.rgbx_array(decoded)  # Pillow's own layout, exported without a copy
@@ -185,3 +197,101 @@ def test_rgbx_array_of_an_image_too_large_to_export_is_converted():
         rgbx = preprocessing.rgbx_array(Image.fromarray(array))
         assert rgbx.shape == (*array.shape[:2], 4)
         np.testing.assert_array_equal(rgbx[..., :3], array)
+
+
+# -- decoding in worker processes (--processes) ------------------------------------------------------
+
+
+class _PixelExtractor:
+    """What TransformersExtractor does on the host with its batched transform, with a forward pass
+    that returns each image's mean pixel values: features are a function of the prepared pixels."""
+
+    device = torch.device("cpu")
+    transform = preprocessing.ImageTransform(size=(24, 12), resample=int(Image.Resampling.BILINEAR), crop=(20, 12),
+                                             rescale=1 / 255, mean=(0.5,) * 3, std=(0.5,) * 3)
+
+    def prepare_image(self, image):
+        return self.transform.resize_and_crop(image)
+
+    def collate(self, items):
+        return torch.from_numpy(np.stack(items))
+
+    def __call__(self, prepared):
+        pixels = self.transform.to_pixels(prepared, self.device)
+        return torch.cat([pixels.mean(dim=(2, 3)), pixels.flatten(1)[:, :5]], dim=1)
+
+    def describe(self) -> dict:
+        return {}
+
+
+def _person_pngs(count: int, broken: int | None = None) -> list[dict]:
+    rng = np.random.default_rng(7)
+    rows = []
+    for i in range(count):
+        buffer = io.BytesIO()
+        Image.fromarray(rng.integers(0, 256, (int(rng.integers(30, 60)), int(rng.integers(10, 30)), 3),
+                                     dtype=np.uint8)).save(buffer, format="PNG")
+        rows.append({"bytes": buffer.getvalue() if i != broken else b"not a png", "path": None})
+    return rows
+
+
+def _split(images: list[dict]):
+    n = len(images)
+    rows = {"image": images, "pid": list(range(n)), "camid": [0] * n, "clothes_id": [0] * n,
+            "occluded_part": [0] * n, "occluded_ratio": [0.0] * n}
+    return Dataset.from_dict(rows).cast_column("image", ImageFeature()).to_iterable_dataset()
+
+
+def test_decoding_in_processes_gives_the_threads_pixels_and_features():
+    extractor, images = _PixelExtractor(), _person_pngs(23)
+    batches = {}
+    for name, decoder in (("threads", reading.ThreadDecoding(extractor, 3)),
+                          ("processes", reading.ProcessDecoding(extractor.transform, 2))):
+        with contextlib.closing(decoder):
+            batches[name] = [(batch["pid"], prepared["image"]) for batch, prepared in
+                             reading._prefetch(_Batches(list(range(23))).with_images(images), ("image",), extractor,
+                                               decoder, 5)]
+    assert len(batches["processes"]) == 5
+    for (pids, ours), (theirs_pids, theirs) in zip(batches["processes"], batches["threads"]):
+        assert pids == theirs_pids and ours.dtype == torch.uint8 and torch.equal(ours, theirs)
+    threads = reading.extract_split(_split(images), ("image",), extractor, 4, progress=False, workers=2)
+    processes = reading.extract_split(_split(images), ("image",), extractor, 4, progress=False, processes=2)
+    assert np.array_equal(threads.features["image"], processes.features["image"])
+    assert all(np.array_equal(threads.labels[c], processes.labels[c]) for c in threads.labels)
+    assert not multiprocessing.active_children()  # extract_split stopped the workers it started
+    # One decoder for several splits (as the command reads query and gallery): its workers serve both.
+    with contextlib.closing(reading.decoding(extractor, processes=2)) as decoder:
+        for _ in range(2):
+            again = reading.extract_split(_split(images), ("image",), extractor, 4, progress=False, decoder=decoder)
+            assert np.array_equal(again.features["image"], threads.features["image"])
+        workers = multiprocessing.active_children()
+        assert len(workers) == 2
+    assert not any(worker.is_alive() for worker in workers)
+
+
+def test_decoding_in_processes_reports_a_broken_image_and_stops_its_workers():
+    with pytest.raises(BenchmarkError, match="image of the dataset does not decode"):
+        reading.extract_split(_split(_person_pngs(12, broken=9)), ("image",), _PixelExtractor(), 4, progress=False,
+                              processes=2)
+    assert not multiprocessing.active_children()
+    # Stopped early (a consumer that breaks out of its loop): the reader stops, the decoder's owner closes it.
+    extractor, data = _PixelExtractor(), _Batches(list(range(400))).with_images(_person_pngs(400))
+    with contextlib.closing(reading.ProcessDecoding(extractor.transform, 2)) as decoder:
+        batches = reading._prefetch(data, ("image",), extractor, decoder, 4)
+        next(batches)
+        batches.close()
+        assert data.read <= 10  # a few batches ahead, not the split's 100
+    assert not multiprocessing.active_children()
+
+
+def test_processes_are_refused_or_replaced_where_they_cannot_decode(monkeypatch, caplog):
+    with pytest.raises(BenchmarkError, match="--features callable"):
+        reading.decoding(_ColourExtractor(), 2, processes=2)  # no transform: takes the decoded images itself
+    processor_as_is = _PixelExtractor()
+    processor_as_is.transform = None  # a processor the batched transform does not reproduce
+    assert isinstance(reading.decoding(processor_as_is, 2, processes=2), reading.ThreadDecoding)
+    assert "decoding in 2 threads instead" in caplog.text
+    monkeypatch.setattr(reading, "spawn_problem", lambda: "worker processes re-import the main program")
+    with pytest.raises(BenchmarkError, match="--processes 2: worker processes re-import"):
+        reading.decoding(_PixelExtractor(), 2, processes=2)
+    assert isinstance(reading.decoding(_PixelExtractor(), 2), reading.ThreadDecoding)

@@ -1,16 +1,19 @@
 """The benchmark command line.
 
     python -m occluded_ccreid.benchmark --dataset PATH_OR_REPO [--config NAME] [--query-split Q --gallery-split G]
-        (--model HF_ID_OR_DIR | --features module:function) [--device] [--batch-size] [--workers] [--precision]
+        (--model HF_ID_OR_DIR | --features module:function) [--device] [--batch-size] [--workers | --processes N]
+        [--precision]
         [--protocols a,b] [--ratio-bins 0.1,0.2,...] [--out DIR [--overwrite]] [--no-progress]
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 from typing import Any, Sequence
 
+from ..spawning import spawn_problem
 from . import BenchmarkError
 from .metrics import DEFAULT_RATIO_EDGES, SETTINGS, benchmark_metrics, ratio_bins, settings_of, unknown_labels
 
@@ -21,7 +24,7 @@ def run_benchmark(dataset: str, model: str | None = None, features: str | None =
                   device: str = "auto", batch_size: int = 32, precision: str = "fp32",
                   protocols: Sequence[str] | None = None, ratio_edges: Sequence[float] = DEFAULT_RATIO_EDGES,
                   progress: bool = True, workers: int | None = None, query_split: str = "query",
-                  gallery_split: str = "gallery") -> dict[str, Any]:
+                  gallery_split: str = "gallery", processes: int | None = None) -> dict[str, Any]:
     """Extract features of the query and gallery splits once and score every protocol; results.json's dict.
 
     Without `protocols`, a protocol whose labels the build does not know (all -1 in a split: LaST's
@@ -30,10 +33,17 @@ def run_benchmark(dataset: str, model: str | None = None, features: str | None =
     """
     from ..evaluation import protocols as dataset_protocols
     from .features import make_extractor
-    from .reading import check_label_columns, extract_split, open_dataset
+    from .reading import check_label_columns, decoding, extract_split, open_dataset
 
     if batch_size < 1 or (workers is not None and workers < 1):
         raise BenchmarkError(f"--batch-size and --workers must be >= 1, got {batch_size} and {workers}")
+    if processes is not None and processes < 1:
+        raise BenchmarkError(f"--processes must be >= 1, got {processes}")
+    if processes and features is not None:
+        raise BenchmarkError("--processes decodes for a --model; a --features callable takes the decoded images in "
+                             "this process, so drop --processes")
+    if processes and (problem := spawn_problem()):
+        raise BenchmarkError(f"--processes {processes}: {problem}; or drop --processes")
     ratio_bins(ratio_edges)  # refused before any work
     opened = open_dataset(dataset, config, query_split, gallery_split)
     available = dataset_protocols(opened.name)
@@ -48,22 +58,24 @@ def run_benchmark(dataset: str, model: str | None = None, features: str | None =
     extractor = make_extractor(model, features, device=device, precision=precision, progress=progress)
     skipped: dict[str, str] = {}
     split_features = {}
-    for role in ("query", "gallery"):
-        name = opened.split_names[role]
-        split_features[role] = extract_split(opened.splits[role], opened.image_columns, extractor, batch_size,
-                                             total=opened.num_rows[role], desc=name, progress=progress,
-                                             workers=workers, label_columns=label_columns)
-        # Checked after each split, so an unusable query split stops before the gallery is read.
-        for protocol_name, protocol in list(chosen.items()):
-            if missing := unknown_labels(protocol, split_features[role].labels):
-                reason = f"{' and '.join(missing)} unknown (-1) in every row of split {name}"
-                if protocols:
-                    raise BenchmarkError(f"protocol {protocol_name} of {opened.name} cannot be scored: {reason}")
-                skipped[protocol_name] = reason
-                del chosen[protocol_name]
-        if not chosen:
-            raise BenchmarkError(f"no protocol of {opened.name} can be scored on {dataset}: "
-                                 + "; ".join(f"{p}: {r}" for p, r in skipped.items()))
+    decoder = decoding(extractor, workers, processes)  # one for both splits: worker processes start once
+    with contextlib.closing(decoder):
+        for role in ("query", "gallery"):
+            name = opened.split_names[role]
+            split_features[role] = extract_split(opened.splits[role], opened.image_columns, extractor, batch_size,
+                                                 total=opened.num_rows[role], desc=name, progress=progress,
+                                                 label_columns=label_columns, decoder=decoder)
+            # Checked after each split, so an unusable query split stops before the gallery is read.
+            for protocol_name, protocol in list(chosen.items()):
+                if missing := unknown_labels(protocol, split_features[role].labels):
+                    reason = f"{' and '.join(missing)} unknown (-1) in every row of split {name}"
+                    if protocols:
+                        raise BenchmarkError(f"protocol {protocol_name} of {opened.name} cannot be scored: {reason}")
+                    skipped[protocol_name] = reason
+                    del chosen[protocol_name]
+            if not chosen:
+                raise BenchmarkError(f"no protocol of {opened.name} can be scored on {dataset}: "
+                                     + "; ".join(f"{p}: {r}" for p, r in skipped.items()))
     metrics = benchmark_metrics(split_features["query"], split_features["gallery"], chosen, opened.image_columns,
                                 ratio_edges)
     settings = settings_of(opened.image_columns)
@@ -109,8 +121,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="your function, importable from the working directory: list of RGB PIL images -> N x D")
     parser.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ... (--model)")
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
-    parser.add_argument("--workers", type=int,
+    decode = parser.add_mutually_exclusive_group()
+    decode.add_argument("--workers", type=int,
                         help="image decoding threads (default: the cores, at most 8; --model on CUDA: all cores but one)")
+    decode.add_argument("--processes", type=int, metavar="N",
+                        help="decode in N worker processes instead of threads (--model): they share no Python lock "
+                             "with the forward pass, for GPU hosts where the decoding threads contend for it")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"),
                         help="autocast dtype of the forward pass (--model; fp16: CUDA only)")
     parser.add_argument("--protocols", help="comma-separated protocols to score (default: all of the dataset's)")
@@ -132,7 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             batch_size=args.batch_size, precision=args.precision,
             protocols=[p.strip() for p in args.protocols.split(",") if p.strip()] if args.protocols else None,
             ratio_edges=args.ratio_bins, progress=not args.no_progress, workers=args.workers,
-            query_split=args.query_split, gallery_split=args.gallery_split,
+            query_split=args.query_split, gallery_split=args.gallery_split, processes=args.processes,
         )
         print(format_table(results))
         if args.out:

@@ -5,19 +5,26 @@ steps where they run best: PIL resizing and cropping per image in the reader's d
 (`ImageTransform.resize_and_crop`, pixels as the processor's own PIL resize gives them), and
 rescaling and normalising whole batches on the model's device (`ImageTransform.to_pixels`).
 `TransformersExtractor` uses it only where it gives the processor's pixel values on probe images
-(`probe_images`, `same_pixels`).
+(`probe_images`, `same_pixels`). `prepare_encoded` is the per-image part for a chunk of encoded
+images, what a decoding worker process runs (`reading`): so this module imports torch only inside
+the functions that need it, and a worker starts without loading torch.
 """
 
 from __future__ import annotations
 
 import functools
+import io
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 import pyarrow as pa
-import torch
 from PIL import Image
+
+from . import BenchmarkError
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass(frozen=True)
@@ -101,12 +108,16 @@ class ImageTransform:
 
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
         """(N, H, W, 4) uint8 tensor of a batch; `to_pixels` finishes it on the device."""
+        import torch
+
         return torch.from_numpy(np.stack([self.resize_and_crop(image) for image in images]))
 
     @functools.lru_cache(maxsize=4)
     def _affine(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(1, 3, 1, 1) float32 a and b of x * a + b, on `device`. Made once per device: a copy to CUDA
         at every batch would wait for the GPU to finish the previous batch."""
+        import torch
+
         scale = torch.full((3,), 1.0 if self.rescale is None else self.rescale, dtype=torch.float64)
         shift = torch.zeros(3, dtype=torch.float64)
         if self.mean is not None:
@@ -120,6 +131,8 @@ class ImageTransform:
         # uint8 crosses to the device (a quarter of float32's bytes; asynchronous from a pinned batch);
         # one pass drops the padding byte, converts and transposes, one multiply-add rescales and
         # normalises: (x * rescale - mean) / std = x * a + b.
+        import torch
+
         images = batch.to(device, non_blocking=True)[..., :3].permute(0, 3, 1, 2)
         pixels = torch.empty(images.shape, dtype=torch.float32, device=device)
         pixels.copy_(images)
@@ -166,4 +179,27 @@ def probe_images() -> list[Image.Image]:
     return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((128, 64), (37, 23), (50, 90))]
 
 
-__all__ = ["ImageTransform", "probe_images", "rgbx_array", "same_pixels"]
+def decode_image(value: dict, column: str) -> Image.Image:
+    """The RGB image of one row's image value ({"bytes", "path"}, as `datasets` stores images)."""
+    data = value.get("bytes")
+    try:
+        image = Image.open(io.BytesIO(data) if data is not None else value["path"])
+        if image.mode == "RGB":  # the builds' PNGs: convert would copy every pixel once more
+            image.load()
+            return image
+        return image.convert("RGB")
+    except Exception as exc:  # noqa: BLE001 - a row that does not decode is a broken build
+        raise BenchmarkError(f"a {column} of the dataset does not decode ({_first_line(exc)}); rebuild or re-download it") from None
+
+
+def prepare_encoded(transform: ImageTransform, column: str, values: Sequence[dict]) -> np.ndarray:
+    """(k, H, W, 4) uint8: `values` (image values of `column`) decoded, resized and cropped, stacked."""
+    return np.stack([transform.resize_and_crop(decode_image(value, column)) for value in values])
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+__all__ = ["ImageTransform", "decode_image", "prepare_encoded", "probe_images", "rgbx_array", "same_pixels"]

@@ -4,32 +4,37 @@ Splits are opened with ``streaming=True``: a local build's Parquet shards (or a 
 as they are, with no Arrow copy in the datasets cache, and memory holds a few batches of images at
 a time plus the features. A reader thread reads PNG bytes and hands each image to a pool of threads
 that decodes it and does the extractor's CPU-side preparation (PIL releases the GIL), a few batches
-ahead, so decoding runs without a pause and overlaps the forward pass. On CUDA the forward pass of
-a batch is launched before the features of the previous one are waited for, so the GPU does not
-wait for the host either.
+ahead, so decoding runs without a pause and overlaps the forward pass. With `processes`, worker
+processes decode, resize and crop chunks of each batch instead (`ProcessDecoding`): they share no
+GIL with the reader and the forward pass, which a GPU host's many decoding threads otherwise
+contend for. On CUDA the forward pass of a batch is launched before the features of the previous
+one are waited for, so the GPU does not wait for the host either.
 """
 
 from __future__ import annotations
 
 import contextlib
-import io
 import json
+import logging
+import multiprocessing
 import os
 import queue
 import re
 import threading
 from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterator, Mapping
 
 import numpy as np
-from PIL import Image
 
 from .. import loading
 from ..sources import Protocol, get_source
+from ..spawning import ignore_interrupts, spawn_problem
 from . import BenchmarkError
+from .preprocessing import ImageTransform, decode_image, prepare_encoded
 
 if TYPE_CHECKING:  # features imports torch; opening a dataset does not need it
     from .features import FeatureExtractor
@@ -39,6 +44,7 @@ IMAGE_COLUMNS = ("image", "clean_image")  # the occluded image, and the original
 # Read for every protocol; a protocol's own junk column (DeepChange's tracklet_id) is added to them.
 LABEL_COLUMNS = ("pid", "camid", "clothes_id", "occluded_part", "occluded_ratio")
 REPORT_NAME = "build_report.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -150,9 +156,12 @@ class SplitFeatures:
 
 def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor", batch_size: int,
                   total: int | None = None, desc: str = "", progress: bool = True,
-                  workers: int | None = None, label_columns: tuple[str, ...] = LABEL_COLUMNS) -> SplitFeatures:
+                  workers: int | None = None, label_columns: tuple[str, ...] = LABEL_COLUMNS,
+                  processes: int | None = None, decoder: "ThreadDecoding | ProcessDecoding | None" = None) -> SplitFeatures:
     """Read a split once, in batches, and return its labels (`label_columns`) and the features of
-    each image column."""
+    each image column. Images are decoded by `decoder`, else by `workers` threads or, with
+    `processes`, by that many worker processes (`decoding`), started and stopped for this split: a
+    caller reading several splits passes one decoder (worker processes take a while to start)."""
     from datasets import Image as ImageFeature
     from tqdm.auto import tqdm
 
@@ -165,11 +174,12 @@ def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "Featur
     chunks: dict[str, list[np.ndarray]] = {c: [] for c in image_columns}
     bar = tqdm(total=total, desc=desc, unit="img", disable=not progress)
     in_flight: list[tuple[int, dict]] = []  # the previous batch: its size and its features' finishers per column
+    own_decoder = decoder is None
     try:
-        if workers is None:
-            workers = default_workers(getattr(getattr(extractor, "device", None), "type", None))
+        if decoder is None:
+            decoder = decoding(extractor, workers, processes)
         # closing: the reader and its threads stop as the loop ends, also when a forward pass raises.
-        with contextlib.closing(_prefetch(data, image_columns, extractor, batch_size, workers)) as batches:
+        with contextlib.closing(_prefetch(data, image_columns, extractor, decoder, batch_size)) as batches:
             for batch, prepared in batches:
                 for column in label_columns:
                     labels[column].extend(batch[column])
@@ -183,6 +193,8 @@ def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "Featur
             _collect(in_flight.pop(0), chunks, bar)
     finally:
         bar.close()
+        if own_decoder and decoder is not None:
+            decoder.close()
     if not labels["pid"]:
         raise BenchmarkError(f"split {desc or '?'} is empty")
     return SplitFeatures(
@@ -214,15 +226,86 @@ def default_workers(device_type: str | None = None) -> int:
     return max(default, cores - 1) if device_type == "cuda" else default
 
 
+class ThreadDecoding:
+    """Each image a task of `workers` threads in this process: the extractor's `prepare_image` of
+    the decoded image (PIL releases the GIL while it decodes and resizes)."""
+
+    def __init__(self, extractor: "FeatureExtractor", workers: int) -> None:
+        self.extractor = extractor
+        self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="benchmark-decode")
+
+    def submit(self, values: list[dict], column: str) -> list[Future]:
+        return [self.pool.submit(self._prepare, value, column) for value in values]
+
+    def _prepare(self, value: dict, column: str) -> Any:
+        return self.extractor.prepare_image(decode_image(value, column))
+
+    def results(self, futures: list[Future]) -> list[Any]:
+        """The prepared images of one `submit`, in order."""
+        return [future.result() for future in futures]
+
+    def close(self) -> None:
+        self.pool.shutdown(cancel_futures=True)
+
+
+class ProcessDecoding:
+    """Chunks of each batch decoded, resized and cropped by `processes` spawned worker processes
+    (`prepare_encoded` with the extractor's picklable `ImageTransform`, what its `prepare_image`
+    does), one chunk per process and batch. The workers hold no GIL of this process, whose reader
+    and forward pass then have it to themselves; the cost is the pickling of the PNG bytes there and
+    of the pixels back."""
+
+    def __init__(self, transform: ImageTransform, processes: int) -> None:
+        self.transform, self.processes = transform, processes
+        self.pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=ignore_interrupts)
+
+    def submit(self, values: list[dict], column: str) -> list[Future]:
+        size = -(-len(values) // self.processes)
+        return [self.pool.submit(prepare_encoded, self.transform, column, values[start:start + size])
+                for start in range(0, len(values), size)]
+
+    def results(self, futures: list[Future]) -> list[np.ndarray]:
+        try:
+            return [image for future in futures for image in future.result()]
+        except BrokenProcessPool:
+            raise BenchmarkError("a decoding worker process stopped unexpectedly (out of memory?); run again with "
+                                 "fewer --processes, or without it to decode in threads") from None
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def decoding(extractor: "FeatureExtractor", workers: int | None = None,
+             processes: int | None = None) -> ThreadDecoding | ProcessDecoding:
+    """How images are decoded: in `processes` worker processes where asked and possible, else in
+    `workers` threads (default: `default_workers` for the extractor's device). Close it after use."""
+    if workers is None:
+        workers = default_workers(getattr(getattr(extractor, "device", None), "type", None))
+    if not processes:
+        return ThreadDecoding(extractor, workers)
+    transform = getattr(extractor, "transform", None)
+    if not isinstance(transform, ImageTransform):
+        if not hasattr(extractor, "transform"):
+            raise BenchmarkError("--processes decodes for a --model; a --features callable takes the decoded "
+                                 "images in this process, so drop --processes")
+        log.warning("--processes: the image processor of this model is used as is, in this process; decoding "
+                    "in %d threads instead", workers)
+        return ThreadDecoding(extractor, workers)
+    if problem := spawn_problem():
+        raise BenchmarkError(f"--processes {processes}: {problem}; or drop --processes")
+    return ProcessDecoding(transform, processes)
+
+
 def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor",
-              batch_size: int, workers: int) -> Iterator[tuple[dict, dict]]:
+              decoder: ThreadDecoding | ProcessDecoding, batch_size: int) -> Iterator[tuple[dict, dict]]:
     """(batch, prepared images per column), in the split's order. A reader thread reads batches and
-    hands every image to `workers` threads, which decode and prepare one image a task, for up to
-    AHEAD batches, so the threads never wait for a batch's tail or for the reader; the reader then
-    collates the oldest batch (in its order) and queues it, at most two ahead of the forward pass."""
+    hands every image to `decoder`, for up to AHEAD batches, so the decoding never waits for a
+    batch's tail or for the reader; the reader then collates the oldest batch (in its order) and
+    queues it, at most two ahead of the forward pass. Images not yet decoded when it stops are
+    dropped (their tasks cancelled); the decoder stays open for its owner to reuse or close."""
     ready: queue.Queue = queue.Queue(maxsize=2)
     stop = threading.Event()
-    pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="benchmark-decode")
 
     def put(item: object) -> None:
         while not stop.is_set():
@@ -232,12 +315,9 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtr
             except queue.Full:
                 continue
 
-    def task(value: dict, column: str) -> Any:
-        return extractor.prepare_image(_decode(value, column))
-
     def collate(batch: dict, futures: dict[str, list[Future]]) -> None:
         # Waiting here cannot deadlock at workers=1: the reader is not one of the pool's threads.
-        prepared = {c: extractor.collate([f.result() for f in futures[c]]) for c in image_columns}
+        prepared = {c: extractor.collate(decoder.results(futures[c])) for c in image_columns}
         put((batch, prepared))
 
     def read() -> None:
@@ -246,7 +326,7 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtr
             for batch in data.iter(batch_size=batch_size):
                 if stop.is_set():
                     return
-                pending.append((batch, {c: [pool.submit(task, v, c) for v in batch[c]] for c in image_columns}))
+                pending.append((batch, {c: decoder.submit(batch[c], c) for c in image_columns}))
                 if len(pending) >= AHEAD:
                     collate(*pending.popleft())
             while pending and not stop.is_set():
@@ -270,19 +350,6 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtr
     finally:
         stop.set()
         reader.join()
-        pool.shutdown(cancel_futures=True)
-
-
-def _decode(value: dict, column: str) -> Image.Image:
-    data = value.get("bytes")
-    try:
-        image = Image.open(io.BytesIO(data) if data is not None else value["path"])
-        if image.mode == "RGB":  # the builds' PNGs: convert would copy every pixel once more
-            image.load()
-            return image
-        return image.convert("RGB")
-    except Exception as exc:  # noqa: BLE001 - a row that does not decode is a broken build
-        raise BenchmarkError(f"a {column} of the dataset does not decode ({_first_line(exc)}); rebuild or re-download it") from None
 
 
 def _first_line(exc: BaseException) -> str:
@@ -290,5 +357,5 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-__all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "SplitFeatures", "check_label_columns",
-           "default_workers", "extract_split", "open_dataset"]
+__all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "ProcessDecoding", "SplitFeatures",
+           "ThreadDecoding", "check_label_columns", "decoding", "default_workers", "extract_split", "open_dataset"]
