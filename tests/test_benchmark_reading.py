@@ -295,3 +295,20 @@ def test_processes_are_refused_or_replaced_where_they_cannot_decode(monkeypatch,
     with pytest.raises(BenchmarkError, match="--processes 2: worker processes re-import"):
         reading.decoding(_PixelExtractor(), 2, processes=2)
     assert isinstance(reading.decoding(_PixelExtractor(), 2), reading.ThreadDecoding)
+
+
+def test_a_decoding_worker_killed_ends_in_a_one_line_error():
+    """As the kernel's out-of-memory killer would: SIGKILL to a worker between two splits."""
+    import os
+    import signal
+
+    extractor, images = _PixelExtractor(), _person_pngs(8)
+    with contextlib.closing(reading.decoding(extractor, processes=2)) as decoder:
+        reading.extract_split(_split(images), ("image",), extractor, 4, progress=False, decoder=decoder)
+        for worker in multiprocessing.active_children():
+            os.kill(worker.pid, signal.SIGKILL)
+        with pytest.raises(BenchmarkError, match="decoding worker process stopped unexpectedly"):
+            for _ in range(50):  # until the pool has noticed
+                reading.extract_split(_split(images), ("image",), extractor, 4, progress=False, decoder=decoder)
+                time.sleep(0.1)
+    assert not multiprocessing.active_children()

@@ -262,15 +262,22 @@ class ProcessDecoding:
 
     def submit(self, values: list[dict], column: str) -> list[Future]:
         size = -(-len(values) // self.processes)
-        return [self.pool.submit(prepare_encoded, self.transform, column, values[start:start + size])
-                for start in range(0, len(values), size)]
+        try:
+            return [self.pool.submit(prepare_encoded, self.transform, column, values[start:start + size])
+                    for start in range(0, len(values), size)]
+        except BrokenProcessPool:
+            raise self._broken() from None
 
     def results(self, futures: list[Future]) -> list[np.ndarray]:
         try:
             return [image for future in futures for image in future.result()]
         except BrokenProcessPool:
-            raise BenchmarkError("a decoding worker process stopped unexpectedly (out of memory?); run again with "
-                                 "fewer --processes, or without it to decode in threads") from None
+            raise self._broken() from None
+
+    @staticmethod
+    def _broken() -> BenchmarkError:
+        return BenchmarkError("a decoding worker process stopped unexpectedly (out of memory?); run again with "
+                              "fewer --processes, or without it to decode in threads")
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
