@@ -157,6 +157,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except BenchmarkError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:  # Ctrl-C: the decoding threads or processes are stopped on the way out
+        print("interrupted (SIGINT); the run did not finish", file=sys.stderr)
+        return 130
     return 0
 
 
