@@ -14,4 +14,10 @@ class BenchmarkError(Exception):
     """Bad input the user can fix; the CLI prints the message (no traceback) and exits with status 2."""
 
 
-__all__ = ["BenchmarkError"]
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (its type's name when it has none), for a one-line error."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+__all__ = ["BenchmarkError", "first_line"]

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageOps
 
-from . import BenchmarkError
+from . import BenchmarkError, first_line
 from .preprocessing import ImageTransform, probe_images, same_pixels
 
 log = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class TransformersExtractor:
         try:
             config = AutoConfig.from_pretrained(model_id)
         except (OSError, ValueError) as exc:
-            raise BenchmarkError(f"cannot load the model config of {model_id}: {_first_line(exc)}") from None
+            raise BenchmarkError(f"cannot load the model config of {model_id}: {first_line(exc)}") from None
         model_class = MODEL_MAPPING.get(type(config), None)
         if model_class is None or getattr(model_class, "main_input_name", None) != "pixel_values":
             takes = getattr(model_class, "main_input_name", "unknown inputs") if model_class else "no AutoModel class"
@@ -132,7 +132,7 @@ class TransformersExtractor:
         try:
             self.processor = AutoImageProcessor.from_pretrained(model_id)
         except (OSError, ValueError) as exc:
-            raise BenchmarkError(f"{model_id} has no image processor (preprocessor_config.json): {_first_line(exc)}") from None
+            raise BenchmarkError(f"{model_id} has no image processor (preprocessor_config.json): {first_line(exc)}") from None
         self.model = AutoModel.from_pretrained(model_id).to(self.device).eval()
         # The batched transform is used only where it gives the processor's own pixel values.
         probes = probe_images()
@@ -252,7 +252,7 @@ def load_callable(spec: str) -> Callable[[list[Image.Image]], Any]:
         target: Any = importlib.import_module(module_name)
     except ImportError as exc:
         raise BenchmarkError(
-            f"--features {spec}: cannot import {module_name!r} ({_first_line(exc)}); "
+            f"--features {spec}: cannot import {module_name!r} ({first_line(exc)}); "
             f"the module must be importable from the working directory {cwd}"
         ) from None
     for name in attribute.split("."):
@@ -272,11 +272,6 @@ def make_extractor(model: str | None, features: str | None, device: str = "auto"
     if features is not None:
         return CallableExtractor(features)
     return TransformersExtractor(model, device=device, precision=precision, progress=progress)
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["CallableExtractor", "FeatureExtractor", "TransformersExtractor", "embed", "launch",

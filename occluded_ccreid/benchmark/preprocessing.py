@@ -21,7 +21,7 @@ import numpy as np
 import pyarrow as pa
 from PIL import Image
 
-from . import BenchmarkError
+from . import BenchmarkError, first_line
 
 if TYPE_CHECKING:
     import torch
@@ -189,17 +189,12 @@ def decode_image(value: dict, column: str) -> Image.Image:
             return image
         return image.convert("RGB")
     except Exception as exc:  # noqa: BLE001 - a row that does not decode is a broken build
-        raise BenchmarkError(f"a {column} of the dataset does not decode ({_first_line(exc)}); rebuild or re-download it") from None
+        raise BenchmarkError(f"a {column} of the dataset does not decode ({first_line(exc)}); rebuild or re-download it") from None
 
 
 def prepare_encoded(transform: ImageTransform, column: str, values: Sequence[dict]) -> np.ndarray:
     """(k, H, W, 4) uint8: `values` (image values of `column`) decoded, resized and cropped, stacked."""
     return np.stack([transform.resize_and_crop(decode_image(value, column)) for value in values])
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["ImageTransform", "decode_image", "prepare_encoded", "probe_images", "rgbx_array", "same_pixels"]

@@ -33,7 +33,7 @@ import numpy as np
 from .. import loading
 from ..sources import Protocol, get_source
 from ..spawning import ignore_interrupts, spawn_problem
-from . import BenchmarkError
+from . import BenchmarkError, first_line
 from .preprocessing import ImageTransform, decode_image, prepare_encoded
 
 if TYPE_CHECKING:  # features imports torch; opening a dataset does not need it
@@ -67,10 +67,10 @@ def open_dataset(path_or_repo: str, config: str | None = None, query_split: str 
     try:
         splits = loading.load(path_or_repo, streaming=True, **kwargs)
     except FileNotFoundError as exc:
-        raise BenchmarkError(f"cannot open dataset {path_or_repo}: {_first_line(exc)}") from None
+        raise BenchmarkError(f"cannot open dataset {path_or_repo}: {first_line(exc)}") from None
     except (ValueError, OSError) as exc:
         raise BenchmarkError(f"cannot load dataset {path_or_repo}{f' (config {config})' if config else ''}: "
-                             f"{_first_line(exc)}") from None
+                             f"{first_line(exc)}") from None
     names = {"query": query_split, "gallery": gallery_split}
     if query_split == gallery_split:
         raise BenchmarkError(f"--query-split and --gallery-split are both {query_split!r}; pick two splits of "
@@ -357,11 +357,6 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtr
     finally:
         stop.set()
         reader.join()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 __all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "ProcessDecoding", "SplitFeatures",
