@@ -405,9 +405,9 @@ def test_clear_errors(prcc_build, vit, text_model, train_only, tmp_path, monkeyp
     assert "no such file or folder" in _error(capsys, [*data, "--model", str(tmp_path / "no-model")])
     assert "--processes must be >= 1" in _error(capsys, [*data, "--model", str(vit), "--processes", "0"])
     assert "drop --processes" in _error(capsys, [*data, "--features", "user_feats:extract", "--processes", "2"])
-    import occluded_ccreid.benchmark.cli as cli  # a program read from standard input cannot spawn workers
+    import occluded_ccreid.benchmark.reading as reading  # a program read from standard input cannot spawn workers
 
-    monkeypatch.setattr(cli, "spawn_problem", lambda: "worker processes re-import the main program")
+    monkeypatch.setattr(reading, "spawn_problem", lambda: "worker processes re-import the main program")
     assert "--processes 2: worker processes re-import" in _error(capsys, [*data, "--model", str(vit), "--processes", "2"])
 
 

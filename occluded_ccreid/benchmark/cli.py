@@ -13,7 +13,6 @@ import contextlib
 import sys
 from typing import Any, Sequence
 
-from ..spawning import spawn_problem
 from . import BenchmarkError
 from .metrics import DEFAULT_RATIO_EDGES, SETTINGS, benchmark_metrics, ratio_bins, settings_of, unknown_labels
 
@@ -33,17 +32,11 @@ def run_benchmark(dataset: str, model: str | None = None, features: str | None =
     """
     from ..evaluation import protocols as dataset_protocols
     from .features import make_extractor
-    from .reading import check_label_columns, decoding, extract_split, open_dataset
+    from .reading import check_label_columns, check_processes, decoding, extract_split, open_dataset
 
     if batch_size < 1 or (workers is not None and workers < 1):
         raise BenchmarkError(f"--batch-size and --workers must be >= 1, got {batch_size} and {workers}")
-    if processes is not None and processes < 1:
-        raise BenchmarkError(f"--processes must be >= 1, got {processes}")
-    if processes and features is not None:
-        raise BenchmarkError("--processes decodes for a --model; a --features callable takes the decoded images in "
-                             "this process, so drop --processes")
-    if processes and (problem := spawn_problem()):
-        raise BenchmarkError(f"--processes {processes}: {problem}; or drop --processes")
+    check_processes(processes, callable_features=features is not None)
     ratio_bins(ratio_edges)  # refused before any work
     opened = open_dataset(dataset, config, query_split, gallery_split)
     available = dataset_protocols(opened.name)

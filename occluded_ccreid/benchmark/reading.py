@@ -289,19 +289,29 @@ def decoding(extractor: "FeatureExtractor", workers: int | None = None,
     `workers` threads (default: `default_workers` for the extractor's device). Close it after use."""
     if workers is None:
         workers = default_workers(getattr(getattr(extractor, "device", None), "type", None))
+    check_processes(processes, callable_features=not hasattr(extractor, "transform"))
     if not processes:
         return ThreadDecoding(extractor, workers)
-    transform = getattr(extractor, "transform", None)
+    transform = extractor.transform
     if not isinstance(transform, ImageTransform):
-        if not hasattr(extractor, "transform"):
-            raise BenchmarkError("--processes decodes for a --model; a --features callable takes the decoded "
-                                 "images in this process, so drop --processes")
         log.warning("--processes: the image processor of this model is used as is, in this process; decoding "
                     "in %d threads instead", workers)
         return ThreadDecoding(extractor, workers)
+    return ProcessDecoding(transform, processes)
+
+
+def check_processes(processes: int | None, callable_features: bool) -> None:
+    """Refuse a `processes` that cannot work, before any work: not a count, a --features callable
+    (it takes the decoded images in this process), or a program that cannot spawn workers."""
+    if processes is None:
+        return
+    if processes < 1:
+        raise BenchmarkError(f"--processes must be >= 1, got {processes}")
+    if callable_features:
+        raise BenchmarkError("--processes decodes for a --model; a --features callable takes the decoded images in "
+                             "this process, so drop --processes")
     if problem := spawn_problem():
         raise BenchmarkError(f"--processes {processes}: {problem}; or drop --processes")
-    return ProcessDecoding(transform, processes)
 
 
 def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor",
@@ -360,4 +370,4 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtr
 
 
 __all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "ProcessDecoding", "SplitFeatures",
-           "ThreadDecoding", "check_label_columns", "decoding", "default_workers", "extract_split", "open_dataset"]
+           "ThreadDecoding", "check_label_columns", "check_processes", "decoding", "default_workers", "extract_split", "open_dataset"]
