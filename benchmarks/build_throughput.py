@@ -193,6 +193,7 @@ def child_build(source: str, out: str, model: str, args: list[str]) -> dict:
     keep_freed_memory_mapped()
     import torch  # noqa: F401 - imports are not the build's time, except `datasets`, which the CLI
     import transformers  # noqa: F401 - imports after setting the malloc options
+
     from builder.cli import main
 
     samples: list[float] = []

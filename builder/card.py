@@ -19,7 +19,6 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import yaml
-
 from datasets import DatasetInfo, Features, SplitDict, SplitInfo
 from datasets.info import DatasetInfosDict
 from huggingface_hub import DatasetCard, DatasetCardData
@@ -353,9 +352,7 @@ def merge_card(existing: str | None, new: str, config_name: str, default: bool =
             if mine is not None and not placed:
                 texts.append(mine)
             merged[key] = f"{key}:\n" + "".join(t if t.endswith("\n") else t + "\n" for t in texts)
-        elif key.startswith("extra_gated_") and key not in new_blocks:
-            merged[key] = old_blocks[key]
-        elif key not in new_blocks:
+        elif key not in new_blocks:  # only the old card has it (extra_gated_* included): kept as written
             merged[key] = old_blocks[key]
         elif isinstance(new_values[key], list) and isinstance(old_values.get(key), list):
             union = list(old_values[key]) + [v for v in new_values[key] if v not in old_values[key]]

@@ -20,11 +20,12 @@ import multiprocessing
 import os
 import signal
 import sys
+from collections.abc import Callable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence
+from typing import TYPE_CHECKING
 
 from builder.errors import BuildStopped
 from builder.shards import Shard
@@ -42,11 +43,11 @@ if TYPE_CHECKING:
 class ShardJob:
     """What a worker process needs to make any shard of the build (pickled to it once)."""
 
-    config: "BuildConfig"
+    config: BuildConfig
     root: Path
-    records: Sequence["SourceRecord"]  # all records of the scan (an Arrow-backed RecordTable)
+    records: Sequence[SourceRecord]  # all records of the scan (an Arrow-backed RecordTable)
     occlude_splits: frozenset[str]
-    features: "Features"
+    features: Features
 
     @property
     def processes(self) -> int:
@@ -112,7 +113,7 @@ def _make_shard(shard: Shard, path: str) -> dict:
     return write_shard(shard, process(records, _stage, _job.config.batch_size, workers), Path(path), _job.features)
 
 
-def make_shards_in_processes(todo: Sequence[Shard], job: ShardJob, staging: "Staging",
+def make_shards_in_processes(todo: Sequence[Shard], job: ShardJob, staging: Staging,
                              on_shard: Callable[[Shard], None] = lambda shard: None) -> None:
     """Make the `todo` shards in `job.processes` worker processes, committing each to `staging` as
     it finishes. At most one shard per worker is queued beyond those running, so a stop loses

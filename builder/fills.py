@@ -8,8 +8,8 @@ image + 0 are exact, so the `occlusion_mask` column bounds every changed pixel.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import numpy as np
 import torch

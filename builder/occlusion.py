@@ -36,8 +36,9 @@ images, so results depend only on (seed, source path), never on batch size, work
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import numpy as np
 import torch

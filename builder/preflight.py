@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Sequence
+from typing import TYPE_CHECKING
 
 from builder.errors import BuildError
 from builder.report import REPORT_NAME
@@ -123,7 +124,7 @@ def previous_build_report(folder: Path) -> dict | None:
         report = json.loads((folder / REPORT_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    return report if isinstance(report, dict) and REPORT_KEYS <= report.keys() else None
+    return report if isinstance(report, dict) and report.keys() >= REPORT_KEYS else None
 
 
 def _foreign_entries(folder: Path, report: dict | None) -> list[str]:

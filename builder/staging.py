@@ -27,8 +27,8 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable
 
 from builder.errors import BuildError
 from builder.report import REPORT_NAME

@@ -35,8 +35,9 @@ the source registry: see `protocols` and `evaluate_protocol`.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

@@ -28,7 +28,8 @@ ToTensor); batching needs it to return tensors of one size. The default, `to_ten
 from __future__ import annotations
 
 import logging
-from typing import Any, Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch

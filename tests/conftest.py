@@ -8,7 +8,6 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 from pathlib import Path  # noqa: E402
 
 import pytest  # noqa: E402
-
 from synthetic import make_ltcc_tree, make_prcc_tree, make_tiny_segformer  # noqa: E402
 
 

@@ -308,8 +308,8 @@ def write_manifest(rows: list[dict], path: Path) -> Path:
 def make_tiny_segformer(path: Path, id2label: dict[int, str] | None = None) -> Path:
     """A randomly initialised SegFormer saved with `save_pretrained`, loaded back through the
     builder's real `from_pretrained(path)` code path. Labels default to Pascal-Person-Part."""
-    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
     import torch
+    from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
 
     id2label = id2label or dict(enumerate(
         ["background", "head", "torso", "upper arms", "lower arms", "upper legs", "lower legs"]))

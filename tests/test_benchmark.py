@@ -24,10 +24,10 @@ import pytest
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
+from cal_reference import cal_evaluate  # noqa: E402
 from datasets import Dataset, load_dataset  # noqa: E402
 
 import occluded_ccreid as oc  # noqa: E402
-from cal_reference import cal_evaluate  # noqa: E402
 from occluded_ccreid.benchmark.cli import main  # noqa: E402
 from occluded_ccreid.benchmark.preprocessing import ImageTransform  # noqa: E402
 from occluded_ccreid.parts import PART_NAMES  # noqa: E402
@@ -249,8 +249,9 @@ def test_batched_transform_gives_the_processors_pixels(tmp_path):
 @pytest.fixture(scope="module")
 def source_builds(tmp_path_factory) -> dict[str, Path]:
     """Small DeepChange and LaST builds, and a manifest build without camid / clothes_id columns."""
-    from builder.pipeline import BuildConfig, build
     from synthetic import make_deepchange_tree, make_last_tree, make_manifest_tree, write_manifest
+
+    from builder.pipeline import BuildConfig, build
 
     base = tmp_path_factory.mktemp("sources")
     sources = {name: (make(base / name), None) for name, make in (("deepchange", make_deepchange_tree),

@@ -36,7 +36,7 @@ class _Batches:
                      for i, v in enumerate(values)]
         self.read = 0
 
-    def with_images(self, images: list[dict]) -> "_Batches":
+    def with_images(self, images: list[dict]) -> _Batches:
         for row, image in zip(self.rows, images):
             row["image"] = image
         return self

@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from datasets import ClassLabel, Image as ImageFeature, load_dataset
+from datasets import ClassLabel, load_dataset
+from datasets import Image as ImageFeature
 from PIL import Image
 
 from builder.cli import main
@@ -169,8 +170,8 @@ def test_shards_carry_the_datasets_schema(prcc_build):
 
 def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_model):
     from builder.occlusion import OcclusionConfig
-    from builder.processing import Stage, _batched, _pipelined
     from builder.parsing.segmenter import ModelParser
+    from builder.processing import Stage, _batched, _pipelined
 
     records = get_source("prcc").scan(prcc_tree.root).records
     parser = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=True)

@@ -6,12 +6,10 @@ import zlib
 
 import numpy as np
 import pytest
+from cal_reference import cal_evaluate as reference
 
 from occluded_ccreid.evaluation import MODES, evaluate, evaluate_protocol, protocol_indices, protocols
 from occluded_ccreid.sources import get_source, source_names
-
-from cal_reference import cal_evaluate as reference
-
 
 # -- hand-computed cases ---------------------------------------------------------------------------------
 

@@ -2,13 +2,12 @@
 
 import numpy as np
 import pytest
+import torch
 from PIL import Image
+from synthetic import draw_person
 
 from builder.images import DecodeError, load_rgb
 from builder.occlusion import grow_mask, image_rng, occlude
-from synthetic import draw_person
-
-import torch
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "RGB", "CMYK"])

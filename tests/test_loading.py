@@ -26,7 +26,6 @@ from occluded_ccreid.loading import labels, load
 torch = pytest.importorskip("torch")
 from occluded_ccreid.torch_data import PKSampler, ReIDDataset, pk_loader, relabel_maps, stream_loader  # noqa: E402
 
-
 # -- a small hand-written build folder ---------------------------------------------------------------------
 # Same folder layout and features as the builder's output, written directly so that every image
 # encodes its row number in its pixels (red = n % 256, green = n // 256): a test can then check the

@@ -7,6 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from datasets import load_dataset
+from synthetic import make_deepchange_tree, make_last_tree, make_manifest_tree, make_vcclothes_tree, write_manifest
 
 from builder.cli import main
 from builder.pipeline import BuildConfig, build
@@ -14,8 +15,6 @@ from occluded_ccreid.evaluation import evaluate_protocol, protocols
 from occluded_ccreid.features import CLEAN_IMAGE_COLUMN, CORE_COLUMNS
 from occluded_ccreid.sources import LayoutError, get_source, source_names
 from occluded_ccreid.sources.manifest import RESERVED
-from synthetic import (make_deepchange_tree, make_last_tree, make_manifest_tree, make_vcclothes_tree,
-                       write_manifest)
 
 SPLITS = {
     "vcclothes": ("train", "query", "gallery"),
@@ -80,7 +79,7 @@ def test_manifest_column_types(trees):
 
 
 def test_manifest_reserved_names_are_the_built_columns():
-    assert RESERVED == set(CORE_COLUMNS) | set(CLEAN_IMAGE_COLUMN)
+    assert set(CORE_COLUMNS) | set(CLEAN_IMAGE_COLUMN) == RESERVED
 
 
 # -- end-to-end builds -------------------------------------------------------------------------------------

@@ -9,11 +9,11 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from synthetic import make_prcc_tree
 
 from builder.cli import main
-from builder.images import load_rgb
 from builder.fills import FILLS
-from synthetic import make_prcc_tree
+from builder.images import load_rgb
 
 
 def decode(value: dict) -> np.ndarray:

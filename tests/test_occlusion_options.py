@@ -6,14 +6,14 @@ import numpy as np
 import pytest
 import torch
 from datasets import load_dataset
+from synthetic import draw_person
 
 from builder.cli import main
-from builder.images import load_rgb
 from builder.fills import FILLS, Donor
+from builder.images import load_rgb
 from builder.occlusion import OCCLUDERS, OcclusionConfig, image_rng, occlude, occlude_batch
 from builder.processing import pick_donor
 from occluded_ccreid.sources import get_source
-from synthetic import draw_person
 
 
 def person(key="p", height=96, width=48, **kw):

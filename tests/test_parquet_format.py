@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from synthetic import make_prcc_tree
 
 import builder.writer as writer
 from builder.pipeline import BuildConfig, build
-from synthetic import make_prcc_tree
 
 BOUND = 20_000  # bytes per row group: the synthetic rows are ~5-15 KB, so groups of 2-4 rows
 IMAGE_COLUMNS = {"image", "occlusion_mask", "parsing"}

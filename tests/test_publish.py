@@ -48,10 +48,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from hub_server import READ_ONLY_TOKEN, VALID_TOKEN, FakeHub
 
 from builder.publish import PushError, check_repo_id
 from builder.verify import BuildFolderError, verify_build_folder
-from hub_server import READ_ONLY_TOKEN, VALID_TOKEN, FakeHub
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SUBPROCESS_TIMEOUT = 120
@@ -66,8 +66,9 @@ SHARD_SIZE = 8  # rows per shard: several shards per split, one LFS object each
 def make_build_folder(out: Path, shard_size: int = SHARD_SIZE) -> Path:
     """A real build (`builder build prcc`) of the synthetic PRCC tree of tests/synthetic.py, with
     the true part maps as `--parsing-dir`: the folder format `push` publishes, as the builder writes it."""
-    from builder.pipeline import BuildConfig, build
     from synthetic import make_prcc_tree
+
+    from builder.pipeline import BuildConfig, build
 
     tree = make_prcc_tree(out.parent / f"{out.name}-source")
     build(BuildConfig("prcc", tree.root, out, parsing_dir=tree.parsing_dir, shard_size=shard_size, progress=False))

@@ -19,7 +19,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 import yaml
-
 from hub_server import FakeHub
 from test_publish import REPO_ROOT, SUBPROCESS_TIMEOUT, report, run_builder, user_env
 
@@ -53,9 +52,10 @@ with open(out, "w") as f:
 
 
 def _build(out: Path, dataset: str, **options) -> Path:
+    from synthetic import make_ltcc_tree, make_prcc_tree
+
     from builder.occlusion import OcclusionConfig
     from builder.pipeline import BuildConfig, build
-    from synthetic import make_ltcc_tree, make_prcc_tree
 
     tree = (make_prcc_tree if dataset == "prcc" else make_ltcc_tree)(out.parent / f"{out.name}-source")
     occlusion = OcclusionConfig(**options.pop("occlusion", {}))

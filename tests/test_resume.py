@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+from synthetic import make_prcc_tree
 
 from builder import pipeline
 from builder import staging as staging_module
@@ -23,7 +24,6 @@ from builder.occlusion import DEFAULT_MIN_COVERAGE
 from builder.shards import MAX_SHARD_BYTES, READERS, REALISTIC_BYTES_PER_PIXEL, plan_shards, row_bytes_bound
 from builder.staging import JOURNAL_NAME, aside_path, staging_path
 from occluded_ccreid.sources import SourceRecord
-from synthetic import make_prcc_tree
 
 REPO = Path(__file__).resolve().parent.parent
 SHARD_SIZE = 8

@@ -14,9 +14,9 @@ from synthetic import make_prcc_tree
 from builder.cli import main
 from builder.errors import BuildError
 from builder.parsing.checkpoints import HubFile
+from builder.parsing.label_mapping import PartMapper
 from builder.parsing.models import DEFAULT_MODEL, MODELS, make_model_parser, model_kind
 from builder.parsing.network import NetworkParser
-from builder.parsing.label_mapping import PartMapper
 from builder.parsing.schp import SCHP, SchpParser, label_set, load_schp, schp_from_state_dict
 
 EPS = 1e-5  # InPlaceABN's eps

@@ -6,7 +6,8 @@ image's full size, with values 0..6 in the Pascal-Person-Part order (occluded_cc
 
 from __future__ import annotations
 
-from typing import Protocol, Sequence
+from collections.abc import Sequence
+from typing import Protocol
 
 import numpy as np
 import torch

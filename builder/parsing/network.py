@@ -35,7 +35,7 @@ an image whatever else is in its batch; tests check it).
 from __future__ import annotations
 
 import logging
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch

@@ -7,8 +7,8 @@ manifest may list one) is taken below DIR: `/data/x/1.jpg` -> `DIR/data/x/1.png`
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
-from typing import Sequence
 
 import numpy as np
 import torch

@@ -11,7 +11,8 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 from . import BenchmarkError
 from .metrics import DEFAULT_RATIO_EDGES, SETTINGS, benchmark_metrics, ratio_bins, settings_of, unknown_labels

@@ -7,7 +7,8 @@ one occluded-ratio bin) against the whole gallery: exactly what evaluating those
 
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 

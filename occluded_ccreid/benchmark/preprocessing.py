@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import functools
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -45,7 +46,7 @@ class ImageTransform:
     std: tuple[float, ...] | None
 
     @classmethod
-    def from_processor(cls, processor: Any) -> "ImageTransform | None":
+    def from_processor(cls, processor: Any) -> ImageTransform | None:
         """The processor's settings, or None when it does something this class does not reproduce."""
         get = lambda name, default=None: getattr(processor, name, default)  # noqa: E731
         if get("do_pad") or get("crop_pct") is not None or get("do_reduce_labels"):

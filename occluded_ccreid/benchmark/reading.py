@@ -22,11 +22,12 @@ import queue
 import re
 import threading
 from collections import deque
+from collections.abc import Iterator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -154,10 +155,10 @@ class SplitFeatures:
     features: dict[str, np.ndarray]  # image column -> (N, D) float32, L2-normalised
 
 
-def extract_split(split: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor", batch_size: int,
+def extract_split(split: Any, image_columns: tuple[str, ...], extractor: FeatureExtractor, batch_size: int,
                   total: int | None = None, desc: str = "", progress: bool = True,
                   workers: int | None = None, label_columns: tuple[str, ...] = LABEL_COLUMNS,
-                  processes: int | None = None, decoder: "ThreadDecoding | ProcessDecoding | None" = None) -> SplitFeatures:
+                  processes: int | None = None, decoder: ThreadDecoding | ProcessDecoding | None = None) -> SplitFeatures:
     """Read a split once, in batches, and return its labels (`label_columns`) and the features of
     each image column. Images are decoded by `decoder`, else by `workers` threads or, with
     `processes`, by that many worker processes (`decoding`), started and stopped for this split: a
@@ -230,7 +231,7 @@ class ThreadDecoding:
     """Each image a task of `workers` threads in this process: the extractor's `prepare_image` of
     the decoded image (PIL releases the GIL while it decodes and resizes)."""
 
-    def __init__(self, extractor: "FeatureExtractor", workers: int) -> None:
+    def __init__(self, extractor: FeatureExtractor, workers: int) -> None:
         self.extractor = extractor
         self.pool = ThreadPoolExecutor(max(1, workers), thread_name_prefix="benchmark-decode")
 
@@ -283,7 +284,7 @@ class ProcessDecoding:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def decoding(extractor: "FeatureExtractor", workers: int | None = None,
+def decoding(extractor: FeatureExtractor, workers: int | None = None,
              processes: int | None = None) -> ThreadDecoding | ProcessDecoding:
     """How images are decoded: in `processes` worker processes where asked and possible, else in
     `workers` threads (default: `default_workers` for the extractor's device). Close it after use."""
@@ -314,7 +315,7 @@ def check_processes(processes: int | None, callable_features: bool) -> None:
         raise BenchmarkError(f"--processes {processes}: {problem}; or drop --processes")
 
 
-def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: "FeatureExtractor",
+def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: FeatureExtractor,
               decoder: ThreadDecoding | ProcessDecoding, batch_size: int) -> Iterator[tuple[dict, dict]]:
     """(batch, prepared images per column), in the split's order. A reader thread reads batches and
     hands every image to `decoder`, for up to AHEAD batches, so the decoding never waits for a

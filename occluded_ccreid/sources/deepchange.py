@@ -10,8 +10,8 @@ query's identity as a match even from the same camera, unless it comes from the 
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from . import register_source
 from .base import LayoutError, Protocol, SourceLayout, SourceRecord, SplitScan, ascii_int, files_under, is_image_name

@@ -9,8 +9,8 @@ every image its own camera id for this); gallery identity folders must match the
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from . import register_source
 from .base import Protocol, SourceLayout, SourceRecord, ascii_int, files_under

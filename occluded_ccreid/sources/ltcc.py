@@ -7,8 +7,8 @@ camid is the camera number minus one, and an outfit is the pair (pid, clothes nu
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from . import register_source
 from .base import Protocol, SourceLayout, SourceRecord, files_under

@@ -15,8 +15,9 @@ import json
 import posixpath
 import re
 import sys
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from . import register_source
 from .base import NO_EXTRAS, LayoutError, Protocol, ScanResult, SourceLayout, SourceRecord

@@ -7,8 +7,8 @@ outfit for cameras A+B and another for camera C per identity.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from . import register_source
 from .base import Protocol, SourceLayout, SourceRecord, files_under

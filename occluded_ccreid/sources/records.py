@@ -10,7 +10,7 @@ turns rows back into records a slice at a time.
 from __future__ import annotations
 
 import operator
-from typing import Iterator, Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 import pyarrow as pa

@@ -10,8 +10,8 @@ evaluation on the cameras' images only).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 from . import register_source
 from .base import Protocol, SourceLayout, SourceRecord, files_under
