@@ -133,10 +133,10 @@ def parse(parser: ModelParser, crops: list[Crop], batch: int = 8) -> list[np.nda
 def compare(crops: list[Crop], fp32: list[np.ndarray], bf16: list[np.ndarray]) -> dict[str, str]:
     """fp32 vs bf16 part maps, and the occluders `occlude()` draws from each with the same generator."""
     pixels = sum(m.size for m in fp32)
-    same_pixels = sum(int((a == b).sum()) for a, b in zip(fp32, bf16))
-    truth = {p: sum(int((m == c[2]).sum()) for m, c in zip(ms, crops)) / pixels for p, ms in (("fp32", fp32), ("bf16", bf16))}
+    same_pixels = sum(int((a == b).sum()) for a, b in zip(fp32, bf16, strict=True))
+    truth = {p: sum(int((m == c[2]).sum()) for m, c in zip(ms, crops, strict=True)) / pixels for p, ms in (("fp32", fp32), ("bf16", bf16))}
     same_draw, ious, ratio_diffs = 0, [], []
-    for (name, image, _), a, b in zip(crops, fp32, bf16):
+    for (name, image, _), a, b in zip(crops, fp32, bf16, strict=True):
         oa, ob = occlude(image, a, image_rng(SEED, name)), occlude(image, b, image_rng(SEED, name))
         same_draw += (oa.part, oa.pool_scale) == (ob.part, ob.pool_scale)
         # masks are 8-bit alphas: soft IoU, sum of min over sum of max (the plain IoU for 0/255 masks)
@@ -148,7 +148,7 @@ def compare(crops: list[Crop], fp32: list[np.ndarray], bf16: list[np.ndarray]) -
         "pixel accuracy vs truth, fp32": f"{truth['fp32']:.2%}",
         "pixel accuracy vs truth, bf16": f"{truth['bf16']:.2%}",
         "pixels with the same part": f"{same_pixels / pixels:.4%}",
-        "images with identical maps": f"{sum(np.array_equal(a, b) for a, b in zip(fp32, bf16)) / n:.1%}",
+        "images with identical maps": f"{sum(np.array_equal(a, b) for a, b in zip(fp32, bf16, strict=True)) / n:.1%}",
         "images, same part + pool scale": f"{same_draw / n:.1%}",
         "occluder mask IoU, mean": f"{np.mean(ious):.4f}",
         "occluder mask IoU, min": f"{min(ious):.4f}",

@@ -15,6 +15,7 @@ leaves a worker writing into a folder that a re-run has taken over.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import multiprocessing
 import os
@@ -64,10 +65,8 @@ def _die_with_parent() -> None:
     """Ask the kernel to kill this process when its parent dies (Linux; elsewhere a no-op, and each
     task checks the parent instead)."""
     if sys.platform.startswith("linux"):
-        try:
+        with contextlib.suppress(OSError, AttributeError):
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        except (OSError, AttributeError):
-            pass
 
 
 def _start_worker(pickled_job: bytes, cpu_inference: bool, parent: int) -> None:

@@ -155,7 +155,7 @@ def grow_masks(part_masks: Sequence[torch.Tensor], pool_scales: Sequence[int]) -
         for row, i in enumerate(rows):
             pooled[i] = x[row : row + 1]
     alphas = []
-    for mask, x in zip(part_masks, pooled):
+    for mask, x in zip(part_masks, pooled, strict=True):
         x = F.interpolate(x, size=tuple(mask.shape), mode="bilinear", align_corners=False)[0, 0]
         peak = x.max()
         soft = torch.where(peak > 0, x / peak, x)  # four poolings dilute the blob: peak 1 again
@@ -189,7 +189,7 @@ class PartOccluder:
 
     def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw],
                config: OcclusionConfig) -> list[torch.Tensor]:
-        return grow_masks([p == d.part for p, d in zip(part_maps, draws)], [d.pool_scale for d in draws])
+        return grow_masks([p == d.part for p, d in zip(part_maps, draws, strict=True)], [d.pool_scale for d in draws])
 
 
 class RectangleOccluder:
@@ -201,7 +201,7 @@ class RectangleOccluder:
     def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw],
                config: OcclusionConfig) -> list[torch.Tensor]:
         alphas = []
-        for parts, draw in zip(part_maps, draws):
+        for parts, draw in zip(part_maps, draws, strict=True):
             height, width = parts.shape
             rows = max(1, round(height * config.rectangle_fraction))
             cols = max(1, round(width * config.rectangle_fraction))
@@ -296,9 +296,9 @@ def occlude_batch(
         alphas = occluder.render([parts_on_device[i] for i in drawn], [draws[i] for i in drawn], config)
         masks = [quantise(alpha) for alpha in alphas]
         # alpha levels summed over the person (exact integers; one device-to-host copy per round)
-        covered = torch.stack([m.mul(person_on_device[i]).sum() for m, i in zip(masks, drawn)]).tolist()
+        covered = torch.stack([m.mul(person_on_device[i]).sum() for m, i in zip(masks, drawn, strict=True)]).tolist()
         pending = []
-        for i, mask, levels in zip(drawn, masks, covered):
+        for i, mask, levels in zip(drawn, masks, covered, strict=True):
             ratio = levels / (ALPHA_LEVELS * person_pixels[i]) if person_pixels[i] else 0.0
             distance = _band_distance(ratio, config) if person_pixels[i] else 0.0
             if i not in best or distance < best[i].distance:

@@ -99,10 +99,10 @@ class Stage:
             done = occlude_batch([images[i] for i in chosen], [part_maps[i] for i in chosen],
                                  [image_rng(self.seed, records[i].source_path) for i in chosen], config,
                                  [donors[i] for i in chosen], self.device)
-            for i, occlusion in zip(chosen, done):
+            for i, occlusion in zip(chosen, done, strict=True):
                 occlusions[i] = occlusion
         return [make_row(record, parts, occlusion, self.occlusion.fill_name, image if self.keep_clean else None)
-                for record, image, parts, occlusion in zip(records, images, part_maps, occlusions)]
+                for record, image, parts, occlusion in zip(records, images, part_maps, occlusions, strict=True)]
 
 
 def process(
@@ -130,15 +130,16 @@ def _batched(
             images = [future.result() for future in pending]
             if (upcoming := next(batches, None)) is not None:
                 pending = [pool.submit(_decode, r, root) for r in upcoming]
-            good = [(r, im) for r, im in zip(batch, images) if not isinstance(im, DecodeError)]
+            good = [(r, im) for r, im in zip(batch, images, strict=True) if not isinstance(im, DecodeError)]
             good_records, good_images = [r for r, _ in good], [im for _, im in good]
             part_maps, donors = stage.parse(good_records, good_images)
             share = max(1, -(-len(good) // max(1, workers)))  # one slice per worker (none when nothing decoded)
             slices = [slice(start, start + share) for start in range(0, len(good), share)]
-            rows = [row for chunk in pool.map(lambda s: stage.finish(good_records[s], good_images[s], part_maps[s],
-                                                                        donors[s]), slices) for row in chunk]
-            results = dict(zip([r.source_path for r in good_records], zip(rows, part_maps)))
-            for record, image in zip(batch, images):
+            # pool.map's results are all taken in this iteration, so the loop variables cannot change under it
+            rows = [row for chunk in pool.map(lambda s: stage.finish(good_records[s], good_images[s], part_maps[s],  # noqa: B023
+                                                                        donors[s]), slices) for row in chunk]  # noqa: B023
+            results = dict(zip([r.source_path for r in good_records], zip(rows, part_maps, strict=True), strict=True))
+            for record, image in zip(batch, images, strict=True):
                 if isinstance(image, DecodeError):
                     yield record, None, None, image.skip_reason()
                 else:
@@ -214,7 +215,7 @@ def _pipelined(
         records, images = [r for _, r, _, _ in items], [im for _, _, im, _ in items]
         host = logits()  # interpolation and argmax on the CPU, in the workers, whatever the model's device
         part_maps = [parser.postprocess(host[row], image.shape[:2]) for row, image in enumerate(images)]
-        return list(zip(stage.finish(records, images, part_maps, [None] * len(items)), part_maps))
+        return list(zip(stage.finish(records, images, part_maps, [None] * len(items)), part_maps, strict=True))
 
     with _executor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
          _executor(streams, "build-model") as model:

@@ -71,7 +71,7 @@ class SplitStats:
                 for key, count in value.items():
                     mine[key] = mine.get(key, 0) + count
             elif isinstance(mine, list):
-                setattr(self, name, [a + b for a, b in zip(mine, value)])
+                setattr(self, name, [a + b for a, b in zip(mine, value, strict=True)])
             else:
                 setattr(self, name, mine + value)
 

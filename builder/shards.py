@@ -235,7 +235,7 @@ def _cut_by_bytes(cumulative: np.ndarray, max_bytes: int) -> list[int]:
     k = min(n, math.ceil(k / step) * step)
     while True:
         bounds = _even(n, k)
-        largest = max(int(cumulative[b] - cumulative[a]) for a, b in zip(bounds, bounds[1:]))
+        largest = max(int(cumulative[b] - cumulative[a]) for a, b in itertools.pairwise(bounds))
         if largest <= max_bytes or k == n:  # k == n: a single row above the bound gets a shard of its own
             return bounds
         k = min(n, k + step)

@@ -119,10 +119,7 @@ def evaluate(
         rows = slice(start, min(start + chunk_size, num_q))
         order = _ranking(dist[rows])
         same_pid = q_pids[rows, None] == g_pids[None, :]
-        if q_camids is None:
-            junk = np.zeros_like(same_pid)
-        else:
-            junk = same_pid & (q_camids[rows, None] == g_camids[None, :])
+        junk = np.zeros_like(same_pid) if q_camids is None else same_pid & (q_camids[rows, None] == g_camids[None, :])
         if mode == "cloth_changing":
             junk |= same_pid & (q_clothes[rows, None] == g_clothes[None, :])
         elif mode == "same_clothes":

@@ -209,7 +209,7 @@ def make_deepchange_tree(base: Path) -> SyntheticTree:
     for split, folder in DEEPCHANGE_DIRS.items():
         for pid in pids[split]:
             for cam, key, tracklet_base in ((3, "D20200105", 0), (3, "D20200321", 1), (11, "D20200321", 2)):
-                for k in range(2):
+                for _ in range(2):
                     tracklet = pid * 10 + tracklet_base + (5 if split.endswith("gallery") else 0)
                     name = f"P{pid:05d}_C{cam:02d}_{key}_{counter:06d}.jpg"
                     rel = f"{folder}/{name}"

@@ -123,7 +123,7 @@ def test_command_scores_equal_an_independent_evaluation(cli_run, prcc_clean_buil
             assert ours["queries"] == expected["num_valid_queries"]
             for value in (ours["mAP"], ours["rank1"], ours["rank5"], ours["rank10"]):
                 assert 0.0 <= value <= 1.0
-    for name, scores in results["protocols"].items():
+    for scores in results["protocols"].values():
         assert scores["drop"]["mAP"] == pytest.approx(scores["clean"]["mAP"] - scores["occluded"]["mAP"])
     assert (out / "report.md").read_text().startswith("# Occlusion benchmark: prcc")
     from PIL import Image

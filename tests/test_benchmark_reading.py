@@ -37,7 +37,7 @@ class _Batches:
         self.read = 0
 
     def with_images(self, images: list[dict]) -> _Batches:
-        for row, image in zip(self.rows, images):
+        for row, image in zip(self.rows, images, strict=True):
             row["image"] = image
         return self
 
@@ -252,7 +252,7 @@ def test_decoding_in_processes_gives_the_threads_pixels_and_features():
                              reading._prefetch(_Batches(list(range(23))).with_images(images), ("image",), extractor,
                                                decoder, 5)]
     assert len(batches["processes"]) == 5
-    for (pids, ours), (theirs_pids, theirs) in zip(batches["processes"], batches["threads"]):
+    for (pids, ours), (theirs_pids, theirs) in zip(batches["processes"], batches["threads"], strict=True):
         assert pids == theirs_pids and ours.dtype == torch.uint8 and torch.equal(ours, theirs)
     threads = reading.extract_split(_split(images), ("image",), extractor, 4, progress=False, workers=2)
     processes = reading.extract_split(_split(images), ("image",), extractor, 4, progress=False, processes=2)

@@ -180,7 +180,7 @@ def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_m
     pipelined = list(_pipelined(records, stage, batch_size=4, workers=2))
     batched = list(_batched(records, stage, batch_size=7, workers=1))
     assert [r[0] for r in pipelined] == [r[0] for r in batched] == records
-    for (_, row_a, _, skip_a), (_, row_b, _, skip_b) in zip(pipelined, batched):
+    for (_, row_a, _, skip_a), (_, row_b, _, skip_b) in zip(pipelined, batched, strict=True):
         assert row_a == row_b and skip_a == skip_b
 
 

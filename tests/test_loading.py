@@ -171,9 +171,9 @@ def test_streaming_loader_two_workers_every_row_once(built):
     assert loader.num_workers == 2
     seen: list[str] = []
     workers: set[int] = set()
-    for (images, worker_ids), pids, camids, clothes, paths in loader:
+    for (images, worker_ids), _pids, _camids, _clothes, paths in loader:
         assert images.shape[1:] == (3, 6, 4) and images.dtype == torch.float32
-        for image, path in zip(images, paths):
+        for image, path in zip(images, paths, strict=True):
             assert f"rgb{_row_number(image):03d}.jpg" in path  # the transform saw this row's image
         seen.extend(paths)
         workers.update(worker_ids.tolist())
@@ -232,7 +232,7 @@ def test_pk_loader_yields_balanced_tensor_batches(built, cache_dir):
     loader = pk_loader(train, p=2, k=2, seed=0)
     batches = list(loader)
     assert len(batches) == len(loader) > 0
-    for images, pids, camids, clothes in batches:
+    for images, pids, _camids, clothes in batches:
         assert images.shape == (4, 3, 6, 4)
         assert sorted(Counter(pids.tolist()).values()) == [2, 2]
         assert set(pids.tolist()) <= set(range(6)) and set(clothes.tolist()) <= set(range(12))  # relabelled
@@ -253,10 +253,10 @@ def test_to_tuples_in_memory_and_on_disk(built, cache_dir, tmp_path):
     in_memory = to_tuples(query)
     assert len(in_memory) == sizes["query"]
     assert isinstance(in_memory[0][0], Image.Image)
-    assert [t[1:] for t in in_memory] == list(zip(q["pid"].tolist(), q["camid"].tolist(), q["clothes_id"].tolist()))
+    assert [t[1:] for t in in_memory] == list(zip(q["pid"].tolist(), q["camid"].tolist(), q["clothes_id"].tolist(), strict=True))
 
     on_disk = to_tuples(query, image_dir=tmp_path / "images")
-    for (path, *labels_), (image, *expected) in zip(on_disk, in_memory):
+    for (path, *labels_), (image, *expected) in zip(on_disk, in_memory, strict=True):
         assert labels_ == expected
         assert Path(path).is_absolute() and path.endswith(".png")  # stored as PNG, named after the source
         assert "rgb/test/" in Path(path).as_posix()
@@ -311,11 +311,11 @@ def test_real_build_streams_every_row_once_with_two_workers(prcc_build, cache_di
     loader = stream_loader(stream, _fixed_size_tensor, batch_size=4, num_workers=2, columns=columns)
     assert loader.num_workers == 2
     rows = [(path, int(pid), int(cam), int(clo)) for _, pids, cams, clos, paths in loader
-            for path, pid, cam, clo in zip(paths, pids, cams, clos)]
+            for path, pid, cam, clo in zip(paths, pids, cams, clos, strict=True)]
     train = load(prcc_build, split="train", cache_dir=cache_dir)
     expected = labels(train, columns)
     assert Counter(rows) == Counter(zip(expected["source_path"].tolist(), expected["pid"].tolist(),
-                                        expected["camid"].tolist(), expected["clothes_id"].tolist()))
+                                        expected["camid"].tolist(), expected["clothes_id"].tolist(), strict=True))
     assert len(rows) == len(train)
 
 

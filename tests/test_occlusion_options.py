@@ -151,7 +151,7 @@ def test_band_is_counted_in_report_and_rows(prcc_tree, tmp_path):
     for split, stats in report["splits"].items():
         rows = ds[split]
         assert stats["out_of_band"] == sum(not ok for ok in rows["coverage_in_band"])
-        for ratio, ok in zip(rows["occluded_ratio"], rows["coverage_in_band"]):
+        for ratio, ok in zip(rows["occluded_ratio"], rows["coverage_in_band"], strict=True):
             # the stored ratio is float32: compare at that precision
             assert ok == (np.float32(0.45) <= np.float32(ratio) <= np.float32(0.5))
     assert report["occlusion"]["min_coverage"] == 0.45
@@ -192,12 +192,12 @@ def test_a_batch_gives_every_image_what_it_gets_alone(config):
     batch.append((np.full((50, 20, 3), 90, dtype=np.uint8), np.zeros((50, 20), dtype=np.uint8)))
     donors = [distinct_donor()] * len(batch)
     rngs = lambda: [image_rng(3, f"b{i}") for i in range(len(batch))]  # noqa: E731
-    alone = [occlude(im, parts, rng, config, donor) for (im, parts), rng, donor in zip(batch, rngs(), donors)]
+    alone = [occlude(im, parts, rng, config, donor) for (im, parts), rng, donor in zip(batch, rngs(), donors, strict=True)]
     together = occlude_batch([im for im, _ in batch], [p for _, p in batch], rngs(), config, donors)
     backwards = occlude_batch([im for im, _ in batch][::-1], [p for _, p in batch][::-1], rngs()[::-1], config,
                               donors)[::-1]
     assert len({a.attempts for a in alone}) > 1 or config.min_coverage <= 0.05  # rounds really differ in length
-    for a, b, c in zip(alone, together, backwards):
+    for a, b, c in zip(alone, together, backwards, strict=True):
         for other in (b, c):
             assert np.array_equal(a.image, other.image) and np.array_equal(a.mask, other.mask)
             assert (a.part, a.pool_scale, a.ratio, a.occluder, a.in_band, a.attempts) == \

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import random
@@ -395,7 +396,7 @@ def test_big_splits_get_a_multiple_of_32_shards_of_equal_rows_under_the_byte_bou
     fewer = len(shards) - READERS  # and it is the fewest such shards
     if fewer:
         bounds = [i * n // fewer for i in range(fewer + 1)]
-        assert max(sum(sizes[a:b]) for a, b in zip(bounds, bounds[1:])) > MAX_SHARD_BYTES
+        assert max(sum(sizes[a:b]) for a, b in itertools.pairwise(bounds)) > MAX_SHARD_BYTES
     assert plan_shards(records("train", n), ["train"], sizes) == plan  # a pure function of its inputs
 
 

@@ -47,7 +47,7 @@ def reference_forward(p, x):
     x = relu(_abn(_conv(x, p, "conv3", 1, 1), p, "bn3", act=False))
     x = F.max_pool2d(x, 3, 2, 1)
     features = []
-    for layer, (blocks, stride, dilation) in enumerate(zip((3, 4, 23, 3), (1, 2, 2, 1), (1, 1, 1, 2)), start=1):
+    for layer, (blocks, stride, dilation) in enumerate(zip((3, 4, 23, 3), (1, 2, 2, 1), (1, 1, 1, 2), strict=True), start=1):
         for b in range(blocks):
             n = f"layer{layer}.{b}"
             out = relu(_abn(_conv(x, p, f"{n}.conv1"), p, f"{n}.bn1", act=False))
@@ -270,7 +270,7 @@ def test_build_with_an_schp_checkpoint_end_to_end(official_pth, tmp_path):
     other = load_dataset(str(outs[1]))
     for split in ds:
         assert len(ds[split]) == len(other[split]) > 0
-        for a, b in zip(ds[split], other[split]):
+        for a, b in zip(ds[split], other[split], strict=True):
             assert a["source_path"] == b["source_path"]
             parts_a, parts_b = np.asarray(a["parsing"]), np.asarray(b["parsing"])
             assert parts_a.shape == np.asarray(a["image"]).shape[:2] and parts_a.max() <= 6

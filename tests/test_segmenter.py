@@ -30,9 +30,9 @@ def test_part_maps_do_not_depend_on_the_batch(tiny_model, keep_aspect, precision
     pictures = images()
     paths = [f"img{i}.jpg" for i in range(len(pictures))]
     together = model(paths, pictures)
-    alone = [model([p], [im])[0] for p, im in zip(paths, pictures)]
+    alone = [model([p], [im])[0] for p, im in zip(paths, pictures, strict=True)]
     reversed_ = model(paths[::-1], pictures[::-1])[::-1]
-    for a, b, c, image in zip(together, alone, reversed_, pictures):
+    for a, b, c, image in zip(together, alone, reversed_, pictures, strict=True):
         assert a.shape == image.shape[:2] and a.dtype == np.uint8 and a.max() <= 6
         assert np.array_equal(a, b) and np.array_equal(a, c)
 
@@ -44,7 +44,7 @@ def test_staged_steps_give_what_call_gives(parser):
     assert all(t.dtype == torch.uint8 and tuple(t.shape) == (3, 64, 32) for t in prepared)
     logits = parser.infer(prepared)
     assert logits.shape[0] == len(pictures) and logits.dtype == torch.float32
-    for row, image, want in zip(logits, pictures, expected):
+    for row, image, want in zip(logits, pictures, expected, strict=True):
         assert np.array_equal(parser.postprocess(row, image.shape[:2]), want)
     with pytest.raises(ValueError, match="one input size"):
         parser.infer([torch.zeros(3, 64, 32, dtype=torch.uint8), torch.zeros(3, 32, 32, dtype=torch.uint8)])
@@ -134,7 +134,7 @@ def test_logits_reach_the_host_unchanged_and_part_maps_come_from_the_cpu(tiny_mo
     sizes = [image.shape[:2] for image in images(seed=2)]
     maps = parser.label_maps(logits, sizes)
     assert [m.shape for m in maps] == sizes
-    for row, (labels, size) in enumerate(zip(maps, sizes)):
+    for row, (labels, size) in enumerate(zip(maps, sizes, strict=True)):
         full = torch.nn.functional.interpolate(logits[row : row + 1], size=size, mode="bilinear",
                                                align_corners=parser.logits_align_corners)[0]
         assert np.array_equal(labels, full.argmax(dim=0).numpy())  # the first maximum, as torch's argmax

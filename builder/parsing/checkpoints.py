@@ -12,7 +12,6 @@ import pickle
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Union
 
 import torch
 
@@ -38,7 +37,7 @@ class HubFile:
         return info
 
 
-CheckpointSource = Union[str, Path, HubFile]
+CheckpointSource = str | Path | HubFile
 
 
 def _weights_in(folder: Path) -> list[Path]:

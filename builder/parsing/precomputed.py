@@ -40,7 +40,7 @@ class PrecomputedParser:
             )
 
     def __call__(self, paths: Sequence[str], images: Sequence[np.ndarray]) -> list[np.ndarray]:
-        return [self._read(path, image.shape[:2]) for path, image in zip(paths, images)]
+        return [self._read(path, image.shape[:2]) for path, image in zip(paths, images, strict=True)]
 
     def _read(self, source_path: str, size: tuple[int, int]) -> np.ndarray:
         file = self.map_path(source_path)

@@ -144,7 +144,7 @@ class TransformersExtractor:
         self.transform = ImageTransform.from_processor(self.processor)
         if self.transform is not None and not all(
             same_pixels(self.transform.to_pixels(self.transform.batch([p]), torch.device("cpu")), e, self.transform.level)
-            for p, e in zip(probes, expected)
+            for p, e in zip(probes, expected, strict=True)
         ):
             log.warning("the processor of %s does more than resize/crop/rescale/normalise; using it as is (slower)", model_id)
             self.transform = None

@@ -7,6 +7,7 @@ one occluded-ratio bin) against the whole gallery: exactly what evaluating those
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -49,7 +50,7 @@ def ratio_bins(edges: Sequence[float]) -> list[tuple[str, float, float]]:
         raise BenchmarkError(f"--ratio-bins must lie strictly between 0 and 1, got {edges}")
     bounds = [0.0, *edges, 1.0]
     bins = [("0%", -np.inf, 0.0)]
-    bins += [(f"{lo:.0%}-{hi:.0%}", lo, hi) for lo, hi in zip(bounds[:-1], bounds[1:])]
+    bins += [(f"{lo:.0%}-{hi:.0%}", lo, hi) for lo, hi in itertools.pairwise(bounds)]
     return bins
 
 

@@ -113,7 +113,8 @@ class ImageTransform:
 
         return torch.from_numpy(np.stack([self.resize_and_crop(image) for image in images]))
 
-    @functools.lru_cache(maxsize=4)
+    # A frozen dataclass cannot hold its own cache; the 4-entry bound caps the transforms kept alive.
+    @functools.lru_cache(maxsize=4)  # noqa: B019
     def _affine(self, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
         """(1, 3, 1, 1) float32 a and b of x * a + b, on `device`. Made once per device: a copy to CUDA
         at every batch would wait for the GPU to finish the previous batch."""

@@ -164,7 +164,7 @@ def _source_path(text: str, folder: Path) -> str:
 
 
 def _read_csv(file: Path):
-    handle = open(file, newline="", encoding="utf-8-sig")
+    handle = open(file, newline="", encoding="utf-8-sig")  # noqa: SIM115 -- rows() below closes it, after this returns
     reader = csv.reader(handle)
     header = next(reader, None)
     if not header or any(not name.strip() for name in header) or len(set(header)) != len(header):
@@ -180,7 +180,7 @@ def _read_csv(file: Path):
                 if len(values) != len(header):
                     raise LayoutError(f"manifest {file} line {reader.line_num}: {len(values)} fields, the header "
                                       f"has {len(header)}")
-                yield f"line {reader.line_num}", dict(zip(header, values))
+                yield f"line {reader.line_num}", dict(zip(header, values, strict=True))
 
     return header, {}, rows()
 

@@ -39,7 +39,7 @@ class RecordBuilder:
     def add(self, record: SourceRecord) -> None:
         values = (self._split_codes.setdefault(record.split, len(self._split_codes)), record.source_path,
                   record.pid, record.camid, record.clothes_key, *(record.extras.get(n) for n in self.extra_names))
-        for column, value in zip(self._columns, values):
+        for column, value in zip(self._columns, values, strict=True):
             column.append(value)
         if len(self._columns[0]) >= _CHUNK:
             self._flush()
@@ -47,7 +47,7 @@ class RecordBuilder:
     def _flush(self) -> None:
         if self._columns[0]:
             self._batches.append(pa.record_batch(
-                [pa.array(values, type=field.type) for values, field in zip(self._columns, self.schema)],
+                [pa.array(values, type=field.type) for values, field in zip(self._columns, self.schema, strict=True)],
                 schema=self.schema))
             self._columns = [[] for _ in self.schema]
 
@@ -111,7 +111,7 @@ class RecordTable(Sequence[SourceRecord]):
         """Equal to any sequence of the same records (a list of them included), as a list would be."""
         if not isinstance(other, Sequence) or isinstance(other, str) or len(other) != len(self):
             return False
-        return all(a == b for a, b in zip(self, other))
+        return all(a == b for a, b in zip(self, other, strict=True))
 
     __hash__ = None  # type: ignore[assignment]
 
@@ -121,9 +121,9 @@ class RecordTable(Sequence[SourceRecord]):
 
     def _records(self, start: int, stop: int) -> list[SourceRecord]:
         part = self.table.slice(start, stop - start).to_pydict()
-        extras = [dict(zip(self.extra_names, values)) for values in zip(*(part[n] for n in self.extra_names))] \
+        extras = [dict(zip(self.extra_names, values, strict=True)) for values in zip(*(part[n] for n in self.extra_names), strict=True)] \
             if self.extra_names else [NO_EXTRAS] * (stop - start)
         return [SourceRecord(self.splits[s], path, pid, camid, key, clothes, extra)
                 for s, path, pid, camid, key, clothes, extra in zip(
                     part["split"], part["source_path"], part["pid"], part["camid"], part["clothes_key"],
-                    part["clothes_id"], extras)]
+                    part["clothes_id"], extras, strict=True)]
