@@ -86,7 +86,8 @@ def _draw(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
         ((0.46, 0.52, 0.18, 0.30), skin), ((0.46, 0.52, 0.70, 0.82), skin),
         ((0.50, 0.95, 0.32, 0.49), bottom), ((0.50, 0.95, 0.51, 0.68), bottom),
     ):
-        image[round((r0 + dy) * height):round((r1 + dy) * height), round((c0 + dx) * width):round((c1 + dx) * width)] = colour
+        rows = slice(round((r0 + dy) * height), round((r1 + dy) * height))
+        image[rows, round((c0 + dx) * width):round((c1 + dx) * width)] = colour
     yy, xx = np.ogrid[:height, :width]
     head = ((yy - (0.10 + dy) * height) / (0.08 * height)) ** 2 + ((xx - (0.5 + dx) * width) / (0.12 * width)) ** 2 <= 1
     image[head] = skin
@@ -355,7 +356,8 @@ def main(argv: list[str] | None = None) -> int:
                         help="builds with --keep-aspect (default) or --no-keep-aspect; the floor uses the same shapes")
     parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
                         help="builds with --precision (the floor runs under the same autocast)")
-    parser.add_argument("--build-args", default="", help="more `builder build` flags: --build-args=\"--shard-size 500\"")
+    parser.add_argument("--build-args", default="",
+                        help="more `builder build` flags: --build-args=\"--shard-size 500\"")
     parser.add_argument("--skip", default="", help="comma list of parts to skip: build,floor,reference,rss")
     parser.add_argument("--workdir", type=Path, default=None, help="keep sources/builds here (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="smoke run (< 1 min): 64 images, RSS builds of 60 and 240")
@@ -392,7 +394,8 @@ def main(argv: list[str] | None = None) -> int:
 
         results: dict[str, float] = {}
         shapes = input_shapes(source, paths, args.parse_size, keep_aspect)
-        floor_shapes = [shapes[i] for i in np.linspace(0, len(shapes) - 1, min(args.floor_images, len(shapes))).astype(int)]
+        picked = np.linspace(0, len(shapes) - 1, min(args.floor_images, len(shapes))).astype(int)
+        floor_shapes = [shapes[i] for i in picked]
 
         subset = [paths[i] for i in np.linspace(0, len(paths) - 1, min(args.reference_images, len(paths))).astype(int)]
         floor_call = (child_floor, str(b0), floor_shapes, args.batch_size, 2 if args.quick else 4, args.precision)
@@ -402,7 +405,8 @@ def main(argv: list[str] | None = None) -> int:
 
         def report_floor(got: dict) -> None:
             floor_medians.append(statistics.median(got["rates"]))
-            print(f"  forward only: {floor_medians[-1]:.2f} img/s (chunks {', '.join(f'{r:.1f}' for r in got['rates'])}; "
+            chunk_rates = ", ".join(f"{r:.1f}" for r in got["rates"])
+            print(f"  forward only: {floor_medians[-1]:.2f} img/s (chunks {chunk_rates}; "
                   f"other processes used {got['foreign_cores']:.2f} cores)", flush=True)
             foreign_loads.append(got["foreign_cores"])
 
@@ -462,7 +466,8 @@ def main(argv: list[str] | None = None) -> int:
         if "build" in results and "reference" in results:
             print(f"{'build / reference':<44}{results['build'] / results['reference']:>10.2f}   (target >= 4)")
         if "build" in results and "reference_build_malloc" in results:
-            print(f"{'  with the build malloc in both':<44}{results['build'] / results['reference_build_malloc']:>10.2f}")
+            ratio = results["build"] / results["reference_build_malloc"]
+            print(f"{'  with the build malloc in both':<44}{ratio:>10.2f}")
         if rss:
             for n, mib in rss.items():
                 print(f"{f'peak RSS, build of {n} images':<44}{mib:>9.0f} MiB")

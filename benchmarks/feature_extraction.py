@@ -51,9 +51,11 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 MODELS = {  # name -> (config class, kwargs)
-    "vit-s16": ("ViTConfig", dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536)),
+    "vit-s16": ("ViTConfig", dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
+                                  intermediate_size=1536)),
     "vit-b16": ("ViTConfig", dict()),
-    "vit-tiny": ("ViTConfig", dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768)),
+    "vit-tiny": ("ViTConfig", dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3,
+                                   intermediate_size=768)),
 }
 
 
@@ -208,8 +210,9 @@ def main() -> None:
         def extraction(decoder, host_only: bool = False) -> float:
             sync()
             start = time.perf_counter()
-            result = extract_split(opened.splits["query"], ("image",), HostSideOnly(extractor) if host_only else extractor,
-                                   args.batch_size, progress=False, decoder=decoder)
+            timed = HostSideOnly(extractor) if host_only else extractor
+            result = extract_split(opened.splits["query"], ("image",), timed, args.batch_size, progress=False,
+                                   decoder=decoder)
             sync()
             assert result.features["image"].shape[0] == len(images)
             return len(images) / (time.perf_counter() - start)

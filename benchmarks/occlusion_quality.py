@@ -87,7 +87,8 @@ def main() -> None:
             r = measure(tree, Path(tmp) / f"out{i}", config)
             parts = " ".join(f"{p:8.1%}" for p in r["parts"]) if config.occluder == "parts" else \
                 " ".join(f"{'-':>8s}" for _ in r["parts"])
-            print(f"{name:34s} {r['under_5pct']:13.1%} {r['mean']:10.3f} {r['std']:6.3f} {r['out_of_band']:11d}   {parts}")
+            print(f"{name:34s} {r['under_5pct']:13.1%} {r['mean']:10.3f} {r['std']:6.3f} {r['out_of_band']:11d}"
+                  f"   {parts}")
         print("\nparts columns: share of occluded images whose occluder is that part")
 
 

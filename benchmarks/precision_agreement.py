@@ -134,7 +134,8 @@ def compare(crops: list[Crop], fp32: list[np.ndarray], bf16: list[np.ndarray]) -
     """fp32 vs bf16 part maps, and the occluders `occlude()` draws from each with the same generator."""
     pixels = sum(m.size for m in fp32)
     same_pixels = sum(int((a == b).sum()) for a, b in zip(fp32, bf16, strict=True))
-    truth = {p: sum(int((m == c[2]).sum()) for m, c in zip(ms, crops, strict=True)) / pixels for p, ms in (("fp32", fp32), ("bf16", bf16))}
+    truth = {p: sum(int((m == c[2]).sum()) for m, c in zip(ms, crops, strict=True)) / pixels
+             for p, ms in (("fp32", fp32), ("bf16", bf16))}
     same_draw, ious, ratio_diffs = 0, [], []
     for (name, image, _), a, b in zip(crops, fp32, bf16, strict=True):
         oa, ob = occlude(image, a, image_rng(SEED, name)), occlude(image, b, image_rng(SEED, name))
@@ -156,7 +157,8 @@ def compare(crops: list[Crop], fp32: list[np.ndarray], bf16: list[np.ndarray]) -
     }
 
 
-def forward_speed(parsers: dict[str, ModelParser], crops: list[Crop], box: tuple[int, int], reps: int) -> dict[str, float]:
+def forward_speed(parsers: dict[str, ModelParser], crops: list[Crop], box: tuple[int, int],
+                  reps: int) -> dict[str, float]:
     """Median seconds of `infer` (normalise + forward) on 8 crops resized to the full parse size,
     precisions interleaved so load changes hit both alike."""
     tensors = [F.interpolate(torch.from_numpy(c[1]).permute(2, 0, 1)[None], size=box, mode="bilinear",

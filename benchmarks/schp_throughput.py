@@ -127,7 +127,8 @@ def child_parser_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_siz
         count = shapes.count(shape)
         for start in range(0, count, batch_size):
             n = min(batch_size, count - start)
-            batches.append([torch.randint(0, 256, (3, *shape), generator=generator, dtype=torch.uint8) for _ in range(n)])
+            batches.append([torch.randint(0, 256, (3, *shape), generator=generator, dtype=torch.uint8)
+                            for _ in range(n)])
     for batch in batches:  # warm-up: every shape (captures its graph on CUDA)
         parser.infer_to_host(batch)()
     rates = []
@@ -204,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
 
         paths = [r.source_path for r in get_source("prcc").scan(source).records]
         shapes = input_shapes(source, paths, args.parse_size, True)
-        floor_shapes = [shapes[i] for i in np.linspace(0, len(shapes) - 1, min(args.floor_images, len(shapes))).astype(int)]
+        picked = np.linspace(0, len(shapes) - 1, min(args.floor_images, len(shapes))).astype(int)
+        floor_shapes = [shapes[i] for i in picked]
         print(f"made {len(paths)} images and the checkpoint in {time.perf_counter() - begin:.0f} s", flush=True)
 
         floors, foreign, per_cpu = [], [], []
@@ -215,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
 
         def run_floor() -> None:
             for streams in stream_counts:
-                got = in_child(child_floor, str(checkpoint), floor_shapes, args.batch_size, chunks, args.device, streams)
+                got = in_child(child_floor, str(checkpoint), floor_shapes, args.batch_size, chunks, args.device,
+                               streams)
                 floors.append(statistics.median(got["rates"]))
                 foreign.append(got["foreign_cores"])
                 per_cpu.append(got["images_per_cpu_second"])

@@ -41,8 +41,8 @@ def _size(text: str) -> tuple[int, int]:
 
 
 def _add_build(commands) -> None:
-    commands.add_parser("build", help="build an occluded dataset folder from a source download (PRCC, LTCC, VC-Clothes, "
-                             "DeepChange, LaST) or a manifest file",
+    commands.add_parser("build", help="build an occluded dataset folder from a source download (PRCC, LTCC, "
+                             "VC-Clothes, DeepChange, LaST) or a manifest file",
                         add_arguments=_build_arguments)
 
 
@@ -84,7 +84,8 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     occ.add_argument("--fill", choices=list(FILLS), default=None,
                      help="how the occluder is fused (default: add for parts, black for rectangle)")
     occ.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE,
-                     help=f"least (alpha-weighted) share of the person the occluder must cover (default {DEFAULT_MIN_COVERAGE})")
+                     help="least (alpha-weighted) share of the person the occluder must cover "
+                          f"(default {DEFAULT_MIN_COVERAGE})")
     occ.add_argument("--max-coverage", type=float, default=1.0,
                      help="largest share of the person the occluder may cover (default 1.0)")
     occ.add_argument("--rectangle-fraction", type=float, default=DEFAULT_RECTANGLE_FRACTION,
@@ -154,7 +155,8 @@ def _add_push(commands) -> None:
     p.add_argument("--default", action="store_true",
                    help="with --config: make it the config load_dataset(REPO) opens without a config name")
     p.add_argument("--gated", action="store_true",
-                   help="gate the repo: users accept the source dataset's terms of use before downloading (recommended)")
+                   help="gate the repo: users accept the source dataset's terms of use before downloading "
+                        "(recommended)")
 
 
 def _run_push(args: argparse.Namespace) -> int:

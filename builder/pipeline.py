@@ -35,7 +35,8 @@ def build(config: BuildConfig) -> BuildReport:
         raise BuildError(str(exc).strip("'\"")) from None
     out_dir = Path(config.out_dir)
     recover(out_dir)  # e.g. put back OUT when an earlier --overwrite was killed mid-swap
-    occlude_splits = preflight(config, layout, scan.splits, scan.root)  # options, device, --out: before any image or model
+    # options, device, --out: before any image or model
+    occlude_splits = preflight(config, layout, scan.splits, scan.root)
     parser = make_parser(config)
     parser.check_present([r.source_path for r in scan.records])
 

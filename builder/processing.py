@@ -136,8 +136,8 @@ def _batched(
             share = max(1, -(-len(good) // max(1, workers)))  # one slice per worker (none when nothing decoded)
             slices = [slice(start, start + share) for start in range(0, len(good), share)]
             # pool.map's results are all taken in this iteration, so the loop variables cannot change under it
-            rows = [row for chunk in pool.map(lambda s: stage.finish(good_records[s], good_images[s], part_maps[s],  # noqa: B023
-                                                                        donors[s]), slices) for row in chunk]  # noqa: B023
+            finish = lambda s: stage.finish(good_records[s], good_images[s], part_maps[s], donors[s])  # noqa: B023, E731
+            rows = [row for chunk in pool.map(finish, slices) for row in chunk]
             results = dict(zip([r.source_path for r in good_records], zip(rows, part_maps, strict=True), strict=True))
             for record, image in zip(batch, images, strict=True):
                 if isinstance(image, DecodeError):

@@ -168,7 +168,8 @@ def _verify(root: Path, base: Path, config: str | None) -> dict[str, Any]:
     for split, info in splits.items():
         total = sum(e["num_rows"] for key, e in shards.items() if _SHARD_RE.match(key).group("split") == split)
         if total != info["num_rows"]:
-            raise BuildFolderError(f"{report_rel}: split {split!r} says {info['num_rows']} rows but its shards hold {total}")
+            raise BuildFolderError(f"{report_rel}: split {split!r} says {info['num_rows']} rows but its shards "
+                                   f"hold {total}")
 
     _check_card(card_path, splits, list(located), config or "default", config is None)
 
@@ -293,7 +294,8 @@ def _check_card(card_path: Path, splits: dict, shard_paths: list[str], name: str
     if entry is None and not own_card:
         raise BuildFolderError(f"{CARD_NAME}: the card's configs do not list config {name!r}")
     # a repo may hold a build at its root beside configs in their own folders: those are checked on their own
-    others = {c.get("config_name") for c in configs if (card_path.parent / str(c.get("config_name")) / REPORT_NAME).is_file()}
+    others = {c.get("config_name") for c in configs
+              if (card_path.parent / str(c.get("config_name")) / REPORT_NAME).is_file()}
     for config in [c for c in configs if c.get("config_name") not in others] if own_card else [entry]:
         data_files = config.get("data_files")
         if not isinstance(data_files, list):

@@ -222,7 +222,8 @@ def _ap_and_first_rank(good: np.ndarray, junk: np.ndarray) -> tuple[np.ndarray, 
     # Rank among non-junk images = position - number of junk images before it in the same row.
     good_key = good_row.astype(np.int64) * num_g + good_col
     junk_key = junk_row.astype(np.int64) * num_g + junk_col
-    rank = good_col - (np.searchsorted(junk_key, good_key) - np.searchsorted(junk_key, good_row.astype(np.int64) * num_g))
+    junk_before = np.searchsorted(junk_key, good_key) - np.searchsorted(junk_key, good_row.astype(np.int64) * num_g)
+    rank = good_col - junk_before
     # j-th good image of its row (1-based): its index in the flat list minus where its row starts.
     num_good = np.bincount(good_row, minlength=good.shape[0])
     row_start = np.cumsum(num_good) - num_good

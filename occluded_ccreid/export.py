@@ -41,10 +41,12 @@ from typing import Any
 
 import numpy as np
 
-_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "BMP": (".bmp",), "WEBP": (".webp",), "TIFF": (".tif", ".tiff")}
+_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "BMP": (".bmp",), "WEBP": (".webp",),
+               "TIFF": (".tif", ".tiff")}
 
 
-def to_tuples(split: Any, image_dir: str | Path | None = None, relabel: bool = False) -> list[tuple[Any, int, int, int]]:
+def to_tuples(split: Any, image_dir: str | Path | None = None,
+              relabel: bool = False) -> list[tuple[Any, int, int, int]]:
     """``(image, pid, camid, clothes_id)`` per row, in row order: the shape CAL's datasets use.
 
     Args:
@@ -84,7 +86,8 @@ def pid2clothes(tuples: list[tuple]) -> np.ndarray:
     Expects relabelled tuples (``to_tuples(train, ..., relabel=True)``)."""
     pids = np.array([t[1] for t in tuples], dtype=np.int64)
     clothes = np.array([t[3] for t in tuples], dtype=np.int64)
-    matrix = np.zeros((pids.max() + 1, clothes.max() + 1), dtype=np.float32) if len(pids) else np.zeros((0, 0), np.float32)
+    shape = (pids.max() + 1, clothes.max() + 1) if len(pids) else (0, 0)
+    matrix = np.zeros(shape, dtype=np.float32)
     matrix[pids, clothes] = 1.0
     return matrix
 

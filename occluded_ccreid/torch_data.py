@@ -240,8 +240,8 @@ def pk_loader(
     """
     sampler = PKSampler(split, p, k, seed=seed)
     return DataLoader(
-        ReIDDataset(split, transform, columns, relabel=relabel), batch_size=p * k, sampler=sampler, num_workers=num_workers,
-        drop_last=True, **loader_kw,
+        ReIDDataset(split, transform, columns, relabel=relabel), batch_size=p * k, sampler=sampler,
+        num_workers=num_workers, drop_last=True, **loader_kw,
     )
 
 

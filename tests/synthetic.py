@@ -43,7 +43,8 @@ def draw_person(height: int, width: int, key: tuple, outfit: tuple, missing: tup
     image[:] = rng.integers(30, 200, size=3)
     image = np.clip(image.astype(int) + rng.integers(-20, 20, size=(height, width, 1)), 0, 255).astype(np.uint8)
     parts = np.zeros((height, width), dtype=np.uint8)
-    colours = {1: (224, 172, 105), 2: _rng("top", outfit).integers(0, 255, 3), 5: _rng("bottom", outfit).integers(0, 255, 3)}
+    colours = {1: (224, 172, 105), 2: _rng("top", outfit).integers(0, 255, 3),
+               5: _rng("bottom", outfit).integers(0, 255, 3)}
     colours[3], colours[4], colours[6] = colours[2], (224, 172, 105), colours[5]
     rows, cols = np.mgrid[0:height, 0:width]
     for part, boxes in PART_BOXES.items():
@@ -112,17 +113,21 @@ class SyntheticTree:
         self.corrupt.append(f"{folder}/{corrupt_name}")
 
 
-def make_prcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_camera: int = 2, quirks: bool = True) -> SyntheticTree:
+def make_prcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_camera: int = 2,
+                   quirks: bool = True) -> SyntheticTree:
     """PRCC layout: rgb/{train,val}/<pid>/<cam>_cropped_rgb<k>.jpg and rgb/test/<cam>/<pid>/*.jpg."""
     tree = SyntheticTree(base / "PRCC", base / "PRCC-parsing")
     cam_ids = {"A": 0, "B": 1, "C": 2}
     counter = 0
-    for split, folder, pids in (("train", "train", range(1, n_train + 1)), ("validation", "val", range(1, n_train + 1))):
+    for split, folder, pids in (("train", "train", range(1, n_train + 1)),
+                                ("validation", "val", range(1, n_train + 1))):
         for pid in pids:
             for cam in "ABC":
                 for k in range(per_camera):
-                    rel = f"rgb/{folder}/{pid:03d}/{cam}_cropped_rgb{k + 1 + (100 if split == 'validation' else 0):03d}.jpg"
-                    tree.add(rel, SIZES[counter % len(SIZES)], split, pid, cam_ids[cam], (pid, "C" if cam == "C" else "AB"))
+                    number = k + 1 + (100 if split == "validation" else 0)
+                    rel = f"rgb/{folder}/{pid:03d}/{cam}_cropped_rgb{number:03d}.jpg"
+                    outfit = (pid, "C" if cam == "C" else "AB")
+                    tree.add(rel, SIZES[counter % len(SIZES)], split, pid, cam_ids[cam], outfit)
                     counter += 1
     for cam, split in (("A", "gallery"), ("B", "query"), ("C", "query")):
         for pid in range(100, 100 + n_test):
@@ -138,7 +143,8 @@ def make_prcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_camera: in
     return tree
 
 
-def make_ltcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_outfit: int = 2, quirks: bool = True) -> SyntheticTree:
+def make_ltcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_outfit: int = 2,
+                   quirks: bool = True) -> SyntheticTree:
     """LTCC layout: {train,query,test}/<pid>_<clothes>_c<cam>_<frame>.png."""
     tree = SyntheticTree(base / "LTCC", base / "LTCC-parsing")
     counter = 0

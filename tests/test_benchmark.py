@@ -177,7 +177,8 @@ def test_per_part_and_ratio_scores_equal_each_groups_queries_alone(cli_run, prcc
                         np.asarray(sub["camid"]), g["camid"][g_cols], np.asarray(sub["clothes_id"]),
                         g["clothes_id"][g_cols], mode=protocol.mode)
                     assert ours["queries"] == valid
-                    assert ours["mAP"] == pytest.approx(mAP, abs=1e-9) and ours["rank1"] == pytest.approx(cmc[0], abs=1e-9)
+                    assert ours["mAP"] == pytest.approx(mAP, abs=1e-9)
+                    assert ours["rank1"] == pytest.approx(cmc[0], abs=1e-9)
                     checked += 1
                 assert results[key][name][group]["query_rows"] == len(rows)
     assert checked >= 12
@@ -198,7 +199,8 @@ def test_build_without_clean_images_and_a_callable(prcc_build, tmp_path, monkeyp
     results = json.loads((out / "results.json").read_text())
     assert list(results["protocols"]) == ["cloth_changing"] and results["dataset"]["clean_images"] is False
     assert set(results["protocols"]["cloth_changing"]) == {"occluded"}
-    assert all(set(g) == {"mAP", "rank1", "queries", "query_rows"} for g in results["by_part"]["cloth_changing"].values())
+    assert all(set(g) == {"mAP", "rank1", "queries", "query_rows"}
+               for g in results["by_part"]["cloth_changing"].values())
 
     def feats(images):
         from PIL import ImageOps
@@ -230,7 +232,8 @@ def test_batched_transform_gives_the_processors_pixels(tmp_path):
     from transformers import BitImageProcessor, ViTImageProcessor
 
     rng = np.random.default_rng(1)
-    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((128, 64), (61, 30), (20, 41))]
+    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+              for h, w in ((128, 64), (61, 30), (20, 41))]
     for processor in (ViTImageProcessor(size={"height": 48, "width": 24}),
                       BitImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32})):
         transform = ImageTransform.from_processor(processor)
@@ -378,7 +381,8 @@ def text_model(tmp_path_factory) -> Path:
 def train_only(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("train-only")
     (folder / "data").mkdir()
-    Dataset.from_dict({"pid": [1, 2], "camid": [0, 1]}).to_parquet(str(folder / "data" / "train-00000-of-00001.parquet"))
+    shard = folder / "data" / "train-00000-of-00001.parquet"
+    Dataset.from_dict({"pid": [1, 2], "camid": [0, 1]}).to_parquet(str(shard))
     return folder
 
 
@@ -409,7 +413,8 @@ def test_clear_errors(prcc_build, vit, text_model, train_only, tmp_path, monkeyp
     import occluded_ccreid.benchmark.reading as reading  # a program read from standard input cannot spawn workers
 
     monkeypatch.setattr(reading, "spawn_problem", lambda: "worker processes re-import the main program")
-    assert "--processes 2: worker processes re-import" in _error(capsys, [*data, "--model", str(vit), "--processes", "2"])
+    message = _error(capsys, [*data, "--model", str(vit), "--processes", "2"])
+    assert "--processes 2: worker processes re-import" in message
 
 
 def test_bad_input_is_refused_before_the_model_loads(train_only):

@@ -177,7 +177,10 @@ def test_decoding_gives_the_pixels_of_pillows_rgb_conversion(mode):
     `Image.open(...).convert("RGB")` either way."""
     rng = np.random.default_rng(3)
     array = rng.integers(0, 256, (37, 23, 4), dtype=np.uint8)
-    image = Image.fromarray(array).convert(mode) if mode != "I;16" else Image.fromarray(array[..., 0].astype(np.uint16) * 257)
+    if mode == "I;16":
+        image = Image.fromarray(array[..., 0].astype(np.uint16) * 257)
+    else:
+        image = Image.fromarray(array).convert(mode)
     buffer = io.BytesIO()
     image.save(buffer, format="PNG")
     expected = np.asarray(Image.open(io.BytesIO(buffer.getvalue())).convert("RGB"))

@@ -120,7 +120,8 @@ def test_model_parser_builds_identically_for_any_batch_size(prcc_tree, tiny_mode
     report = json.loads((outs[0] / "build_report.json").read_text())
     assert report["parser"]["model"] == str(tiny_model) and report["parser"]["parse_size"] == [64, 32]
     card = (outs[0] / "README.md").read_text()
-    resize = "every crop resized to 64x32" if "--no-keep-aspect" in extra else "fitted into 64x32 with its aspect ratio kept"
+    resize = ("every crop resized to 64x32" if "--no-keep-aspect" in extra
+              else "fitted into 64x32 with its aspect ratio kept")
     assert resize in card and ("bf16 autocast" in card) == ("bf16" in extra)
 
 

@@ -39,7 +39,10 @@ def _rows(split: str, specs: list[tuple[int, int, int]], first: int) -> dict[str
     rows: dict[str, list] = {name: [] for name in dataset_features()}
     for n, (pid, camid, clothes_id) in enumerate(specs, start=first):
         cam = "ABC"[camid]
-        path = f"rgb/train/{pid:03d}/{cam}_cropped_rgb{n:03d}.jpg" if split == "train" else f"rgb/test/{cam}/{pid:03d}/{n:03d}.jpg"
+        if split == "train":
+            path = f"rgb/train/{pid:03d}/{cam}_cropped_rgb{n:03d}.jpg"
+        else:
+            path = f"rgb/test/{cam}/{pid:03d}/{n:03d}.jpg"
         rows["image"].append(Image.new("RGB", (4, 6), (n % 256, n // 256, 7)))
         rows["pid"].append(pid)
         rows["camid"].append(camid)
@@ -253,7 +256,8 @@ def test_to_tuples_in_memory_and_on_disk(built, cache_dir, tmp_path):
     in_memory = to_tuples(query)
     assert len(in_memory) == sizes["query"]
     assert isinstance(in_memory[0][0], Image.Image)
-    assert [t[1:] for t in in_memory] == list(zip(q["pid"].tolist(), q["camid"].tolist(), q["clothes_id"].tolist(), strict=True))
+    label_rows = zip(q["pid"].tolist(), q["camid"].tolist(), q["clothes_id"].tolist(), strict=True)
+    assert [t[1:] for t in in_memory] == list(label_rows)
 
     on_disk = to_tuples(query, image_dir=tmp_path / "images")
     for (path, *labels_), (image, *expected) in zip(on_disk, in_memory, strict=True):

@@ -235,7 +235,8 @@ def test_vcclothes_pid_spelled_two_ways_is_refused(tmp_path):
     root = _vc(tmp_path)
     (root / "train" / "0001-01-01-01.jpg").write_bytes(b"x")
     (root / "gallery" / "01-02-01-01.jpg").write_bytes(b"x")
-    with pytest.raises(LayoutError, match=r"pid 1: '0001' \(train/0001-01-01-01.jpg\), '01' \(gallery/01-02-01-01.jpg\)"):
+    with pytest.raises(LayoutError,
+                       match=r"pid 1: '0001' \(train/0001-01-01-01.jpg\), '01' \(gallery/01-02-01-01.jpg\)"):
         get_source("vcclothes").scan(root)
 
 
@@ -308,7 +309,8 @@ def test_manifest_jsonl_mixed_types_and_bad_json(tmp_path):
 
 
 def test_manifest_without_camid_and_clothes_and_with_parent_paths(tmp_path):
-    rows = [{"path": "../pics/a.jpg", "pid": 3, "split": "gallery"}, {"path": "b//c/./d.jpg", "pid": -1, "split": "query"}]
+    rows = [{"path": "../pics/a.jpg", "pid": 3, "split": "gallery"},
+            {"path": "b//c/./d.jpg", "pid": -1, "split": "query"}]
     scan = get_source("manifest").scan(write_manifest(rows, tmp_path / "lists" / "m.csv"))
     got = {r.source_path: (r.split, r.pid, r.camid, r.clothes_key, r.clothes_id) for r in scan.records}
     assert got == {"b/c/d.jpg": ("query", -1, -1, None, -1),

@@ -33,7 +33,8 @@ def check_rows_against_pixels(folder, tree) -> dict:
         source = load_rgb(tree.root / row["source_path"])
         image, mask, parts = decode(row["image"]), decode(row["occlusion_mask"]), decode(row["parsing"])
         assert mask.dtype == np.uint8 and mask.shape == parts.shape == image.shape[:2] == source.shape[:2]
-        np.testing.assert_array_equal(parts, np.asarray(Image.open(tree.parsing_dir / f"{row['source_path'][:-4]}.png")))
+        truth = Image.open(tree.parsing_dir / f"{row['source_path'][:-4]}.png")
+        np.testing.assert_array_equal(parts, np.asarray(truth))
         untouched = mask == 0
         np.testing.assert_array_equal(image[untouched], source[untouched])  # byte-identical to the source
         changed = (image != source).any(axis=2)

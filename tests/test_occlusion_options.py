@@ -192,7 +192,8 @@ def test_a_batch_gives_every_image_what_it_gets_alone(config):
     batch.append((np.full((50, 20, 3), 90, dtype=np.uint8), np.zeros((50, 20), dtype=np.uint8)))
     donors = [distinct_donor()] * len(batch)
     rngs = lambda: [image_rng(3, f"b{i}") for i in range(len(batch))]  # noqa: E731
-    alone = [occlude(im, parts, rng, config, donor) for (im, parts), rng, donor in zip(batch, rngs(), donors, strict=True)]
+    alone = [occlude(im, parts, rng, config, donor)
+             for (im, parts), rng, donor in zip(batch, rngs(), donors, strict=True)]
     together = occlude_batch([im for im, _ in batch], [p for _, p in batch], rngs(), config, donors)
     backwards = occlude_batch([im for im, _ in batch][::-1], [p for _, p in batch][::-1], rngs()[::-1], config,
                               donors)[::-1]

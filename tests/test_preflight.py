@@ -141,7 +141,8 @@ def test_overwrite_replaces_a_previous_build(prcc_build, tree, tmp_path, capsys)
     assert run_build(root, parsing, out, "--overwrite") == 0
     assert snapshot(out / "data") == snapshot(prcc_build / "data")
     report, expected = (json.loads((folder / "build_report.json").read_text()) for folder in (out, prcc_build))
-    assert report == {**expected, "source_dir": str(root), "parser": {**expected["parser"], "parsing_dir": str(parsing)}}
+    parser = {**expected["parser"], "parsing_dir": str(parsing)}
+    assert report == {**expected, "source_dir": str(root), "parser": parser}
 
 
 @pytest.mark.parametrize("out, expected", [
@@ -204,7 +205,8 @@ def test_device_choices_follow_the_cuda_devices_torch_sees(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("auto") == torch.device("cuda") and resolve_device("cuda:1") == torch.device("cuda:1")
-    with pytest.raises(BuildError, match=r"this machine has 2 CUDA device\(s\); choose from auto, cpu, cuda, cuda:0, cuda:1$"):
+    with pytest.raises(BuildError,
+                       match=r"this machine has 2 CUDA device\(s\); choose from auto, cpu, cuda, cuda:0, cuda:1$"):
         resolve_device("cuda:2")
     with pytest.raises(BuildError, match=r"--device 'tpu' is not one the builder can use; choose from auto, cpu, cuda, "
                                          r"cuda:0, cuda:1$"):

@@ -95,7 +95,8 @@ def test_killed_or_stopped_builds_leave_no_worker_and_resume_byte_identical(tmp_
         # Stop it once its workers run and a shard of this run is journalled (or soon after start).
         before = len(journal(out)["shards"]) if (out.parent / f".{out.name}.partial").exists() else 0
         while proc.poll() is None and time.monotonic() < deadline:
-            workers |= {p for p in children(proc.pid) if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()}
+            workers |= {p for p in children(proc.pid)
+                        if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()}
             try:
                 if len(workers) >= 2 and len(journal(out)["shards"]) > before:
                     break
@@ -149,7 +150,8 @@ def test_a_worker_that_dies_stops_the_build_with_a_message_and_it_resumes(tmp_pa
 
 def test_processes_from_a_program_read_on_stdin_are_refused_up_front(prcc_tree, tmp_path):
     out = tmp_path / "out"
-    script = f"import sys\nfrom builder.cli import main\nsys.exit(main({build_args(prcc_tree, out, '--processes', '2')!r}))\n"
+    args = build_args(prcc_tree, out, "--processes", "2")
+    script = f"import sys\nfrom builder.cli import main\nsys.exit(main({args!r}))\n"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     got = subprocess.run([sys.executable, "-"], input=script, cwd=REPO, env=env, capture_output=True, text=True,
                          timeout=120)

@@ -131,7 +131,8 @@ def round_trip(builds, tmp_path_factory):
         after_prcc = _card(hub)[0]
         _push(env, builds["ltcc"], "ltcc")
         ltcc_commit = hub.repos[REPO].branches["main"]
-        ltcc_files = {p: (b.blob_id, hub.last_commit(REPO, p)) for p, b in hub.files(REPO).items() if p.startswith("ltcc/")}
+        ltcc_files = {p: (b.blob_id, hub.last_commit(REPO, p)) for p, b in hub.files(REPO).items()
+                      if p.startswith("ltcc/")}
         card_before = _card(hub)[0]
         _push(env, builds["prcc2"], "prcc")
         out = home / "loaded.json"
@@ -182,8 +183,10 @@ def test_card_yaml_sizes_provenance_and_gating(round_trip, builds):
     hub = round_trip["hub"]
     _, header = _card(hub)
     configs = {c["config_name"]: c for c in header["configs"]}
-    assert set(configs) == {"prcc", "ltcc"} and configs["prcc"].get("default") is True and "default" not in configs["ltcc"]
-    assert configs["ltcc"]["data_files"] == [{"split": s, "path": f"ltcc/{s}-*"} for s in report(builds["ltcc"])["splits"]]
+    assert set(configs) == {"prcc", "ltcc"}
+    assert configs["prcc"].get("default") is True and "default" not in configs["ltcc"]
+    splits = report(builds["ltcc"])["splits"]
+    assert configs["ltcc"]["data_files"] == [{"split": s, "path": f"ltcc/{s}-*"} for s in splits]
     infos = {i["config_name"]: i for i in header["dataset_info"]}
     for config, folder in (("prcc", builds["prcc2"]), ("ltcc", builds["ltcc"])):
         info, shards = infos[config], report(folder)["shards"]
@@ -201,7 +204,8 @@ def test_card_yaml_sizes_provenance_and_gating(round_trip, builds):
     assert hub.repos[REPO].gated == "auto"
     text = _card(hub)[0]
     assert "github.com/1024AILab/Occluded-Cloth-Changing-Person-Re-Identification" in text
-    assert "![Sample rows of ltcc: occluded image; occluder tinted red by its alpha, outlined where the alpha crosses 1/2; part map](ltcc/preview.png)" in text
+    assert ("![Sample rows of ltcc: occluded image; occluder tinted red by its alpha, outlined where the alpha "
+            "crosses 1/2; part map](ltcc/preview.png)") in text
 
 
 def test_verify_repo_and_config_then_a_damaged_shard_is_caught(round_trip, builds, tmp_path):

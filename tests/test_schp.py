@@ -47,7 +47,8 @@ def reference_forward(p, x):
     x = relu(_abn(_conv(x, p, "conv3", 1, 1), p, "bn3", act=False))
     x = F.max_pool2d(x, 3, 2, 1)
     features = []
-    for layer, (blocks, stride, dilation) in enumerate(zip((3, 4, 23, 3), (1, 2, 2, 1), (1, 1, 1, 2), strict=True), start=1):
+    layers = zip((3, 4, 23, 3), (1, 2, 2, 1), (1, 1, 1, 2), strict=True)
+    for layer, (blocks, stride, dilation) in enumerate(layers, start=1):
         for b in range(blocks):
             n = f"layer{layer}.{b}"
             out = relu(_abn(_conv(x, p, f"{n}.conv1"), p, f"{n}.bn1", act=False))
@@ -156,7 +157,8 @@ def test_other_checkpoint_layouts_load(state, reference_logits, tmp_path):
     x, expected = reference_logits
     folder = tmp_path / "folder"
     folder.mkdir()
-    tracked = {f"{k.rsplit('.', 1)[0]}.num_batches_tracked": torch.tensor(5) for k in state if k.endswith("running_var")}
+    tracked = {f"{k.rsplit('.', 1)[0]}.num_batches_tracked": torch.tensor(5)
+               for k in state if k.endswith("running_var")}
     save_file({**{k: v.contiguous() for k, v in state.items()}, **tracked}, folder / "model.safetensors")
     with torch.inference_mode():
         assert (load_schp(folder).double()(x) - expected).abs().max() < 1e-4

@@ -162,7 +162,8 @@ class NetworkParser:
         self._captured: dict[tuple[int, ...], CapturedForward] = {}  # (lane, *input shape) -> graph
         self._lane_state: list[tuple[torch.cuda.Stream, tuple]] = []  # (stream, graph memory pool) per lane
 
-    def set_normalisation(self, scale: float, mean: Sequence[float], std: Sequence[float], *, bgr: bool = False) -> None:
+    def set_normalisation(self, scale: float, mean: Sequence[float], std: Sequence[float], *,
+                          bgr: bool = False) -> None:
         """Network input = (pixel * scale - mean) / std per channel, channels in RGB order or, with
         `bgr`, in BGR order (mean and std then given in that order too)."""
         mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)

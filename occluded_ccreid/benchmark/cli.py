@@ -117,7 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=32, help="images per forward pass (default 32)")
     decode = parser.add_mutually_exclusive_group()
     decode.add_argument("--workers", type=int,
-                        help="image decoding threads (default: the cores, at most 8; --model on CUDA: all cores but one)")
+                        help="image decoding threads (default: the cores, at most 8; --model on CUDA: all cores "
+                             "but one)")
     decode.add_argument("--processes", type=int, metavar="N",
                         help="decode in N worker processes instead of threads (--model): they share no Python lock "
                              "with the forward pass, for GPU hosts where the decoding threads contend for it")

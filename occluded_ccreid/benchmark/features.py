@@ -133,7 +133,8 @@ class TransformersExtractor:
         try:
             self.processor = AutoImageProcessor.from_pretrained(model_id)
         except (OSError, ValueError) as exc:
-            raise BenchmarkError(f"{model_id} has no image processor (preprocessor_config.json): {first_line(exc)}") from None
+            raise BenchmarkError(f"{model_id} has no image processor (preprocessor_config.json): "
+                                 f"{first_line(exc)}") from None
         self.model = AutoModel.from_pretrained(model_id).to(self.device).eval()
         # The batched transform is used only where it gives the processor's own pixel values.
         probes = probe_images()
@@ -143,10 +144,12 @@ class TransformersExtractor:
                                  "images, which cannot be batched; use --features with your own preprocessing")
         self.transform = ImageTransform.from_processor(self.processor)
         if self.transform is not None and not all(
-            same_pixels(self.transform.to_pixels(self.transform.batch([p]), torch.device("cpu")), e, self.transform.level)
+            same_pixels(self.transform.to_pixels(self.transform.batch([p]), torch.device("cpu")), e,
+                        self.transform.level)
             for p, e in zip(probes, expected, strict=True)
         ):
-            log.warning("the processor of %s does more than resize/crop/rescale/normalise; using it as is (slower)", model_id)
+            log.warning("the processor of %s does more than resize/crop/rescale/normalise; using it as is (slower)",
+                        model_id)
             self.transform = None
 
     def prepare_image(self, image: Image.Image) -> np.ndarray | Image.Image:
@@ -226,10 +229,15 @@ class CallableExtractor:
     def _call(self, images: list[Image.Image]) -> torch.Tensor:
         output = self.function(images)
         try:
-            features = output.detach().cpu() if isinstance(output, torch.Tensor) else torch.from_numpy(np.asarray(output))
+            if isinstance(output, torch.Tensor):
+                features = output.detach().cpu()
+            else:
+                features = torch.from_numpy(np.asarray(output))
         except (TypeError, ValueError) as exc:
-            raise BenchmarkError(f"--features {self.spec} returned {type(output).__name__}, not an array: {exc}") from None
-        if features.ndim != 2 or features.shape[0] != len(images) or not (features.is_floating_point() or features.dtype in (torch.int32, torch.int64)):
+            raise BenchmarkError(f"--features {self.spec} returned {type(output).__name__}, not an array: "
+                                 f"{exc}") from None
+        numeric = features.is_floating_point() or features.dtype in (torch.int32, torch.int64)
+        if features.ndim != 2 or features.shape[0] != len(images) or not numeric:
             raise BenchmarkError(
                 f"--features {self.spec} returned shape {tuple(features.shape)} ({features.dtype}) for {len(images)} "
                 "images; it must return an N x D array or tensor of numbers"

@@ -62,7 +62,8 @@ def unknown_labels(protocol: Protocol, labels: Mapping[str, np.ndarray]) -> list
 
 
 def benchmark_metrics(query: SplitFeatures, gallery: SplitFeatures, protocols: Mapping[str, Protocol],
-                      image_columns: Sequence[str], ratio_edges: Sequence[float] = DEFAULT_RATIO_EDGES) -> dict[str, Any]:
+                      image_columns: Sequence[str],
+                      ratio_edges: Sequence[float] = DEFAULT_RATIO_EDGES) -> dict[str, Any]:
     """``{"protocols": {name: {setting: scores, "drop": ...}}, "by_part": ..., "by_ratio": ...}``."""
     bins = ratio_bins(ratio_edges)
     # The occluded_ratio column is float32: compare it with float32 edges, so 0.1 falls in "0%-10%".
@@ -71,8 +72,10 @@ def benchmark_metrics(query: SplitFeatures, gallery: SplitFeatures, protocols: M
     for name, protocol in protocols.items():
         q_rows, _ = protocol_indices(protocol, query.labels["camid"], gallery.labels["camid"])
         parts = query.labels["occluded_part"][q_rows]
-        groups["by_part"][name] = {PART_NAMES[p]: q_rows[parts == p] for p in range(len(PART_NAMES)) if (parts == p).any()}
-        in_bins = {label: (ratios[q_rows] > np.float32(low)) & (ratios[q_rows] <= np.float32(high)) for label, low, high in bins}
+        groups["by_part"][name] = {PART_NAMES[p]: q_rows[parts == p] for p in range(len(PART_NAMES))
+                                   if (parts == p).any()}
+        in_bins = {label: (ratios[q_rows] > np.float32(low)) & (ratios[q_rows] <= np.float32(high))
+                   for label, low, high in bins}
         groups["by_ratio"][name] = {label: q_rows[mask] for label, mask in in_bins.items() if mask.any()}
 
     # One distance matrix at a time (PRCC: 7,416 x 3,384 float64 = 200 MB each).
@@ -94,7 +97,8 @@ def benchmark_metrics(query: SplitFeatures, gallery: SplitFeatures, protocols: M
     for name in protocols:
         results["protocols"][name] = {setting: by["protocols"][name] for setting, by in scores.items()}
         if "clean" in scores:
-            results["protocols"][name]["drop"] = _drop(scores["clean"]["protocols"][name], scores["occluded"]["protocols"][name])
+            results["protocols"][name]["drop"] = _drop(scores["clean"]["protocols"][name],
+                                                       scores["occluded"]["protocols"][name])
         for key in ("by_part", "by_ratio"):
             results[key][name] = {}
             for group, rows in groups[key][name].items():

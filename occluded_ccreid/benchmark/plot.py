@@ -16,7 +16,8 @@ PANEL_W, PANEL_H = 620, 300
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 34, 46  # plot-area margins inside a panel
 LEGEND_H = 34
 COLOURS = {"occluded": (52, 101, 164), "clean": (170, 170, 170), "clean_gallery": (114, 159, 207)}
-LABELS = {"occluded": "occluded rank-1", "clean": "clean rank-1", "clean_gallery": "occluded query, clean gallery rank-1"}
+LABELS = {"occluded": "occluded rank-1", "clean": "clean rank-1",
+          "clean_gallery": "occluded query, clean gallery rank-1"}
 
 
 def _font(size: int) -> ImageFont.ImageFont:

@@ -178,7 +178,8 @@ def same_pixels(ours: torch.Tensor, expected: torch.Tensor, level: float) -> boo
 def probe_images() -> list[Image.Image]:
     """Deterministic test images of person-crop and odd shapes."""
     rng = np.random.default_rng(0)
-    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((128, 64), (37, 23), (50, 90))]
+    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
+            for h, w in ((128, 64), (37, 23), (50, 90))]
 
 
 def decode_image(value: dict, column: str) -> Image.Image:
@@ -191,7 +192,8 @@ def decode_image(value: dict, column: str) -> Image.Image:
             return image
         return image.convert("RGB")
     except Exception as exc:  # noqa: BLE001 - a row that does not decode is a broken build
-        raise BenchmarkError(f"a {column} of the dataset does not decode ({first_line(exc)}); rebuild or re-download it") from None
+        raise BenchmarkError(f"a {column} of the dataset does not decode ({first_line(exc)}); rebuild or "
+                             "re-download it") from None
 
 
 def prepare_encoded(transform: ImageTransform, column: str, values: Sequence[dict]) -> np.ndarray:

@@ -129,7 +129,8 @@ def _build_report(path_or_repo: str) -> dict:
             return json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
         from huggingface_hub import hf_hub_download
 
-        return json.loads(Path(hf_hub_download(path_or_repo, REPORT_NAME, repo_type="dataset")).read_text(encoding="utf-8"))
+        report = Path(hf_hub_download(path_or_repo, REPORT_NAME, repo_type="dataset"))
+        return json.loads(report.read_text(encoding="utf-8"))
     except Exception:  # noqa: BLE001 - no report: the card may still say; open_dataset reports neither
         return {}
 
@@ -158,7 +159,8 @@ class SplitFeatures:
 def extract_split(split: Any, image_columns: tuple[str, ...], extractor: FeatureExtractor, batch_size: int,
                   total: int | None = None, desc: str = "", progress: bool = True,
                   workers: int | None = None, label_columns: tuple[str, ...] = LABEL_COLUMNS,
-                  processes: int | None = None, decoder: ThreadDecoding | ProcessDecoding | None = None) -> SplitFeatures:
+                  processes: int | None = None,
+                  decoder: ThreadDecoding | ProcessDecoding | None = None) -> SplitFeatures:
     """Read a split once, in batches, and return its labels (`label_columns`) and the features of
     each image column. Images are decoded by `decoder`, else by `workers` threads or, with
     `processes`, by that many worker processes (`decoding`), started and stopped for this split: a
@@ -371,4 +373,5 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: FeatureExtra
 
 
 __all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "ProcessDecoding", "SplitFeatures",
-           "ThreadDecoding", "check_label_columns", "check_processes", "decoding", "default_workers", "extract_split", "open_dataset"]
+           "ThreadDecoding", "check_label_columns", "check_processes", "decoding", "default_workers", "extract_split",
+           "open_dataset"]

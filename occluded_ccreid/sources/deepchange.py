@@ -59,7 +59,8 @@ class DeepChange(SourceLayout):
 
     def check_layout(self, root: Path) -> None:
         super().check_layout(root)
-        missing = [f"{folder}-bbox.txt" for folder in _SPLIT_DIRS.values() if not (root / f"{folder}-bbox.txt").is_file()]
+        missing = [f"{folder}-bbox.txt" for folder in _SPLIT_DIRS.values()
+                   if not (root / f"{folder}-bbox.txt").is_file()]
         if missing:
             raise LayoutError(f"{root} is not in the DeepChange layout: missing list file(s) {', '.join(missing)}. "
                               f"Expected layout:\n{self.expected_layout}")

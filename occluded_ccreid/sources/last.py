@@ -39,7 +39,8 @@ class LaST(SourceLayout):
     homepage = "https://github.com/shuxjweb/last"
     citation = """@article{shu2021large,
   title   = {Large-Scale Spatio-Temporal Person Re-identification: Algorithm and Benchmark},
-  author  = {Shu, Xiujun and Wang, Xiao and Zang, Xianghao and Zhang, Shiliang and Chen, Yuanqi and Li, Ge and Tian, Qi},
+  author  = {Shu, Xiujun and Wang, Xiao and Zang, Xianghao and Zhang, Shiliang and Chen, Yuanqi and Li, Ge and
+             Tian, Qi},
   journal = {IEEE Transactions on Circuits and Systems for Video Technology},
   year    = {2021}
 }"""

@@ -31,7 +31,8 @@ class LTCC(SourceLayout):
     homepage = "https://naiq.github.io/LTCC_Perosn_ReID.html"
     citation = """@inproceedings{qian2020long,
   title     = {Long-Term Cloth-Changing Person Re-identification},
-  author    = {Qian, Xuelin and Wang, Wenxuan and Zhang, Li and Zhu, Fangrui and Fu, Yanwei and Xiang, Tao and Jiang, Yu-Gang and Xue, Xiangyang},
+  author    = {Qian, Xuelin and Wang, Wenxuan and Zhang, Li and Zhu, Fangrui and Fu, Yanwei and Xiang, Tao and
+               Jiang, Yu-Gang and Xue, Xiangyang},
   booktitle = {Proceedings of the Asian Conference on Computer Vision (ACCV)},
   year      = {2020}
 }"""

@@ -75,7 +75,8 @@ class Manifest(SourceLayout):
         if reader is None:
             raise LayoutError(f"manifest {file}: unknown format {file.suffix!r}; use .csv, .jsonl or .parquet")
         folder = file.resolve().parent
-        self.pretty_name = file.stem  # the listed dataset is named after its file: market1501.csv -> Occluded-market1501
+        # the listed dataset is named after its file: market1501.csv -> Occluded-market1501
+        self.pretty_name = file.stem
         columns, extra_types, rows = reader(file)
         if missing := [c for c in REQUIRED if c not in columns]:
             raise LayoutError(f"manifest {file} has no column(s) {', '.join(missing)} (it has {', '.join(columns)}). "
@@ -164,7 +165,8 @@ def _source_path(text: str, folder: Path) -> str:
 
 
 def _read_csv(file: Path):
-    handle = open(file, newline="", encoding="utf-8-sig")  # noqa: SIM115 -- rows() below closes it, after this returns
+    # rows() below closes the handle, after this function has returned
+    handle = open(file, newline="", encoding="utf-8-sig")  # noqa: SIM115
     reader = csv.reader(handle)
     header = next(reader, None)
     if not header or any(not name.strip() for name in header) or len(set(header)) != len(header):

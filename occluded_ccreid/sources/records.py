@@ -121,7 +121,8 @@ class RecordTable(Sequence[SourceRecord]):
 
     def _records(self, start: int, stop: int) -> list[SourceRecord]:
         part = self.table.slice(start, stop - start).to_pydict()
-        extras = [dict(zip(self.extra_names, values, strict=True)) for values in zip(*(part[n] for n in self.extra_names), strict=True)] \
+        extras = [dict(zip(self.extra_names, values, strict=True))
+                  for values in zip(*(part[n] for n in self.extra_names), strict=True)] \
             if self.extra_names else [NO_EXTRAS] * (stop - start)
         return [SourceRecord(self.splits[s], path, pid, camid, key, clothes, extra)
                 for s, path, pid, camid, key, clothes, extra in zip(
