@@ -37,6 +37,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -96,34 +97,18 @@ def evaluate(
     if dist.ndim != 2:
         raise ValueError(f"distmat must be 2-D (num_query, num_gallery), got shape {dist.shape}")
     num_q, num_g = dist.shape
-    q_pids, g_pids = _labels(q_pids, num_q, "q_pids"), _labels(g_pids, num_g, "g_pids")
-    if (q_camids is None) != (g_camids is None):
-        raise ValueError("pass both q_camids and g_camids, or neither (no same-camera junk)")
-    if q_camids is not None:
-        q_camids, g_camids = _labels(q_camids, num_q, "q_camids"), _labels(g_camids, num_g, "g_camids")
-    if mode != "standard":
-        if q_clothes is None or g_clothes is None:
-            raise ValueError(f"mode {mode!r} needs q_clothes and g_clothes")
-        q_clothes, g_clothes = _labels(q_clothes, num_q, "q_clothes"), _labels(g_clothes, num_g, "g_clothes")
+    labels = _QueryGalleryLabels.checked(num_q, num_g, mode, q_pids, g_pids, q_camids, g_camids, q_clothes, g_clothes)
     ranks = tuple(int(k) for k in ranks)
     if any(k < 1 for k in ranks):
         raise ValueError(f"ranks are 1-based, got {ranks}")
     if num_g == 0:
         raise ValueError("the gallery is empty")
-    if chunk_size is None:
-        chunk_size = max(1, _CHUNK_ELEMENTS // num_g)
-    if num_threads is None:
-        num_threads = _available_cores()
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // num_g) if chunk_size is None else chunk_size
 
     def chunk_stats(start: int) -> tuple[float, np.ndarray, int]:
-        rows = slice(start, min(start + chunk_size, num_q))
+        rows = slice(start, min(start + rows_per_chunk, num_q))
         order = _ranking(dist[rows])
-        same_pid = q_pids[rows, None] == g_pids[None, :]
-        junk = np.zeros_like(same_pid) if q_camids is None else same_pid & (q_camids[rows, None] == g_camids[None, :])
-        if mode == "cloth_changing":
-            junk |= same_pid & (q_clothes[rows, None] == g_clothes[None, :])
-        elif mode == "same_clothes":
-            junk |= same_pid & (q_clothes[rows, None] != g_clothes[None, :])
+        same_pid, junk = labels.same_pid_and_junk(rows, mode)
         good = same_pid & ~junk
         ap, first_rank = _ap_and_first_rank(
             np.take_along_axis(good, order, axis=1), np.take_along_axis(junk, order, axis=1)
@@ -132,10 +117,11 @@ def evaluate(
 
     # NumPy's sort and array operations release the GIL, so chunks run in parallel threads.
     # Results are summed in chunk order: the same numbers whatever the number of threads.
-    starts = range(0, num_q, chunk_size)
+    starts = range(0, num_q, rows_per_chunk)
     first_rank_counts = np.zeros(num_g, dtype=np.int64)  # queries whose first match is at rank r
     ap_sum, num_valid = 0.0, 0
-    with ThreadPoolExecutor(max(1, min(num_threads, len(starts)))) as pool:
+    threads = _available_cores() if num_threads is None else num_threads
+    with ThreadPoolExecutor(max(1, min(threads, len(starts)))) as pool:
         for chunk_ap_sum, chunk_counts, chunk_valid in pool.map(chunk_stats, starts):
             ap_sum += chunk_ap_sum
             first_rank_counts += chunk_counts
@@ -154,6 +140,47 @@ def evaluate(
     result["num_valid_queries"] = num_valid
     result["num_skipped_queries"] = num_q - num_valid
     return result
+
+
+@dataclass(frozen=True)
+class _QueryGalleryLabels:
+    """The label arrays of one evaluation, checked against the distance matrix's shape."""
+
+    q_pids: np.ndarray
+    g_pids: np.ndarray
+    q_camids: np.ndarray | None  # None for both: no same-camera junk
+    g_camids: np.ndarray | None
+    q_clothes: np.ndarray | None  # None for both: the standard mode
+    g_clothes: np.ndarray | None
+
+    @classmethod
+    def checked(cls, num_q: int, num_g: int, mode: str, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
+                q_clothes: Any, g_clothes: Any) -> _QueryGalleryLabels:
+        if (q_camids is None) != (g_camids is None):
+            raise ValueError("pass both q_camids and g_camids, or neither (no same-camera junk)")
+        cams = (None, None)
+        if q_camids is not None:
+            cams = (_labels(q_camids, num_q, "q_camids"), _labels(g_camids, num_g, "g_camids"))
+        clothes = (None, None)
+        if mode != "standard":
+            if q_clothes is None or g_clothes is None:
+                raise ValueError(f"mode {mode!r} needs q_clothes and g_clothes")
+            clothes = (_labels(q_clothes, num_q, "q_clothes"), _labels(g_clothes, num_g, "g_clothes"))
+        return cls(_labels(q_pids, num_q, "q_pids"), _labels(g_pids, num_g, "g_pids"), *cams, *clothes)
+
+    def same_pid_and_junk(self, rows: slice, mode: str) -> tuple[np.ndarray, np.ndarray]:
+        """(same identity, junk) masks of the query `rows` x every gallery image."""
+        same_pid = self.q_pids[rows, None] == self.g_pids[None, :]
+        junk = np.zeros_like(same_pid)
+        if self.q_camids is not None and self.g_camids is not None:
+            junk |= same_pid & (self.q_camids[rows, None] == self.g_camids[None, :])
+        if self.q_clothes is not None and self.g_clothes is not None:
+            same_clothes = self.q_clothes[rows, None] == self.g_clothes[None, :]
+            if mode == "cloth_changing":
+                junk |= same_pid & same_clothes
+            elif mode == "same_clothes":
+                junk |= same_pid & ~same_clothes
+        return same_pid, junk
 
 
 def _available_cores() -> int:

@@ -65,10 +65,27 @@ def benchmark_metrics(query: SplitFeatures, gallery: SplitFeatures, protocols: M
                       image_columns: Sequence[str],
                       ratio_edges: Sequence[float] = DEFAULT_RATIO_EDGES) -> dict[str, Any]:
     """``{"protocols": {name: {setting: scores, "drop": ...}}, "by_part": ..., "by_ratio": ...}``."""
+    groups = _query_groups(query, gallery, protocols, ratio_edges)
+    scores = _scores_by_setting(query, gallery, protocols, image_columns, groups)
+    results: dict[str, Any] = {"protocols": {}, "by_part": {}, "by_ratio": {}}
+    for name in protocols:
+        results["protocols"][name] = {setting: by["protocols"][name] for setting, by in scores.items()}
+        if "clean" in scores:
+            results["protocols"][name]["drop"] = _drop(scores["clean"]["protocols"][name],
+                                                       scores["occluded"]["protocols"][name])
+        for key in ("by_part", "by_ratio"):
+            results[key][name] = {group: _group_entry(scores, key, name, group, rows)
+                                  for group, rows in groups[key][name].items()}
+    return results
+
+
+def _query_groups(query: SplitFeatures, gallery: SplitFeatures, protocols: Mapping[str, Protocol],
+                  ratio_edges: Sequence[float]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+    """``{"by_part" | "by_ratio": {protocol: {group: query rows}}}``, non-empty groups only."""
     bins = ratio_bins(ratio_edges)
     # The occluded_ratio column is float32: compare it with float32 edges, so 0.1 falls in "0%-10%".
     ratios = query.labels["occluded_ratio"].astype(np.float32)
-    groups: dict[str, dict[str, dict[str, np.ndarray]]] = {"by_part": {}, "by_ratio": {}}  # query rows of each group
+    groups: dict[str, dict[str, dict[str, np.ndarray]]] = {"by_part": {}, "by_ratio": {}}
     for name, protocol in protocols.items():
         q_rows, _ = protocol_indices(protocol, query.labels["camid"], gallery.labels["camid"])
         parts = query.labels["occluded_part"][q_rows]
@@ -77,9 +94,15 @@ def benchmark_metrics(query: SplitFeatures, gallery: SplitFeatures, protocols: M
         in_bins = {label: (ratios[q_rows] > np.float32(low)) & (ratios[q_rows] <= np.float32(high))
                    for label, low, high in bins}
         groups["by_ratio"][name] = {label: q_rows[mask] for label, mask in in_bins.items() if mask.any()}
+    return groups
 
+
+def _scores_by_setting(query: SplitFeatures, gallery: SplitFeatures, protocols: Mapping[str, Protocol],
+                       image_columns: Sequence[str], groups: dict[str, dict[str, dict[str, np.ndarray]]]
+                       ) -> dict[str, dict]:
+    """setting -> {"protocols": {name: scores}, "by_part": {name: {group: scores}}, "by_ratio": ...}."""
     # One distance matrix at a time (PRCC: 7,416 x 3,384 float64 = 200 MB each).
-    scores: dict[str, dict] = {}  # setting -> {"protocols": {name: ...}, "by_part": {name: {group: ...}}, ...}
+    scores: dict[str, dict] = {}
     for setting, (q_column, g_column) in settings_of(image_columns).items():
         distmat = cosine_distance(query.features[q_column], gallery.features[g_column])
         by = scores[setting] = {"protocols": {}, "by_part": {}, "by_ratio": {}}
@@ -92,25 +115,19 @@ def benchmark_metrics(query: SplitFeatures, gallery: SplitFeatures, protocols: M
                 by[key][name] = {group: _scores(distmat, query.labels, gallery.labels, protocol, rows, (1,))
                                  for group, rows in groups[key][name].items()}
         del distmat
+    return scores
 
-    results: dict[str, Any] = {"protocols": {}, "by_part": {}, "by_ratio": {}}
-    for name in protocols:
-        results["protocols"][name] = {setting: by["protocols"][name] for setting, by in scores.items()}
-        if "clean" in scores:
-            results["protocols"][name]["drop"] = _drop(scores["clean"]["protocols"][name],
-                                                       scores["occluded"]["protocols"][name])
-        for key in ("by_part", "by_ratio"):
-            results[key][name] = {}
-            for group, rows in groups[key][name].items():
-                empty = {"mAP": None, "rank1": None, "queries": 0}  # no query of the group has a match
-                entry = {**(scores["occluded"][key][name][group] or empty), "query_rows": int(len(rows))}
-                for setting in scores:
-                    if setting != "occluded":
-                        entry[setting] = scores[setting][key][name][group] or empty
-                if "clean" in scores and entry["mAP"] is not None and entry["clean"]["mAP"] is not None:
-                    entry["drop"] = _drop(entry["clean"], entry)
-                results[key][name][group] = entry
-    return results
+
+def _group_entry(scores: dict[str, dict], key: str, name: str, group: str, rows: np.ndarray) -> dict[str, Any]:
+    """One group's occluded scores, with the other settings' beside them and the drop."""
+    empty = {"mAP": None, "rank1": None, "queries": 0}  # no query of the group has a match
+    entry = {**(scores["occluded"][key][name][group] or empty), "query_rows": int(len(rows))}
+    for setting in scores:
+        if setting != "occluded":
+            entry[setting] = scores[setting][key][name][group] or empty
+    if "clean" in scores and entry["mAP"] is not None and entry["clean"]["mAP"] is not None:
+        entry["drop"] = _drop(entry["clean"], entry)
+    return entry
 
 
 def _scores(distmat: np.ndarray, q_labels: Mapping[str, np.ndarray], g_labels: Mapping[str, np.ndarray],

@@ -324,52 +324,62 @@ def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: FeatureExtra
     batch's tail or for the reader; the reader then collates the oldest batch (in its order) and
     queues it, at most two ahead of the forward pass. Images not yet decoded when it stops are
     dropped (their tasks cancelled); the decoder stays open for its owner to reuse or close."""
-    ready: queue.Queue = queue.Queue(maxsize=2)
-    stop = threading.Event()
+    reader = _Reader(data, image_columns, extractor, decoder, batch_size)
+    thread = threading.Thread(target=reader.read, name="benchmark-reader", daemon=True)
+    thread.start()
+    try:
+        while (item := reader.ready.get()) is not _DONE:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        reader.stop.set()
+        thread.join()
 
-    def put(item: object) -> None:
-        while not stop.is_set():
+
+class _Reader:
+    """The reader thread of `_prefetch`: batches in, (batch, prepared images) out on `ready`, then
+    _DONE or the exception that stopped it."""
+
+    def __init__(self, data: Any, image_columns: tuple[str, ...], extractor: FeatureExtractor,
+                 decoder: ThreadDecoding | ProcessDecoding, batch_size: int) -> None:
+        self.data, self.image_columns, self.batch_size = data, image_columns, batch_size
+        self.extractor, self.decoder = extractor, decoder
+        self.ready: queue.Queue = queue.Queue(maxsize=2)
+        self.stop = threading.Event()
+
+    def put(self, item: object) -> None:
+        while not self.stop.is_set():
             try:
-                ready.put(item, timeout=0.1)
+                self.ready.put(item, timeout=0.1)
                 return
             except queue.Full:
                 continue
 
-    def collate(batch: dict, futures: dict[str, list[Future]]) -> None:
+    def collate(self, batch: dict, futures: dict[str, list[Future]]) -> None:
         # Waiting here cannot deadlock at workers=1: the reader is not one of the pool's threads.
-        prepared = {c: extractor.collate(decoder.results(futures[c])) for c in image_columns}
-        put((batch, prepared))
+        prepared = {c: self.extractor.collate(self.decoder.results(futures[c])) for c in self.image_columns}
+        self.put((batch, prepared))
 
-    def read() -> None:
+    def read(self) -> None:
         pending: deque[tuple[dict, dict[str, list[Future]]]] = deque()
         try:
-            for batch in data.iter(batch_size=batch_size):
-                if stop.is_set():
+            for batch in self.data.iter(batch_size=self.batch_size):
+                if self.stop.is_set():
                     return
-                pending.append((batch, {c: decoder.submit(batch[c], c) for c in image_columns}))
+                pending.append((batch, {c: self.decoder.submit(batch[c], c) for c in self.image_columns}))
                 if len(pending) >= AHEAD:
-                    collate(*pending.popleft())
-            while pending and not stop.is_set():
-                collate(*pending.popleft())
-            put(_DONE)
+                    self.collate(*pending.popleft())
+            while pending and not self.stop.is_set():
+                self.collate(*pending.popleft())
+            self.put(_DONE)
         except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
-            put(exc)
+            self.put(exc)
         finally:
             for _, futures in pending:  # after an error or a stop: images not yet decoded are dropped
                 for column_futures in futures.values():
                     for future in column_futures:
                         future.cancel()
-
-    reader = threading.Thread(target=read, name="benchmark-reader", daemon=True)
-    reader.start()
-    try:
-        while (item := ready.get()) is not _DONE:
-            if isinstance(item, BaseException):
-                raise item
-            yield item
-    finally:
-        stop.set()
-        reader.join()
 
 
 __all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "ProcessDecoding", "SplitFeatures",
