@@ -342,7 +342,7 @@ def parse_size_arg(text: str) -> tuple[int, int]:
     return height, width
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=2000, help="images in the timed build (default 2000)")
     parser.add_argument("--floor-images", type=int, default=192, help="images per forward-only measurement")
@@ -361,17 +361,117 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--skip", default="", help="comma list of parts to skip: build,floor,reference,rss")
     parser.add_argument("--workdir", type=Path, default=None, help="keep sources/builds here (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="smoke run (< 1 min): 64 images, RSS builds of 60 and 240")
-    args = parser.parse_args(argv)
-    if args.quick:
-        args.images, args.floor_images, args.reference_images = 64, 32, 4
-        args.rss_images = "60,240"
+    return parser
+
+
+def _measure_speed(args: argparse.Namespace, skip: set[str], work: Path, b0: Path, source: Path,
+                   paths: list[str], build_args: list[str], keep_aspect: bool) -> dict[str, float]:
+    """images/s of the build, the forward pass alone (floor) and the paper-style reference."""
+    results: dict[str, float] = {}
+    shapes = input_shapes(source, paths, args.parse_size, keep_aspect)
+    picked = np.linspace(0, len(shapes) - 1, min(args.floor_images, len(shapes))).astype(int)
+    floor_shapes = [shapes[i] for i in picked]
+
+    subset = [paths[i] for i in np.linspace(0, len(paths) - 1, min(args.reference_images, len(paths))).astype(int)]
+    floor_call = (child_floor, str(b0), floor_shapes, args.batch_size, 2 if args.quick else 4, args.precision)
+    reference_call = (child_reference, str(source), str(work / "reference"), str(b0), subset)
+    floor_medians: list[float] = []
+    foreign_loads: list[float] = []
+
+    def report_floor(got: dict) -> None:
+        floor_medians.append(statistics.median(got["rates"]))
+        chunk_rates = ", ".join(f"{r:.1f}" for r in got["rates"])
+        print(f"  forward only: {floor_medians[-1]:.2f} img/s (chunks {chunk_rates}; "
+              f"other processes used {got['foreign_cores']:.2f} cores)", flush=True)
+        foreign_loads.append(got["foreign_cores"])
+
+    # Each measurement in a fresh child (malloc options are per process): the floor, the reference
+    # right after it (default malloc, then the build's), the build, and in full runs the floor
+    # again. The higher floor is the one the build is held to, and a change of load on the
+    # machine during the run shows as two floors that disagree.
+    if "floor" not in skip:
+        report_floor(in_child(*floor_call))
+    if "reference" not in skip:
+        for build_malloc in (False, True):
+            got = in_child(*reference_call, build_malloc)
+            rate = got["rows"] / got["seconds"]
+            results["reference" + ("_build_malloc" if build_malloc else "")] = rate
+            print(f"  reference{' (build malloc options)' if build_malloc else ''}: {rate:.2f} img/s "
+                  f"({got['rows']} images in {got['seconds']:.1f} s)", flush=True)
+    shutil.rmtree(work / "reference", ignore_errors=True)
+    if "build" not in skip:
+        got = in_child(child_build, str(source), str(work / "out"), str(b0), build_args)
+        results["build"] = got["rows"] / got["seconds"]
+        print(f"  builder build: {results['build']:.2f} img/s ({got['rows']} images in {got['seconds']:.1f} s, "
+              f"peak RSS {got['peak_rss_mib']:.0f} MiB; other processes used {got['foreign_cores']:.2f} cores)",
+              flush=True)
+        foreign_loads.append(got["foreign_cores"])
+        shutil.rmtree(work / "out", ignore_errors=True)
+        if "floor" not in skip and not args.quick:
+            report_floor(in_child(*floor_call))
+    if floor_medians:
+        results["floor"] = max(floor_medians)
+    if floor_medians and min(floor_medians) < 0.85 * max(floor_medians) or max(foreign_loads, default=0) > 0.1:
+        print("  WARNING: other processes took CPU time during the run, or the floors before and after the "
+              "build disagree: the timings are not comparable; rerun on a quiet machine", flush=True)
+
+    return results
+
+
+def _measure_rss(args: argparse.Namespace, skip: set[str], work: Path, b0: Path,
+                 build_args: list[str]) -> dict[int, float]:
+    """Peak RSS in MiB of builds of each of --rss-images sizes."""
     # Quick RSS builds are too small to fill a 1000-row shard; smaller shards let every buffer that
     # is bounded by the shard size reach its bound, as it does in the full-size builds.
     rss_args = ["--shard-size", "50"] if args.quick else []
     rss_sizes = [int(v) for v in args.rss_images.split(",") if v]
+    rss: dict[int, float] = {}
+    if "rss" not in skip and rss_sizes:
+        rss_model = b0 if args.rss_model == "b0" else make_model(work / "segformer-tiny", "tiny")
+        for n in rss_sizes:
+            src = make_source(work / f"rss-{n}" / "PRCC", n, seed=1)
+            got = in_child(child_build, str(src), str(work / f"rss-out-{n}"), str(rss_model), build_args + rss_args)
+            rss[n] = got["peak_rss_mib"]
+            print(f"  RSS build of {got['rows']} images ({args.rss_model} model): peak {rss[n]:.0f} MiB "
+                  f"(RSS at 1/4, 1/2, 3/4 of the build: {', '.join(f'{v:.0f}' for v in got['rss_quartiles'])}), "
+                  f"{got['rows'] / got['seconds']:.1f} img/s", flush=True)
+            shutil.rmtree(work / f"rss-{n}", ignore_errors=True)
+            shutil.rmtree(work / f"rss-out-{n}", ignore_errors=True)
+
+    return rss
+
+
+def _print_summary(args: argparse.Namespace, results: dict[str, float], rss: dict[int, float]) -> None:
+    print()
+    print(f"{'measurement':<44}{'images/s':>10}")
+    for key, label in (("build", f"builder build ({args.images} images)"),
+                       ("floor", "forward pass alone (floor)"),
+                       ("reference", "paper-style reference (batch 1, 512x512)"),
+                       ("reference_build_malloc", "  the same with the build's malloc options")):
+        if key in results:
+            print(f"{label:<44}{results[key]:>10.2f}")
+    if "build" in results and "floor" in results:
+        print(f"{'build / forward':<44}{results['build'] / results['floor']:>10.2f}   (target >= 0.85)")
+    if "build" in results and "reference" in results:
+        print(f"{'build / reference':<44}{results['build'] / results['reference']:>10.2f}   (target >= 4)")
+    if "build" in results and "reference_build_malloc" in results:
+        ratio = results["build"] / results["reference_build_malloc"]
+        print(f"{'  with the build malloc in both':<44}{ratio:>10.2f}")
+    if rss:
+        for n, mib in rss.items():
+            print(f"{f'peak RSS, build of {n} images':<44}{mib:>9.0f} MiB")
+        low, high = rss[min(rss)], rss[max(rss)]
+        note = "smoke-run sizes: not at steady state" if args.quick else "target <= 1.10"
+        print(f"{f'RSS {max(rss)} / RSS {min(rss)}':<44}{high / low:>10.3f}   ({note})")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.quick:
+        args.images, args.floor_images, args.reference_images = 64, 32, 4
+        args.rss_images = "60,240"
     skip = set(filter(None, args.skip.split(",")))
     extra = shlex.split(args.build_args) + ([] if args.keep_aspect else ["--no-keep-aspect"])
-    keep_aspect = "--no-keep-aspect" not in extra
     build_args = ["--batch-size", str(args.batch_size), "--workers", str(args.workers),
                   "--parse-size", f"{args.parse_size[0]}x{args.parse_size[1]}", "--precision", args.precision, *extra]
 
@@ -391,89 +491,10 @@ def main(argv: list[str] | None = None) -> int:
 
         paths = [r.source_path for r in get_source("prcc").scan(source).records]
         print(f"made {len(paths)} images and the models in {time.perf_counter() - begin:.0f} s", flush=True)
-
-        results: dict[str, float] = {}
-        shapes = input_shapes(source, paths, args.parse_size, keep_aspect)
-        picked = np.linspace(0, len(shapes) - 1, min(args.floor_images, len(shapes))).astype(int)
-        floor_shapes = [shapes[i] for i in picked]
-
-        subset = [paths[i] for i in np.linspace(0, len(paths) - 1, min(args.reference_images, len(paths))).astype(int)]
-        floor_call = (child_floor, str(b0), floor_shapes, args.batch_size, 2 if args.quick else 4, args.precision)
-        reference_call = (child_reference, str(source), str(work / "reference"), str(b0), subset)
-        floor_medians: list[float] = []
-        foreign_loads: list[float] = []
-
-        def report_floor(got: dict) -> None:
-            floor_medians.append(statistics.median(got["rates"]))
-            chunk_rates = ", ".join(f"{r:.1f}" for r in got["rates"])
-            print(f"  forward only: {floor_medians[-1]:.2f} img/s (chunks {chunk_rates}; "
-                  f"other processes used {got['foreign_cores']:.2f} cores)", flush=True)
-            foreign_loads.append(got["foreign_cores"])
-
-        # Each measurement in a fresh child (malloc options are per process): the floor, the reference
-        # right after it (default malloc, then the build's), the build, and in full runs the floor
-        # again. The higher floor is the one the build is held to, and a change of load on the
-        # machine during the run shows as two floors that disagree.
-        if "floor" not in skip:
-            report_floor(in_child(*floor_call))
-        if "reference" not in skip:
-            for build_malloc in (False, True):
-                got = in_child(*reference_call, build_malloc)
-                rate = got["rows"] / got["seconds"]
-                results["reference" + ("_build_malloc" if build_malloc else "")] = rate
-                print(f"  reference{' (build malloc options)' if build_malloc else ''}: {rate:.2f} img/s "
-                      f"({got['rows']} images in {got['seconds']:.1f} s)", flush=True)
-        shutil.rmtree(work / "reference", ignore_errors=True)
-        if "build" not in skip:
-            got = in_child(child_build, str(source), str(work / "out"), str(b0), build_args)
-            results["build"] = got["rows"] / got["seconds"]
-            print(f"  builder build: {results['build']:.2f} img/s ({got['rows']} images in {got['seconds']:.1f} s, "
-                  f"peak RSS {got['peak_rss_mib']:.0f} MiB; other processes used {got['foreign_cores']:.2f} cores)",
-                  flush=True)
-            foreign_loads.append(got["foreign_cores"])
-            shutil.rmtree(work / "out", ignore_errors=True)
-            if "floor" not in skip and not args.quick:
-                report_floor(in_child(*floor_call))
-        if floor_medians:
-            results["floor"] = max(floor_medians)
-        if floor_medians and min(floor_medians) < 0.85 * max(floor_medians) or max(foreign_loads, default=0) > 0.1:
-            print("  WARNING: other processes took CPU time during the run, or the floors before and after the "
-                  "build disagree: the timings are not comparable; rerun on a quiet machine", flush=True)
-
-        rss: dict[int, float] = {}
-        if "rss" not in skip and rss_sizes:
-            rss_model = b0 if args.rss_model == "b0" else make_model(work / "segformer-tiny", "tiny")
-            for n in rss_sizes:
-                src = make_source(work / f"rss-{n}" / "PRCC", n, seed=1)
-                got = in_child(child_build, str(src), str(work / f"rss-out-{n}"), str(rss_model), build_args + rss_args)
-                rss[n] = got["peak_rss_mib"]
-                print(f"  RSS build of {got['rows']} images ({args.rss_model} model): peak {rss[n]:.0f} MiB "
-                      f"(RSS at 1/4, 1/2, 3/4 of the build: {', '.join(f'{v:.0f}' for v in got['rss_quartiles'])}), "
-                      f"{got['rows'] / got['seconds']:.1f} img/s", flush=True)
-                shutil.rmtree(work / f"rss-{n}", ignore_errors=True)
-                shutil.rmtree(work / f"rss-out-{n}", ignore_errors=True)
-
-        print()
-        print(f"{'measurement':<44}{'images/s':>10}")
-        for key, label in (("build", f"builder build ({args.images} images)"),
-                           ("floor", "forward pass alone (floor)"),
-                           ("reference", "paper-style reference (batch 1, 512x512)"),
-                           ("reference_build_malloc", "  the same with the build's malloc options")):
-            if key in results:
-                print(f"{label:<44}{results[key]:>10.2f}")
-        if "build" in results and "floor" in results:
-            print(f"{'build / forward':<44}{results['build'] / results['floor']:>10.2f}   (target >= 0.85)")
-        if "build" in results and "reference" in results:
-            print(f"{'build / reference':<44}{results['build'] / results['reference']:>10.2f}   (target >= 4)")
-        if "build" in results and "reference_build_malloc" in results:
-            ratio = results["build"] / results["reference_build_malloc"]
-            print(f"{'  with the build malloc in both':<44}{ratio:>10.2f}")
-        if rss:
-            for n, mib in rss.items():
-                print(f"{f'peak RSS, build of {n} images':<44}{mib:>9.0f} MiB")
-            low, high = rss[min(rss)], rss[max(rss)]
-            note = "smoke-run sizes: not at steady state" if args.quick else "target <= 1.10"
-            print(f"{f'RSS {max(rss)} / RSS {min(rss)}':<44}{high / low:>10.3f}   ({note})")
+        keep_aspect = "--no-keep-aspect" not in extra
+        results = _measure_speed(args, skip, work, b0, source, paths, build_args, keep_aspect)
+        rss = _measure_rss(args, skip, work, b0, build_args) if "rss" not in skip else {}
+        _print_summary(args, results, rss)
         print(f"total {time.perf_counter() - begin:.0f} s")
     finally:
         if args.workdir is None:
