@@ -7,7 +7,7 @@ SegFormer-B0-shaped model (SegformerConfig defaults, Pascal-Person-Part's 7 labe
 from random init (fp32, AdamW, fixed seed, ~97% held-out pixel accuracy) on synthetic pedestrians
 with true part maps (tests/synthetic.py's drawing, PRCC-like crop sizes and aspects, loose
 framing), in the parse-size box with the builder's default keep-aspect sizing. It is saved with
-save_pretrained and loaded through the builder's real path, `ModelParser(path, "cpu", box,
+save_pretrained and loaded through the builder's real path, `SegformerParser(path, "cpu", box,
 precision=...)`, as fp32 and bf16; a random-weight model of the same shape is the contrast.
 Printed per model on held-out crops: pixel accuracy against the true maps, pixels / whole maps on
 which fp32 and bf16 agree, and, with both maps put through `occlude()` with the same per-image
@@ -47,7 +47,7 @@ from transformers.utils import logging as hf_logging  # noqa: E402
 
 from builder.occlusion import image_rng, occlude  # noqa: E402
 from builder.parsing.network import cpu_has_native_bf16, fit_size  # noqa: E402
-from builder.parsing.segmenter import ModelParser  # noqa: E402
+from builder.parsing.segmenter import SegformerParser  # noqa: E402
 
 LABELS = ["background", "head", "torso", "upper arms", "lower arms", "upper legs", "lower legs"]
 SEED = 0
@@ -72,7 +72,7 @@ def make_crops(split: str, n: int, seed: int) -> list[Crop]:
 
 def model_inputs(crops: list[Crop], box: tuple[int, int], keep_aspect: bool) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """(normalised inputs, label maps) per input size, sized as the builder sizes them (`fit_size`)
-    and resized as ModelParser.prepare resizes: training sees what parsing sees."""
+    and resized as SegformerParser.prepare resizes: training sees what parsing sees."""
     processor = SegformerImageProcessor()
     mean, std = (torch.tensor(v).view(1, 3, 1, 1) for v in (processor.image_mean, processor.image_std))
     groups: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
@@ -122,7 +122,7 @@ def train(crops: list[Crop], box: tuple[int, int], keep_aspect: bool, steps: int
     return model
 
 
-def parse(parser: ModelParser, crops: list[Crop], batch: int = 8) -> list[np.ndarray]:
+def parse(parser: SegformerParser, crops: list[Crop], batch: int = 8) -> list[np.ndarray]:
     maps: list[np.ndarray] = []
     for i in range(0, len(crops), batch):
         chunk = crops[i:i + batch]
@@ -157,7 +157,7 @@ def compare(crops: list[Crop], fp32: list[np.ndarray], bf16: list[np.ndarray]) -
     }
 
 
-def forward_speed(parsers: dict[str, ModelParser], crops: list[Crop], box: tuple[int, int],
+def forward_speed(parsers: dict[str, SegformerParser], crops: list[Crop], box: tuple[int, int],
                   reps: int) -> dict[str, float]:
     """Median seconds of `infer` (normalise + forward) on 8 crops resized to the full parse size,
     precisions interleaved so load changes hit both alike."""
@@ -198,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {time.perf_counter() - t:.0f} s")
         rows, speed = {}, {}
         for kind, path in models.items():
-            parsers = {p: ModelParser(str(path), "cpu", box, keep_aspect=keep_aspect, precision=p)
+            parsers = {p: SegformerParser(str(path), "cpu", box, keep_aspect=keep_aspect, precision=p)
                        for p in ("fp32", "bf16")}
             rows[kind] = compare(test_crops, *(parse(parsers[p], test_crops) for p in ("fp32", "bf16")))
             if kind == "trained":  # weights do not change the cost: time one model

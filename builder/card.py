@@ -16,6 +16,7 @@ from __future__ import annotations
 import re
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 import yaml
@@ -110,7 +111,8 @@ def card_data(
     """The YAML header. `config_name` None: a build's own card (config `default` under `data/`)."""
     name = config_name or "default"
     folder = config_name or "data"
-    config = {"config_name": name, "data_files": [{"split": s, "path": f"{folder}/{s}-*"} for s in report["splits"]]}
+    config: dict[str, Any] = {"config_name": name,
+                              "data_files": [{"split": s, "path": f"{folder}/{s}-*"} for s in report["splits"]]}
     if default and config_name:
         config["default"] = True
     license_fields = (

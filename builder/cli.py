@@ -47,6 +47,7 @@ def _add_build(commands) -> None:
 
 
 def _build_arguments(p: argparse.ArgumentParser) -> None:
+    from builder.config import DEFAULT_PARSE_SIZE
     from builder.occlusion import DEFAULT_MIN_COVERAGE, DEFAULT_RECTANGLE_FRACTION, FILLS, OCCLUDERS
 
     p.add_argument("dataset", choices=source_names(), help="source dataset layout")
@@ -71,7 +72,8 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--shard-size", type=int, default=None,
                    help="source images per Parquet shard (default: shards of at most ~500 MB, a multiple of 32 "
                         "of them for a split of 3200 images or more)")
-    p.add_argument("--parse-size", type=_size, default=None, help="model input box HxW (default 512x256)")
+    p.add_argument("--parse-size", type=_size, default=DEFAULT_PARSE_SIZE,
+                   help=f"model input box HxW (default {DEFAULT_PARSE_SIZE[0]}x{DEFAULT_PARSE_SIZE[1]})")
     p.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=True,
                    help="fit each crop into --parse-size with its own aspect ratio, sides multiples of 32, "
                         "batched by input size (default); --no-keep-aspect stretches every crop to --parse-size")

@@ -9,6 +9,9 @@ from pathlib import Path
 from builder.occlusion import OcclusionConfig
 from builder.parsing import PartParser
 
+# The model input box (H, W) each crop is fitted into: the default of `--parse-size`, in this one place.
+DEFAULT_PARSE_SIZE: tuple[int, int] = (512, 256)
+
 
 @dataclass
 class BuildConfig:
@@ -23,7 +26,7 @@ class BuildConfig:
     workers: int | None = None  # None: default_workers() for the parser's device (per process)
     processes: int = 1  # worker processes making whole shards (builder.distribute); 1: this process
     shard_size: int | None = None  # records per shard; None: sized by bytes (builder.shards)
-    parse_size: tuple[int, int] | None = None
+    parse_size: tuple[int, int] = DEFAULT_PARSE_SIZE
     keep_aspect: bool = True  # fit each image into parse_size with its own aspect ratio (False: stretch)
     precision: str = "fp32"  # "bf16" (CUDA, CPU) / "fp16" (CUDA): autocast, opt in
     occlusion: OcclusionConfig = field(default_factory=OcclusionConfig)
@@ -39,9 +42,8 @@ def make_parser(config: BuildConfig) -> PartParser:
 
         return PrecomputedParser(config.parsing_dir)
     from builder.parsing.models import make_model_parser
-    from builder.parsing.network import DEFAULT_PARSE_SIZE
 
-    parser = make_model_parser(config.model, config.device, config.parse_size or DEFAULT_PARSE_SIZE,
+    parser = make_model_parser(config.model, config.device, config.parse_size,
                                keep_aspect=config.keep_aspect, precision=config.precision)
     if parser.device.type == "cpu":
         parser.num_threads = 1  # model_streams() runs two single-threaded forward passes at once

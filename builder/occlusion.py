@@ -155,8 +155,9 @@ def grow_masks(part_masks: Sequence[torch.Tensor], pool_scales: Sequence[int]) -
         for row, i in enumerate(rows):
             pooled[i] = x[row : row + 1]
     alphas = []
-    for mask, x in zip(part_masks, pooled, strict=True):
-        x = F.interpolate(x, size=tuple(mask.shape), mode="bilinear", align_corners=False)[0, 0]
+    for mask, grid in zip(part_masks, pooled, strict=True):
+        assert grid is not None  # every mask's grid was pooled at its scale above
+        x = F.interpolate(grid, size=tuple(mask.shape), mode="bilinear", align_corners=False)[0, 0]
         peak = x.max()
         soft = torch.where(peak > 0, x / peak, x)  # four poolings dilute the blob: peak 1 again
         alphas.append(torch.maximum(soft, mask.float()))

@@ -81,11 +81,12 @@ class Stage:
         if self.occlusion.fill_name == "texture":
             donors = [pick_donor(r, self.donor_pool, self.root, self.seed)
                       if r.split in self.occlude_splits else (None, None) for r in records]
-        donor_items = [(r.source_path, im) for r, im in donors if r is not None]
+        donor_items = [(r.source_path, im) for r, im in donors if r is not None and im is not None]
         maps = self.parser([r.source_path for r in records] + [p for p, _ in donor_items],
                            list(images) + [im for _, im in donor_items]) if records else []
         donor_maps = iter(maps[len(records):])
-        donor_objs = [Donor(im, next(donor_maps), r.source_path) if r is not None else None for r, im in donors]
+        donor_objs = [Donor(im, next(donor_maps), r.source_path) if r is not None and im is not None else None
+                      for r, im in donors]
         return maps[: len(records)], donor_objs
 
     def finish(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray], part_maps: Sequence[np.ndarray],
@@ -135,9 +136,11 @@ def _batched(
             part_maps, donors = stage.parse(good_records, good_images)
             share = max(1, -(-len(good) // max(1, workers)))  # one slice per worker (none when nothing decoded)
             slices = [slice(start, start + share) for start in range(0, len(good), share)]
-            # pool.map's results are all taken in this iteration, so the loop variables cannot change under it
-            finish = lambda s: stage.finish(good_records[s], good_images[s], part_maps[s], donors[s])  # noqa: B023, E731
-            rows = [row for chunk in pool.map(finish, slices) for row in chunk]
+            def finish_slice(s: slice) -> list[dict]:
+                # pool.map's results are all taken in this iteration: the loop variables cannot change under it
+                return stage.finish(good_records[s], good_images[s], part_maps[s], donors[s])  # noqa: B023
+
+            rows = [row for chunk in pool.map(finish_slice, slices) for row in chunk]
             results = dict(zip([r.source_path for r in good_records], zip(rows, part_maps, strict=True), strict=True))
             for record, image in zip(batch, images, strict=True):
                 if isinstance(image, DecodeError):
@@ -252,6 +255,7 @@ def _pipelined(
             nonlocal next_out
             while next_out in results:
                 record, value, position = results[next_out]
+                out: tuple[SourceRecord, dict | None, np.ndarray | None, str | None]
                 if isinstance(value, str):
                     out = (record, None, None, value)
                 elif block or value.done():

@@ -278,8 +278,8 @@ def _push(api, folder: Path, summary: dict, ctx: _Context, *, config: str | None
     }
     if config or gated:  # the card is rendered for the repo (merged with its other configs' entries)
         ctx.stage = f"merging the dataset card of {repo_id}@{branch}"
-        existing = _remote_text(api, repo_id, head, CARD_NAME) if config and CARD_NAME in remote else None
-        card = _repo_card(folder, summary, repo_id, existing, config=config, default=default, gated=gated)
+        remote_card = _remote_text(api, repo_id, head, CARD_NAME) if config and CARD_NAME in remote else None
+        card = _repo_card(folder, summary, repo_id, remote_card, config=config, default=default, gated=gated)
         planned[CARD_NAME] = (card, {"size": len(card), "sha256": hashlib.sha256(card).hexdigest()})
 
     additions, changed, unchanged = [], [], []

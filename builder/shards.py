@@ -138,20 +138,24 @@ def estimate_row_bytes(root: Path, records: Iterable[SourceRecord], keep_clean: 
     return RowSizes(bounds, int(pixels * per_pixel))
 
 
+def _header_sizes(paths: list[Path]) -> list[tuple[int, int] | None]:
+    return [image_size(p) for p in paths]
+
+
 def _image_sizes(paths: Iterable[Path], chunk: int = 256) -> Iterator[tuple[int, int] | None]:
     """image_size of each path, in order, read by a few threads with a bounded window of chunks."""
     with ThreadPoolExecutor(HEADER_READERS) as pool:
         window: deque = deque()
         iterator = iter(paths)
         while batch := list(itertools.islice(iterator, chunk)):
-            window.append(pool.submit(lambda b=batch: [image_size(p) for p in b]))
+            window.append(pool.submit(_header_sizes, batch))
             if len(window) > 2 * HEADER_READERS:
                 yield from window.popleft().result()
         while window:
             yield from window.popleft().result()
 
 
-def plan_shards(records: Iterable[SourceRecord], splits: Sequence[str], row_bytes: Sequence[int],
+def plan_shards(records: Iterable[SourceRecord], splits: Sequence[str], row_bytes: Sequence[int] | np.ndarray,
                 shard_size: int | None = None, max_bytes: int = MAX_SHARD_BYTES) -> ShardPlan:
     """Cut each split's records (contiguous in `records`, in scan order) into shards."""
     counts = dict.fromkeys(splits, 0)

@@ -189,6 +189,7 @@ class Staging:
             self._clear()
             self._write_journal()
             return
+        assert journal is not None  # why is None only for a journal that was read
         self._keep_verified(journal.get("shards", {}))
 
     def _lock(self) -> None:

@@ -166,7 +166,8 @@ def _verify(root: Path, base: Path, config: str | None) -> dict[str, Any]:
         files[rel] = {"size": (root / rel).stat().st_size, "sha256": entry["sha256"].lower()}
 
     for split, info in splits.items():
-        total = sum(e["num_rows"] for key, e in shards.items() if _SHARD_RE.match(key).group("split") == split)
+        total = sum(e["num_rows"] for key, e in shards.items()
+                    if (match := _SHARD_RE.match(key)) is not None and match.group("split") == split)
         if total != info["num_rows"]:
             raise BuildFolderError(f"{report_rel}: split {split!r} says {info['num_rows']} rows but its shards "
                                    f"hold {total}")
@@ -296,7 +297,12 @@ def _check_card(card_path: Path, splits: dict, shard_paths: list[str], name: str
     # a repo may hold a build at its root beside configs in their own folders: those are checked on their own
     others = {c.get("config_name") for c in configs
               if (card_path.parent / str(c.get("config_name")) / REPORT_NAME).is_file()}
-    for config in [c for c in configs if c.get("config_name") not in others] if own_card else [entry]:
+    if own_card:
+        checked = [c for c in configs if c.get("config_name") not in others]
+    else:
+        assert entry is not None  # refused above
+        checked = [entry]
+    for config in checked:
         data_files = config.get("data_files")
         if not isinstance(data_files, list):
             continue

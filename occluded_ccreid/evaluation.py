@@ -158,10 +158,10 @@ class _QueryGalleryLabels:
                 q_clothes: Any, g_clothes: Any) -> _QueryGalleryLabels:
         if (q_camids is None) != (g_camids is None):
             raise ValueError("pass both q_camids and g_camids, or neither (no same-camera junk)")
-        cams = (None, None)
+        cams: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         if q_camids is not None:
             cams = (_labels(q_camids, num_q, "q_camids"), _labels(g_camids, num_g, "g_camids"))
-        clothes = (None, None)
+        clothes: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
         if mode != "standard":
             if q_clothes is None or g_clothes is None:
                 raise ValueError(f"mode {mode!r} needs q_clothes and g_clothes")

@@ -112,9 +112,9 @@ def _write_image(image: dict, root: Path, source_path: str, seen: dict[str, int]
     if rel.is_absolute() or ".." in rel.parts or not rel.name:
         raise ValueError(f"refusing to write outside {root}: source_path {source_path!r}")
     data, stored_path = image.get("bytes"), image.get("path")
-    if data is None and stored_path is None:
-        raise ValueError(f"row {source_path!r} has no image")
     if data is None:
+        if stored_path is None:
+            raise ValueError(f"row {source_path!r} has no image")
         data = Path(stored_path).read_bytes()
     rel = _with_format_suffix(rel, data)
     key = rel.as_posix()

@@ -171,11 +171,11 @@ def test_shards_carry_the_datasets_schema(prcc_build):
 
 def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_model):
     from builder.occlusion import OcclusionConfig
-    from builder.parsing.segmenter import ModelParser
+    from builder.parsing.segmenter import SegformerParser
     from builder.processing import Stage, _batched, _pipelined
 
     records = get_source("prcc").scan(prcc_tree.root).records
-    parser = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=True)
+    parser = SegformerParser(str(tiny_model), "cpu", (64, 32), keep_aspect=True)
     stage = Stage(prcc_tree.root, parser, 0, OcclusionConfig(), frozenset({"train", "validation", "query", "gallery"}),
                   False, records, parser.device)
     pipelined = list(_pipelined(records, stage, batch_size=4, workers=2))
@@ -189,10 +189,10 @@ def test_default_workers_follow_the_device(tiny_model, monkeypatch):
     import torch
 
     from builder import processing
-    from builder.parsing.segmenter import ModelParser
+    from builder.parsing.segmenter import SegformerParser
 
     monkeypatch.setattr(processing, "usable_cores", lambda: 16)
-    parser = ModelParser(str(tiny_model), "cpu", (64, 32))
+    parser = SegformerParser(str(tiny_model), "cpu", (64, 32))
     assert processing.default_workers(parser) == 2  # the model streams need the CPU's cores
     parser.device = torch.device("cuda")  # as on a GPU machine: the cores are free for the workers
     assert processing.default_workers(parser) == 15

@@ -232,12 +232,12 @@ def test_bad_options_fail_before_any_work(tree, tiny_model, tmp_path, capsys, no
 def test_a_stretched_parse_size_runs_and_is_recorded_as_given(tiny_model):
     import numpy as np
 
-    from builder.parsing.segmenter import ModelParser
+    from builder.parsing.segmenter import SegformerParser
 
-    parser = ModelParser(str(tiny_model), "cpu", (33, 17), keep_aspect=False)
+    parser = SegformerParser(str(tiny_model), "cpu", (33, 17), keep_aspect=False)
     assert tuple(parser.prepare(np.zeros((96, 48, 3), np.uint8)).shape) == (3, 33, 17)
     assert parser.describe()["parse_size"] == [33, 17]
-    parser = ModelParser(str(tiny_model), "cpu", (64, 32))
+    parser = SegformerParser(str(tiny_model), "cpu", (64, 32))
     assert tuple(parser.prepare(np.zeros((96, 48, 3), np.uint8)).shape[1:]) == (64, 32)
 
 

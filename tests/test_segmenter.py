@@ -1,4 +1,4 @@
-"""ModelParser: part maps independent of batch composition, the staged API, input sizes, options."""
+"""SegformerParser: part maps independent of batch composition, the staged API, input sizes, options."""
 
 import threading
 
@@ -8,7 +8,7 @@ import torch
 
 from builder.errors import BuildError
 from builder.parsing.network import fit_size
-from builder.parsing.segmenter import ModelParser
+from builder.parsing.segmenter import SegformerParser
 
 # (H, W) of crops: tall, very tall, square-ish, tiny, and one already at the parse size
 SHAPES = [(96, 48), (130, 40), (64, 60), (24, 10), (64, 32), (101, 37), (96, 48)]
@@ -21,12 +21,12 @@ def images(shapes=SHAPES, seed=0):
 
 @pytest.fixture(scope="module")
 def parser(tiny_model):
-    return ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
+    return SegformerParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
 
 
 @pytest.mark.parametrize("keep_aspect, precision", [(False, "fp32"), (True, "fp32"), (False, "bf16")])
 def test_part_maps_do_not_depend_on_the_batch(tiny_model, keep_aspect, precision):
-    model = ModelParser(str(tiny_model), "cpu", (96, 64), keep_aspect=keep_aspect, precision=precision)
+    model = SegformerParser(str(tiny_model), "cpu", (96, 64), keep_aspect=keep_aspect, precision=precision)
     pictures = images()
     paths = [f"img{i}.jpg" for i in range(len(pictures))]
     together = model(paths, pictures)
@@ -75,7 +75,7 @@ def test_fit_size_keeps_aspect_inside_the_box():
 
 def test_input_size_and_describe(tiny_model, parser):
     assert parser.input_size(130, 40) == (64, 32)
-    aspect = ModelParser(str(tiny_model), "cpu", (128, 64))  # the default: aspect kept
+    aspect = SegformerParser(str(tiny_model), "cpu", (128, 64))  # the default: aspect kept
     assert aspect.input_size(130, 40) == (128, 32) and aspect.prepare(images([(130, 40)])[0]).shape == (3, 128, 32)
     assert aspect.describe()["keep_aspect"] is True and parser.describe()["keep_aspect"] is False
     assert parser.describe()["parse_size"] == [64, 32] and "precision" not in parser.describe()
@@ -83,18 +83,18 @@ def test_input_size_and_describe(tiny_model, parser):
 
 def test_bf16_runs_on_cpu_and_fp16_is_for_cuda_only(tiny_model, parser):
     with pytest.raises(BuildError, match="precision fp16 is for CUDA devices; on cpu use bf16 or fp32"):
-        ModelParser(str(tiny_model), "cpu", (64, 32), precision="fp16")
-    bf16 = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False, precision="bf16")
+        SegformerParser(str(tiny_model), "cpu", (64, 32), precision="fp16")
+    bf16 = SegformerParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False, precision="bf16")
     logits, exact = (p.infer([p.prepare(im) for im in images()[:2]]) for p in (bf16, parser))
     assert logits.dtype == torch.float32 and not torch.equal(logits, exact)  # really ran in bf16
     assert (logits - exact).abs().max() <= 0.05 * exact.abs().max()  # bf16 rounding, not another model
     assert bf16.describe()["precision"] == "bf16"
     with pytest.raises(BuildError, match="unknown precision"):
-        ModelParser(str(tiny_model), "cpu", (64, 32), precision="int8")
+        SegformerParser(str(tiny_model), "cpu", (64, 32), precision="int8")
 
 
 def test_infer_uses_its_own_thread_count_in_single_threaded_workers(tiny_model):
-    model = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False, num_threads=2)
+    model = SegformerParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False, num_threads=2)
     seen = []
 
     def worker():
@@ -112,8 +112,8 @@ def test_fixed_device_batch_splits_and_pads_without_changing_logits(tiny_model):
     """On CUDA every forward pass runs exactly `device_batch` images (builder/parsing/network.py);
     the splitting and zero padding must hand back each image's own logits. Checked on CPU, where
     logits do not depend on the batch: the GPU's batch-shape dependence itself needs a GPU."""
-    plain = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
-    fixed = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
+    plain = SegformerParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
+    fixed = SegformerParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
     assert plain.device_batch is None  # CPU default
     fixed.device_batch = 3
     tensors = [plain.prepare(image) for image in images(seed=1)]
@@ -125,7 +125,7 @@ def test_logits_reach_the_host_unchanged_and_part_maps_come_from_the_cpu(tiny_mo
     """`infer_to_host` (what a build's model thread calls) hands back exactly `infer`'s logits on
     the host, and part maps are computed on the CPU whatever the logits' device, so a CUDA build's
     part maps come from the same code as a CPU build's."""
-    parser = ModelParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
+    parser = SegformerParser(str(tiny_model), "cpu", (64, 32), keep_aspect=False)
     assert not parser.cuda_graphs and "cuda_graphs" not in parser.describe()  # CUDA only
     tensors = [parser.prepare(image) for image in images(seed=2)]
     logits = parser.infer(tensors)

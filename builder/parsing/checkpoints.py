@@ -118,13 +118,14 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         if path.name.endswith(".safetensors"):
             from safetensors.torch import load_file
 
-            content = load_file(str(path))
+            loaded = load_file(str(path))
         else:
-            content = torch.load(path, map_location="cpu", weights_only=True)
+            loaded = torch.load(path, map_location="cpu", weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, KeyError) as exc:
         raise BuildError(f"cannot read checkpoint {path}: {type(exc).__name__}: "
                          f"{str(exc).splitlines()[0] if str(exc) else ''} (expected a PyTorch state dict .pth "
                          "readable with weights_only=True, or a .safetensors file)") from None
+    content: object = loaded
     if isinstance(content, Mapping) and isinstance(content.get("state_dict"), Mapping):
         content = content["state_dict"]
     if not isinstance(content, Mapping) or not all(isinstance(v, torch.Tensor) for v in content.values()):

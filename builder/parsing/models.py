@@ -6,7 +6,7 @@ parts under clothes. The official SCHP weights are published on Google Drive onl
 download byte-identical copies from a public Hub repository (pinned revision, checked sha256):
 `ApacheOne/ComfyUI-human-parser_models_ATR_LIP_Pascal` holds the three official files, and the
 same Pascal file (same sha256 and size) is also in `alexgenovese/reica_controlnet`, the LIP and
-ATR files in several other repositories. README.md ("Part parsers") says how to use a file
+ATR files in several other repositories. docs/building.md ("Part parsers") says how to use a file
 downloaded from the authors' Google Drive instead.
 
 Any other `--model` is a path or a Hub repo id: a `.pth`/`.safetensors` file, or a folder or repo
@@ -18,10 +18,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 from builder.errors import BuildError
 from builder.parsing.checkpoints import WEIGHT_SUFFIXES, HubFile
-from builder.parsing.network import DEFAULT_PARSE_SIZE, NetworkParser
+from builder.parsing.network import NetworkParser
 from builder.parsing.schp import SchpParser
 from builder.parsing.segmenter import SEGFORMER_ATR, SegformerParser
 
@@ -55,7 +56,15 @@ MODELS: dict[str, ModelEntry] = {
     "segformer-atr": ModelEntry("segformer", SEGFORMER_ATR, "SegFormer-B2 ATR clothes parser (transformers)"),
 }
 DEFAULT_MODEL = "schp-pascal"
-PARSERS: dict[str, type[NetworkParser]] = {"schp": SchpParser, "segformer": SegformerParser}
+class ParserClass(Protocol):
+    """What PARSERS holds: a parser class, called with its checkpoint first (a HubFile, a path or a
+    Hub repo id; a SegFormer checkpoint is always a path or id)."""
+
+    def __call__(self, checkpoint: Any, device: str, parse_size: tuple[int, int], /, *,
+                 keep_aspect: bool = ..., precision: str = ..., alias: str | None = ...) -> NetworkParser: ...
+
+
+PARSERS: dict[str, ParserClass] = {"schp": SchpParser, "segformer": SegformerParser}
 
 
 def _has_config(repo_id: str) -> bool:
@@ -81,8 +90,8 @@ def model_kind(model: str) -> str:
     return "segformer" if _has_config(model) else "schp"
 
 
-def make_model_parser(model: str | None, device: str = "auto", parse_size: tuple[int, int] = DEFAULT_PARSE_SIZE,
-                      *, keep_aspect: bool = True, precision: str = "fp32") -> NetworkParser:
+def make_model_parser(model: str | None, device: str, parse_size: tuple[int, int], *, keep_aspect: bool = True,
+                      precision: str = "fp32") -> NetworkParser:
     """The parser of `--model` (an alias of MODELS, a path or a Hub repo id; None: DEFAULT_MODEL)."""
     name = model or DEFAULT_MODEL
     entry = MODELS.get(name)

@@ -5,10 +5,11 @@ SegFormer checkpoints of `transformers` in segmenter.py, SCHP in schp.py) say ho
 loaded and called and how its input is normalised and resized; everything else is here, so the
 build (builder/processing.py) drives any of them the same way.
 
-Each image is scaled to fit inside the `parse_size` box (H, W; default 512x256) with its own aspect
-ratio, both sides rounded to a multiple of 32 (`input_size`): a narrow pedestrian crop is neither
-stretched nor paid for at the full box width. `keep_aspect=False` stretches every image to exactly
-`parse_size` instead (one input shape for all, useful on accelerators that prefer static shapes).
+Each image is scaled to fit inside the `parse_size` box (H, W; a build's default is
+builder.config.DEFAULT_PARSE_SIZE) with its own aspect ratio, both sides rounded to a multiple of 32
+(`input_size`): a narrow pedestrian crop is neither stretched nor paid for at the full box width.
+`keep_aspect=False` stretches every image to exactly `parse_size` instead (one input shape for all,
+useful on accelerators that prefer static shapes).
 
 The work is split in three steps so a pipeline can run them where they fit best:
 
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -44,7 +46,6 @@ import torch.nn.functional as F
 from builder.errors import BuildError
 from builder.parsing.label_mapping import PartMapper
 
-DEFAULT_PARSE_SIZE = (512, 256)
 SIZE_MULTIPLE = 32  # sides that divide evenly through stride-32 (SegFormer) and stride-16 (SCHP) networks
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 # On CUDA (see NetworkParser.__init__): images in every forward pass, whatever --batch-size, and
@@ -110,7 +111,7 @@ class NetworkParser:
     model: torch.nn.Module
     mapper: PartMapper
 
-    def __init__(self, device: str = "auto", parse_size: tuple[int, int] = DEFAULT_PARSE_SIZE, *,
+    def __init__(self, device: str, parse_size: tuple[int, int], *,
                  keep_aspect: bool = True, precision: str = "fp32", num_threads: int | None = None,
                  alias: str | None = None):
         """`alias`: the --model alias the checkpoint was named by (recorded in `describe`).
@@ -126,9 +127,10 @@ class NetworkParser:
         if precision == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
             log.warning("this CPU has no native bf16 (AVX512-BF16 or AMX): --precision bf16 runs emulated, "
                         "slower than fp32")
-        self.parse_size = tuple(int(v) for v in parse_size)
-        if len(self.parse_size) != 2 or min(self.parse_size) < 1:
+        sides = tuple(int(v) for v in parse_size)
+        if len(sides) != 2 or min(sides) < 1:
             raise BuildError(f"--parse-size must be two positive sides HxW, got {'x'.join(map(str, parse_size))}")
+        self.parse_size: tuple[int, int] = (sides[0], sides[1])
         if keep_aspect and any(side % SIZE_MULTIPLE for side in self.parse_size):
             # fit_size() rounds every input side to a multiple: a box that is not one would run at
             # another size than the one the report records. Refused rather than silently adjusted.
@@ -351,7 +353,8 @@ class CapturedForward:
     output is copied out (`clone`, queued right behind it) before the next can reuse the memory.
     """
 
-    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, pool: tuple) -> None:
+    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor,
+                 pool: Any) -> None:  # pool: a torch.cuda.graph_pool_handle(), an opaque handle
         self.input = example.clone()  # outside the graph's pool: never reused by another capture
         lane = torch.cuda.current_stream(example.device)
         side = torch.cuda.Stream(example.device)

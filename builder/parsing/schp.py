@@ -27,7 +27,7 @@ from torch import nn
 from builder.errors import BuildError
 from builder.parsing.checkpoints import CheckpointSource, HubFile, file_sha256, read_state_dict, resolve_weights
 from builder.parsing.label_mapping import PartMapper
-from builder.parsing.network import DEFAULT_PARSE_SIZE, NetworkParser
+from builder.parsing.network import NetworkParser
 
 # Label names of the official checkpoints, in their order (simple_extractor.py), by label count.
 LABEL_SETS: dict[int, tuple[str, list[str]]] = {
@@ -48,6 +48,9 @@ ARCHITECTURE = "SCHP (AugmentCE2P: ResNet-101, PSP, edge and fusion branches)"
 class ABN(nn.Module):
     """InPlaceABN's batch norm (scale |weight| + eps) with an optional leaky ReLU. Holds exactly the
     original's four tensors (no `num_batches_tracked`)."""
+
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
 
     def __init__(self, channels: int, activation: bool = True, slope: float = 0.01, eps: float = 1e-5,
                  momentum: float = 0.1):
@@ -226,21 +229,25 @@ class SchpParser(NetworkParser):
     resize_align_corners = True
     logits_align_corners = True  # SCHP's nn.Upsample(align_corners=True) and warp back
 
-    def __init__(self, checkpoint: CheckpointSource, device: str = "auto",
-                 parse_size: tuple[int, int] = DEFAULT_PARSE_SIZE, *, keep_aspect: bool = True,
+    def __init__(self, checkpoint: CheckpointSource, device: str, parse_size: tuple[int, int], *,
+                 keep_aspect: bool = True,
                  precision: str = "fp32", num_threads: int | None = None, alias: str | None = None):
         super().__init__(device, parse_size, keep_aspect=keep_aspect, precision=precision, num_threads=num_threads,
                          alias=alias)
         path = resolve_weights(checkpoint)
         model = schp_from_state_dict(read_state_dict(path), str(path))
         self.label_set, names = label_set(model.num_classes, str(path))
-        self.labels = dict(enumerate(names))
+        self.labels: dict[int | str, str] = dict(enumerate(names))
         self.mapper = PartMapper(self.labels)
         # where the weights come from, for the card: the pinned Hub file, or the local path
-        hub = isinstance(checkpoint, HubFile)
-        self.checkpoint = checkpoint.describe() if hub else {"path": str(path), "sha256": file_sha256(path)}
-        self.model_id = f"{checkpoint.repo_id}/{checkpoint.filename}" if hub else str(checkpoint)
-        self.model = model.to(self.device).to(memory_format=torch.channels_last)
+        if isinstance(checkpoint, HubFile):
+            self.checkpoint = checkpoint.describe()
+            self.model_id = f"{checkpoint.repo_id}/{checkpoint.filename}"
+        else:
+            self.checkpoint = {"path": str(path), "sha256": file_sha256(path)}
+            self.model_id = str(checkpoint)
+        # Module.to takes memory_format at runtime; torch's type stubs leave it out
+        self.model = model.to(self.device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.set_normalisation(1 / 255, BGR_MEAN, BGR_STD, bgr=True)
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:

@@ -16,7 +16,7 @@ import torch
 
 from builder.errors import BuildError
 from builder.parsing.label_mapping import PartMapper, UnknownLabelsError
-from builder.parsing.network import DEFAULT_PARSE_SIZE, NetworkParser
+from builder.parsing.network import NetworkParser
 
 SEGFORMER_ATR = "mattmdjaga/segformer_b2_clothes"  # public SegFormer-B2 ATR clothes parser
 
@@ -24,9 +24,9 @@ SEGFORMER_ATR = "mattmdjaga/segformer_b2_clothes"  # public SegFormer-B2 ATR clo
 class SegformerParser(NetworkParser):
     def __init__(
         self,
-        model_id: str = SEGFORMER_ATR,
-        device: str = "auto",
-        parse_size: tuple[int, int] = DEFAULT_PARSE_SIZE,
+        model_id: str,
+        device: str,
+        parse_size: tuple[int, int],
         *,
         keep_aspect: bool = True,
         precision: str = "fp32",
@@ -55,6 +55,7 @@ class SegformerParser(NetworkParser):
                 "part maps."
             ) from None
         try:
+            self.labels = {int(k): v for k, v in model.config.id2label.items()}
             self.mapper = PartMapper(model.config.id2label)
         except UnknownLabelsError as exc:
             raise BuildError(f"model {model_id!r}: {exc}") from None
@@ -70,8 +71,6 @@ class SegformerParser(NetworkParser):
         return {
             "architecture": f"{type(self.model).__name__} (transformers)",
             "model": self.model_id,
-            "labels": {int(k): v for k, v in self.model.config.id2label.items()},
+            "labels": self.labels,
         }
 
-
-ModelParser = SegformerParser  # the name this class had before SCHP joined it

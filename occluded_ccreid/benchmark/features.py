@@ -276,11 +276,11 @@ def load_callable(spec: str) -> Callable[[list[Image.Image]], Any]:
 def make_extractor(model: str | None, features: str | None, device: str = "auto",
                    precision: str = "fp32", progress: bool = True) -> FeatureExtractor:
     """The extractor of `--model` or `--features` (exactly one of them)."""
-    if (model is None) == (features is None):
-        raise BenchmarkError("give exactly one of --model HF_ID_OR_DIR and --features module:function")
-    if features is not None:
+    if features is not None and model is None:
         return CallableExtractor(features)
-    return TransformersExtractor(model, device=device, precision=precision, progress=progress)
+    if model is not None and features is None:
+        return TransformersExtractor(model, device=device, precision=precision, progress=progress)
+    raise BenchmarkError("give exactly one of --model HF_ID_OR_DIR and --features module:function")
 
 
 __all__ = ["CallableExtractor", "FeatureExtractor", "TransformersExtractor", "embed", "launch",

@@ -20,7 +20,10 @@ LABELS = {"occluded": "occluded rank-1", "clean": "clean rank-1",
           "clean_gallery": "occluded query, clean gallery rank-1"}
 
 
-def _font(size: int) -> ImageFont.ImageFont:
+Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
+
+
+def _font(size: int) -> Font:
     try:
         return ImageFont.load_default(size=size)
     except TypeError:  # Pillow < 10.1: fixed-size bitmap font
@@ -48,7 +51,7 @@ def draw_breakdowns(results: dict[str, Any]) -> Image.Image:
 
 
 def _panel(draw: ImageDraw.ImageDraw, origin: tuple[int, int], title: str, groups: dict[str, Any],
-           settings: list[str], font: ImageFont.ImageFont, small: ImageFont.ImageFont) -> None:
+           settings: list[str], font: Font, small: Font) -> None:
     ox, oy = origin
     x0, x1, y0, y1 = ox + LEFT, ox + PANEL_W - RIGHT, oy + TOP, oy + PANEL_H - BOTTOM
     draw.text((x0, oy + 10), title, fill="black", font=font)

@@ -48,10 +48,12 @@ class ImageTransform:
     @classmethod
     def from_processor(cls, processor: Any) -> ImageTransform | None:
         """The processor's settings, or None when it does something this class does not reproduce."""
-        get = lambda name, default=None: getattr(processor, name, default)  # noqa: E731
+        def get(name: str, default: Any = None) -> Any:
+            return getattr(processor, name, default)
+
         if get("do_pad") or get("crop_pct") is not None or get("do_reduce_labels"):
             return None
-        size = None
+        size: tuple[int, int] | int | None = None
         if get("do_resize", False):
             spec = dict(get("size") or {})
             if spec.get("height") and spec.get("width") and len([v for v in spec.values() if v]) == 2:

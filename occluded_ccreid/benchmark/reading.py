@@ -22,7 +22,7 @@ import queue
 import re
 import threading
 from collections import deque
-from collections.abc import Iterator, Mapping
+from collections.abc import Generator, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -295,7 +295,7 @@ def decoding(extractor: FeatureExtractor, workers: int | None = None,
     check_processes(processes, callable_features=not hasattr(extractor, "transform"))
     if not processes:
         return ThreadDecoding(extractor, workers)
-    transform = extractor.transform
+    transform = getattr(extractor, "transform", None)
     if not isinstance(transform, ImageTransform):
         log.warning("--processes: the image processor of this model is used as is, in this process; decoding "
                     "in %d threads instead", workers)
@@ -318,7 +318,7 @@ def check_processes(processes: int | None, callable_features: bool) -> None:
 
 
 def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: FeatureExtractor,
-              decoder: ThreadDecoding | ProcessDecoding, batch_size: int) -> Iterator[tuple[dict, dict]]:
+              decoder: ThreadDecoding | ProcessDecoding, batch_size: int) -> Generator[tuple[dict, dict], None, None]:
     """(batch, prepared images per column), in the split's order. A reader thread reads batches and
     hands every image to `decoder`, for up to AHEAD batches, so the decoding never waits for a
     batch's tail or for the reader; the reader then collates the oldest batch (in its order) and

@@ -136,7 +136,7 @@ def write_outputs(out_dir: str | Path, results: dict[str, Any], overwrite: bool 
     if existing and not overwrite:
         raise BenchmarkError(f"--out {out} already holds {', '.join(existing)}; pass --overwrite or another --out")
     out.mkdir(parents=True, exist_ok=True)
-    writers: dict[str, Callable[[Path], None]] = {
+    writers: dict[str, Callable[[Path], object]] = {
         "results.json": lambda p: p.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8"),
         "report.md": lambda p: p.write_text(format_markdown(results), encoding="utf-8"),
         "by_part.png": lambda p: draw_breakdowns(results).save(p, format="PNG"),

@@ -61,9 +61,9 @@ class Protocol:
 @dataclass
 class ScanResult:
     records: Sequence[SourceRecord]  # a RecordTable: sorted by (split, path), Arrow columns underneath
-    ignored_files: list[str] = field(default_factory=list)  # non-image and hidden files, not data
-    splits: tuple[str, ...] = ()  # in build order; a manifest's come from the file
-    root: Path | None = None  # what a record's source_path is relative to
+    ignored_files: list[str]  # non-image and hidden files, not data
+    splits: tuple[str, ...]  # in build order; a manifest's come from the file
+    root: Path  # what a record's source_path is relative to
     extra_columns: dict[str, str] = field(default_factory=dict)  # column -> datasets Value dtype
 
 
@@ -96,7 +96,7 @@ class SourceLayout:
     `split_files`, `parse_record` (or override `scan_split`, or `scan` itself)."""
 
     name: ClassVar[str]
-    pretty_name: ClassVar[str]
+    pretty_name: str  # set by each layout's class; a manifest's instance names itself after its file
     splits: ClassVar[tuple[str, ...]]  # () when the splits are read from the source (manifest)
     expected_layout: ClassVar[str]  # shown to the user when SOURCE_DIR does not match
     citation: ClassVar[str]

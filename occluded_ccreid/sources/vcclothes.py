@@ -63,5 +63,7 @@ class VCClothes(SourceLayout):
         if len(parts) != 2 or match is None:
             return None
         pid_text, cam, clothes, _ = match.groups()
-        return SourceRecord(split, source_path, pid=self.read_pid(pid_text, source_path), camid=int(cam) - 1,
+        if (pid := self.read_pid(pid_text, source_path)) is None:  # cannot happen: the pattern takes ASCII digits
+            return None
+        return SourceRecord(split, source_path, pid=pid, camid=int(cam) - 1,
                             clothes_key=clothes)
