@@ -29,6 +29,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from build_throughput import child_build, in_child, make_source, parse_size_arg  # noqa: E402
 from schp_throughput import make_checkpoint  # noqa: E402
 
+from builder.config import DEFAULT_PARSE_SIZE  # noqa: E402
+
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -41,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="HxW (default 128x64 on CPU, 512x256 elsewhere)")
     parser.add_argument("--rounds", type=int, default=1, help="alternating pairs of builds (default 1)")
     args = parser.parse_args(argv)
-    size = args.parse_size or ((128, 64) if args.device == "cpu" else (512, 256))
+    size = args.parse_size or ((128, 64) if args.device == "cpu" else DEFAULT_PARSE_SIZE)
     common = ["--device", args.device, "--batch-size", str(args.batch_size), "--parse-size", f"{size[0]}x{size[1]}"]
     if args.workers is not None:
         common += ["--workers", str(args.workers)]

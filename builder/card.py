@@ -184,7 +184,7 @@ def render_card(
     default: bool = False,
     gated: bool = False,
 ) -> str:
-    """The card of the build in `folder` (its `build_report.json` as `report`, read by `read_report`).
+    """The card of the build in `folder` (its `build_report.json` as `report`).
 
     `config_name` None: the build's own card. Otherwise the card of a repo holding this build as
     config `config_name` (shards and `preview` under `<config_name>/`), to merge with `merge_card`.

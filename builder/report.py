@@ -119,7 +119,3 @@ class BuildReport:
 
     def write(self, folder: Path) -> None:
         (folder / REPORT_NAME).write_text(json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n")
-
-
-def read_report(folder: str | Path) -> dict:
-    return json.loads((Path(folder) / REPORT_NAME).read_text())
