@@ -35,6 +35,7 @@ the source registry: see `protocols` and `evaluate_protocol`.
 from __future__ import annotations
 
 import os
+import random
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -335,4 +336,76 @@ def evaluate_protocol(
     )
 
 
-__all__ = ["MODES", "evaluate", "evaluate_protocol", "protocol_indices", "protocols"]
+# -- single-shot --------------------------------------------------------------------------------
+
+# PRCC's single-shot setting (Yang et al.): the gallery holds one image per identity, drawn at random;
+# the scores are the mean over several draws. CAL's PRCC loader draws its `gallery_idx` 10 times
+# with Python's `random` seeded with 3; these are its numbers.
+SINGLE_SHOT_DRAWS = 10
+SINGLE_SHOT_SEED = 3
+
+
+def single_shot_draws(g_pids: Any, draws: int = SINGLE_SHOT_DRAWS, seed: int = SINGLE_SHOT_SEED) -> list[np.ndarray]:
+    """`draws` galleries of one image per identity: arrays of indices into `g_pids`, one per
+    identity in the order identities first appear in `g_pids`.
+
+    Drawn as CAL's PRCC loader draws its ``gallery_idx``: ``random.Random(seed)`` and, for each
+    draw and each identity, ``random.choice`` of that identity's gallery indices. So on a gallery
+    list in the same order (a build's gallery rows are in source-path order), the draws are CAL's.
+    """
+    pids = np.asarray(g_pids).reshape(-1)
+    by_pid: dict[Any, list[int]] = {}
+    for index, pid in enumerate(pids.tolist()):
+        by_pid.setdefault(pid, []).append(index)
+    rng = random.Random(seed)
+    return [np.array([rng.choice(indices) for indices in by_pid.values()], dtype=np.intp) for _ in range(draws)]
+
+
+def evaluate_single_shot(
+    distmat: Any,
+    query: Mapping[str, Any],
+    gallery: Mapping[str, Any],
+    protocol: Protocol,
+    draws: int = SINGLE_SHOT_DRAWS,
+    seed: int = SINGLE_SHOT_SEED,
+    ranks: Sequence[int] = (1, 5, 10),
+) -> dict[str, Any]:
+    """A published setting scored single-shot: `evaluate_protocol`'s rows and rules, but against
+    `draws` galleries of one image per identity (`single_shot_draws` over the protocol's gallery
+    columns, `seed`), and the mean of the draws. `evaluate_protocol` itself is multi-shot: every
+    gallery image counts. PRCC's papers report both; single-shot scores are higher.
+
+    Returns ``{"mAP", "rank1", ..., "cmc"}`` as means over the draws, ``"draws"`` (each draw's
+    ``{"mAP", "rank<k>"...}``), ``"num_draws"``, ``"seed"`` and ``"gallery_size"`` (identities).
+    """
+    if draws < 1:
+        raise ValueError(f"draws must be at least 1, got {draws}")
+    column = protocol.junk_column
+    q, g = _label_arrays(query, column), _label_arrays(gallery, column)
+    dist = np.asarray(distmat)
+    if dist.shape != (len(q["pid"]), len(g["pid"])):
+        raise ValueError(f"distmat has shape {dist.shape}, labels say {(len(q['pid']), len(g['pid']))}")
+    q_idx, g_idx = protocol_indices(protocol, q["camid"], g["camid"])
+    if len(q_idx) == 0 or len(g_idx) == 0:
+        raise ValueError(f"protocol {protocol.name!r} selects {len(q_idx)} query and {len(g_idx)} gallery rows; "
+                         "is this the right dataset and split?")
+    results = []
+    for chosen in single_shot_draws(g["pid"][g_idx], draws, seed):
+        cols = g_idx[chosen]
+        results.append(evaluate(
+            dist[np.ix_(q_idx, cols)],
+            q["pid"][q_idx], g["pid"][cols],
+            q[column][q_idx] if column else None, g[column][cols] if column else None,
+            q["clothes_id"][q_idx], g["clothes_id"][cols],
+            mode=protocol.mode, ranks=ranks,
+        ))
+    keys = ["mAP"] + [f"rank{int(k)}" for k in ranks]
+    mean: dict[str, Any] = {key: float(np.mean([r[key] for r in results])) for key in keys}
+    mean["cmc"] = np.mean([r["cmc"] for r in results], axis=0)
+    mean["draws"] = [{key: r[key] for key in keys} for r in results]
+    mean["num_draws"], mean["seed"], mean["gallery_size"] = draws, seed, len(results[0]["cmc"])
+    return mean
+
+
+__all__ = ["MODES", "SINGLE_SHOT_DRAWS", "SINGLE_SHOT_SEED", "evaluate", "evaluate_protocol",
+           "evaluate_single_shot", "protocol_indices", "protocols", "single_shot_draws"]

@@ -11,6 +11,7 @@ with `labels`, which is what evaluation and identity-balanced sampling need.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 
 LABEL_COLUMNS: tuple[str, ...] = ("pid", "camid", "clothes_id")
+REPORT_NAME = "build_report.json"
 _SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}\.parquet$")
 
 
@@ -60,6 +62,59 @@ def _front_matter(text: str) -> str:
     return text[3:end] if end != -1 else ""
 
 
+def build_report(path_or_repo: str | Path, config: str | None = None) -> dict:
+    """The build's ``build_report.json`` (a folder's own, or a Hub repo's: ``<config>/`` for a
+    config pushed with ``builder push --config``), or {} when there is none."""
+    folder = Path(path_or_repo).expanduser()
+    try:
+        if folder.is_dir():
+            report_path = folder / REPORT_NAME
+            return json.loads(report_path.read_text(encoding="utf-8")) if report_path.is_file() else {}
+        from huggingface_hub import hf_hub_download
+
+        names = ([f"{config}/{REPORT_NAME}"] if config else []) + [REPORT_NAME]
+        for name in names:
+            try:
+                return json.loads(Path(hf_hub_download(str(path_or_repo), name, repo_type="dataset"))
+                                  .read_text(encoding="utf-8"))
+            except Exception:  # noqa: BLE001 - try the next place; none: no report
+                continue
+    except (OSError, ValueError):
+        pass
+    return {}
+
+
+def dataset_name(path_or_repo: str | Path, config: str | None = None, report: dict | None = None) -> str | None:
+    """Which source dataset a build is made from ("prcc", "ltcc", ..., "manifest"): its report's
+    ``dataset``, else the card's ``pretty_name`` ("Occluded-PRCC" -> "prcc"); None when neither
+    names a known source."""
+    from .sources import get_source
+
+    report = build_report(path_or_repo, config) if report is None else report
+    name = report.get("dataset") or _card_name(path_or_repo)
+    if not name:
+        return None
+    try:
+        return get_source(name).name
+    except KeyError:
+        return None
+
+
+def _card_name(path_or_repo: str | Path) -> str | None:
+    folder = Path(path_or_repo).expanduser()
+    try:
+        if folder.is_dir():
+            text = (folder / "README.md").read_text(encoding="utf-8")
+        else:
+            from huggingface_hub import hf_hub_download
+
+            text = Path(hf_hub_download(str(path_or_repo), "README.md", repo_type="dataset")).read_text(encoding="utf-8")
+    except Exception:  # noqa: BLE001 - no card: the caller says it cannot tell
+        return None
+    match = re.search(r"(?m)^pretty_name:\s*['\"]?([^'\"\n]+)", text)
+    return match.group(1).strip() if match else None
+
+
 def labels(split: Any, columns: tuple[str, ...] = LABEL_COLUMNS) -> dict[str, np.ndarray]:
     """The label columns of one split as NumPy arrays, in row order, without decoding images.
 
@@ -82,4 +137,4 @@ def labels(split: Any, columns: tuple[str, ...] = LABEL_COLUMNS) -> dict[str, np
     return {c: np.asarray(v) for c, v in values.items()}
 
 
-__all__ = ["LABEL_COLUMNS", "labels", "load"]
+__all__ = ["LABEL_COLUMNS", "REPORT_NAME", "build_report", "dataset_name", "labels", "load"]

@@ -175,6 +175,12 @@ class SourceLayout:
                 + "\nRename the folders/files so that each identity has one name."
             )
 
+    def list_files(self, records: Iterable[SourceRecord]) -> dict[str, str]:
+        """The files besides the images that this layout's loaders read (e.g. a split's list of
+        images), made from `records`: path relative to the root -> text. An export writes them
+        beside the images so that the source's own loader reads it; most layouts have none."""
+        return {}
+
     # -- what a subclass provides ------------------------------------------------------
     def required_dirs(self) -> Iterable[str]:
         raise NotImplementedError

@@ -85,6 +85,17 @@ class DeepChange(SourceLayout):
                 out.records.append(record)
         return out
 
+    def list_files(self, records: Iterable[SourceRecord]) -> dict[str, str]:
+        """`<folder>-bbox.txt` of each split among `records`: one `<image name>,<tracklet id>` line per
+        image, in name order (what `_read_list` and CAL's loader read)."""
+        listed: dict[str, list[tuple[str, int]]] = {}
+        for record in records:
+            folder = _SPLIT_DIRS[record.split]
+            name = record.source_path.removeprefix(folder + "/")
+            listed.setdefault(f"{folder}-bbox.txt", []).append((name, record.extras["tracklet_id"]))
+        return {path: "".join(f"{name},{tracklet}\n" for name, tracklet in sorted(entries))
+                for path, entries in listed.items()}
+
     def _read_list(self, path: Path) -> dict[str, int]:
         listed: dict[str, int] = {}
         with open(path, encoding="utf-8") as file:

@@ -26,23 +26,24 @@ dataset's pids. ``clothes_id`` is already unique per (pid, outfit) over the whol
 what CAL's clothes-based evaluation compares, so test splits need no relabelling either.
 `pid2clothes` builds the (num_pids, num_clothes) matrix CAL's clothes-adversarial loss expects.
 
-Written files: ``image_dir/<source_path>``, with the extension set to the stored image's format
-(e.g. ``rgb/test/C/001/xx.png``). Names are deterministic, so exporting again overwrites the same
-files; a second row with the same source path gets ``__dup<k>`` before the extension.
+Written files: ``image_dir/<source_path>``, in the format the source path's extension names
+(`occluded_ccreid.export.images`: PNG bytes as stored, JPEG at quality 100 with 4:4:4 chroma), so
+``rgb/test/C/001/xx.jpg`` is a JPEG named as in PRCC. Names are deterministic; a file already
+there is left as it is when it holds the same bytes and refused otherwise (nothing the export did
+not write is ever replaced). A second row with the same source path gets ``__dup<k>`` before the
+extension. For a whole build in its source's layout, with resume and a progress bar, use
+`occluded_ccreid.export.to_folder`.
 """
 
 from __future__ import annotations
 
-import io
-import shutil
 from collections.abc import Iterable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-_EXTENSIONS = {"JPEG": (".jpg", ".jpeg"), "PNG": (".png",), "BMP": (".bmp",), "WEBP": (".webp",),
-               "TIFF": (".tif", ".tiff")}
+from .images import ExportError, image_bytes, relative_target, write_new
 
 
 def to_tuples(split: Any, image_dir: str | Path | None = None,
@@ -107,40 +108,22 @@ def _relabel(rows: list[tuple]) -> list[tuple]:
 
 
 def _write_image(image: dict, root: Path, source_path: str, seen: dict[str, int]) -> Path:
-    """Write one stored (undecoded) image under `root`, named after its source path; bytes as is."""
-    rel = PurePosixPath(source_path)
-    if rel.is_absolute() or ".." in rel.parts or not rel.name:
-        raise ValueError(f"refusing to write outside {root}: source_path {source_path!r}")
-    data, stored_path = image.get("bytes"), image.get("path")
-    if data is None:
-        if stored_path is None:
-            raise ValueError(f"row {source_path!r} has no image")
-        data = Path(stored_path).read_bytes()
-    rel = _with_format_suffix(rel, data)
+    """Write one stored image under `root`, named after its source path, in that name's format."""
+    rel = relative_target(source_path)
     key = rel.as_posix()
     count = seen.get(key, 0)
     seen[key] = count + 1
     if count:
         rel = rel.with_name(f"{rel.stem}__dup{count}{rel.suffix}")
+    data = image_bytes(image, rel.suffix, f"row {source_path!r}")
     target = root.joinpath(*rel.parts)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(target.name + ".tmp")
-    with open(tmp, "wb") as f:
-        f.write(data)
-    shutil.move(tmp, target)
+    if target.is_file() and target.read_bytes() == data:
+        return target
+    if target.exists() or target.is_symlink():
+        raise ExportError(f"{target} exists with other content; to_tuples never replaces a file: "
+                          "choose an empty image_dir or move the file away")
+    write_new(root, rel, data)
     return target
-
-
-def _with_format_suffix(rel: PurePosixPath, data: bytes) -> PurePosixPath:
-    """The same name with the extension of the image's actual format (header read only)."""
-    from PIL import Image
-
-    with Image.open(io.BytesIO(data)) as img:
-        fmt = img.format
-    suffixes = _EXTENSIONS.get(fmt or "")
-    if suffixes is None or rel.suffix.lower() in suffixes:
-        return rel
-    return rel.with_suffix(suffixes[0])
 
 
 __all__ = ["pid2clothes", "to_torchreid", "to_tuples"]
