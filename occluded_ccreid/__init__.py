@@ -3,7 +3,7 @@
 Importing this package needs neither torch nor transformers.
 """
 
-from .evaluation import evaluate, evaluate_protocol, protocols
+from .evaluation import evaluate, evaluate_protocol, evaluate_single_shot, protocols
 from .loading import labels, load
 from .parts import BODY_PARTS, PART_NAMES
 from .sources import LayoutError, get_source, source_names
@@ -16,6 +16,7 @@ __all__ = [
     "LayoutError",
     "evaluate",
     "evaluate_protocol",
+    "evaluate_single_shot",
     "get_source",
     "labels",
     "load",

@@ -108,7 +108,8 @@ def _card_name(path_or_repo: str | Path) -> str | None:
         else:
             from huggingface_hub import hf_hub_download
 
-            text = Path(hf_hub_download(str(path_or_repo), "README.md", repo_type="dataset")).read_text(encoding="utf-8")
+            card = hf_hub_download(str(path_or_repo), "README.md", repo_type="dataset")
+            text = Path(card).read_text(encoding="utf-8")
     except Exception:  # noqa: BLE001 - no card: the caller says it cannot tell
         return None
     match = re.search(r"(?m)^pretty_name:\s*['\"]?([^'\"\n]+)", text)

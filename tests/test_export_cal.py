@@ -56,7 +56,8 @@ def cal():
 def _build(name: str, tree, out: Path) -> Path:
     from builder.pipeline import BuildConfig, build
 
-    build(BuildConfig(name, tree.root, out, parsing_dir=tree.parsing_dir, shard_size=8, progress=False, keep_clean=True))
+    build(BuildConfig(name, tree.root, out, parsing_dir=tree.parsing_dir, shard_size=8, progress=False,
+                      keep_clean=True))
     return out
 
 
@@ -128,7 +129,7 @@ def test_cal_classes_read_the_export_with_the_builds_labels_and_pixels(name, cal
     assert set(found) == set(rows)
 
     # labels: cameras equal; test pids equal; train pids and all outfits a relabelling of the build's
-    for rel, (attribute, pid, camid, clothes) in found.items():
+    for rel, (attribute, pid, camid, _) in found.items():
         assert camid == rows[rel]["camid"], rel
         if attribute not in ("train", "val"):
             assert pid == rows[rel]["pid"], rel

@@ -29,15 +29,16 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
 from .. import loading
 from ..evaluation import single_shot_draws
-from .images import ExportError, relative_target
+from .images import ExportError, first_line, relative_target
 
 CalTuple = tuple[str, int, int, int]
 
@@ -105,7 +106,7 @@ def cal_dataset(build: str | Path, image_root: str | Path | None = None, config:
     try:
         opened = loading.load(build, streaming=True, columns=list(columns), **kwargs)
     except (FileNotFoundError, ValueError, OSError) as exc:
-        raise ExportError(f"cannot open {build}: {str(exc).strip().splitlines()[0] if str(exc).strip() else exc!r}") from None
+        raise ExportError(f"cannot open {build}: {first_line(exc)}") from None
     root = None if image_root is None else os.path.abspath(Path(image_root).expanduser())
 
     def path(source_path: str) -> str:
@@ -173,7 +174,7 @@ def _test(parts: list[_Split], key: Callable[[_Split, int], str], camid: Callabl
     keys = [[key(part, i) for i in range(len(part))] for part in parts]
     clothes_label = {k: label for label, k in enumerate(sorted({k for ks in keys for k in ks}))}
     out = []
-    for part, part_keys in zip(parts, keys):
+    for part, part_keys in zip(parts, keys, strict=True):
         cams = part.camid if camid is None else camid(part)
         out.append([(part.path(part.source_path[i]), int(part.pid[i]), int(cams[i]), clothes_label[part_keys[i]])
                     for i in range(len(part))])
@@ -287,8 +288,11 @@ def _last(s: Splits) -> CALDataset:
 def _generic(s: Splits) -> CALDataset:
     """A manifest build (or an unnamed one): train relabelled by the build's own labels, the
     other splits as they are."""
-    lists = {name: [(split.path(split.source_path[i]), int(split.pid[i]), int(split.camid[i]),
-                     int(split.clothes_id[i])) for i in range(len(split))] for name, split in s.items() if name != "train"}
+    def rows(split: _Split) -> list[CalTuple]:
+        return [(split.path(split.source_path[i]), int(split.pid[i]), int(split.camid[i]), int(split.clothes_id[i]))
+                for i in range(len(split))]
+
+    lists = {name: rows(split) for name, split in s.items() if name != "train"}
     if "train" not in s:
         return CALDataset([], lists.pop("query", []), lists.pop("gallery", []), 0, 0, np.zeros((0, 0)), lists)
     train = s["train"]

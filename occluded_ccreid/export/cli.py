@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
-from typing import Sequence
+from collections.abc import Sequence
 
 from .folder import CLEAN_DIR, to_folder
 from .images import JPEG_OPTIONS, ExportError
@@ -21,7 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
         description=("Write a built dataset back into its source's folder layout and file names (PRCC's "
                      "rgb/train/<pid>/A_x.jpg, LTCC's train/<pid>_<c>_c<cam>_<frame>.png, ...), so the usual "
                      "dataset classes (CAL / Simple-CCReID's) read it unchanged. JPEG names get JPEG at quality "
-                     f"{JPEG_OPTIONS['quality']} with 4:4:4 chroma (mean error <= 0.5 grey levels), PNG names the "
+                     f"{JPEG_OPTIONS['quality']} with 4:4:4 chroma (mean error <= 1 grey level), PNG names the "
                      "stored PNG bytes. Written to .OUT.export-partial beside OUT and renamed into place when "
                      "complete; the same command resumes an interrupted export."),
     )

@@ -25,15 +25,16 @@ import hashlib
 import os
 import sys
 from collections import deque
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 from .. import loading
 from ..sources import SourceRecord, get_source
 from .cal import cal_path_problem
-from .images import JPEG_OPTIONS, ExportError, Written, image_bytes, relative_target, write_new
+from .images import JPEG_OPTIONS, ExportError, Written, first_line, image_bytes, relative_target, write_new
 from .staging import MARKER_NAME, Staging, first_difference, read_marker
 
 CLEAN_DIR = "clean"
@@ -113,8 +114,7 @@ def _open(build: str | Path, config: str | None) -> dict[str, Any]:
     try:
         return dict(loading.load(build, streaming=True, **kwargs))
     except (FileNotFoundError, ValueError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise ExportError(f"cannot open {build}{f' (config {config})' if config else ''}: {first}") from None
+        raise ExportError(f"cannot open {build}{f' (config {config})' if config else ''}: {first_line(exc)}") from None
 
 
 def _columns(found: dict[str, Any], chosen: list[str], build: str | Path, clean: bool, masks: bool,
@@ -180,7 +180,8 @@ def _write_rows(staging: Staging, splits: dict[str, Any], columns: list[str], cl
     from datasets import Image
     from tqdm.auto import tqdm
 
-    workers = workers or min(8, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = workers or min(8, cores)
     owner: dict[str, str] = {}  # target -> the row that writes it: two rows may never share a file
     records: list[SourceRecord] = []
     rows: dict[str, int] = {}
@@ -214,7 +215,8 @@ def _write_rows(staging: Staging, splits: dict[str, Any], columns: list[str], cl
 
 
 def _record(split: str, row: dict, columns: list[str]) -> SourceRecord:
-    extras = {c: row[c] for c in columns if c not in ("image", "source_path", "pid", "camid", "clean_image", *MASK_COLUMNS)}
+    known = ("image", "source_path", "pid", "camid", "clean_image", *MASK_COLUMNS)
+    extras = {c: row[c] for c in columns if c not in known}
     return SourceRecord(split, row["source_path"], int(row["pid"]), int(row["camid"]), None, extras=extras)
 
 
@@ -238,6 +240,7 @@ def _write_list_files(staging: Staging, records: list[SourceRecord], name: str |
         for rel in [PurePosixPath(rel_text)] + ([PurePosixPath(CLEAN_DIR, rel_text)] if clean else []):
             _claim(owner, _Job(rel, {}, f"list file {rel_text}"))
             data = text.encode("utf-8")
-            if rel.as_posix() in staging.done and staging.done[rel.as_posix()].sha256 == hashlib.sha256(data).hexdigest():
+            done = staging.done.get(rel.as_posix())
+            if done is not None and done.sha256 == hashlib.sha256(data).hexdigest():
                 continue
             staging.record(write_new(staging.tree, rel, data))

@@ -6,10 +6,12 @@ format that name's extension says:
 
 * ``.png``: the stored PNG bytes, unchanged (lossless, nothing decoded);
 * ``.jpg`` / ``.jpeg``: JPEG at quality 100 with 4:4:4 chroma (no subsampling; `JPEG_OPTIONS`).
-  The mean absolute difference from the build's pixels is at most 0.5 grey levels per channel
-  on any content (measured, ``benchmarks/export_jpeg.py``: <= 0.49 on raw photo crops and on
-  uniform noise, ~0.12 on JPEG-decoded crops such as PRCC's; quality 95 gives 1.5 and 3.2 on the
-  first two, and 4:2:0 chroma 46 on noise);
+  The mean absolute difference from the build's pixels, per image and channel, is at most one
+  grey level (`JPEG_MEAN_ERROR_BOUND`), reached only by flat colours whose RGB -> YCbCr -> RGB
+  rounding moves every pixel by one; on photo content it is below 0.5 (measured with
+  ``benchmarks/export_jpeg.py``: 0.37 on average and 0.49 at most on raw photo crops, 0.12 on
+  JPEG-decoded crops such as PRCC's, 0.48 on uniform noise; quality 95 gives 1.5 / 0.5 / 3.2, and
+  4:2:0 chroma 46 on noise);
 * ``.bmp``, ``.tif`` / ``.tiff``, ``.webp``: lossless (TIFF with LZW, WebP in lossless mode).
 
 Any other extension is refused: there is no lossless or near-lossless encoder to write it with.
@@ -25,9 +27,10 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 # Pillow format and save options per extension (lower case). JPEG: quality 100 and 4:4:4 keep the
-# mean error under half a grey level whatever the content (see the module doc); optimize only
-# shrinks the Huffman tables, the pixels are the same.
-JPEG_OPTIONS: dict[str, Any] = {"quality": 100, "subsampling": 0, "optimize": True}
+# mean error within one grey level whatever the content (see the module doc). Not optimize=True:
+# Pillow then encodes into a buffer of 2 bytes a pixel, and noisy content at quality 100 needs
+# more (uniform noise: 4.1), which fails with "Suspension not allowed here".
+JPEG_OPTIONS: dict[str, Any] = {"quality": 100, "subsampling": 0}
 FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
     ".png": ("PNG", {}),
     ".jpg": ("JPEG", JPEG_OPTIONS),
@@ -38,11 +41,17 @@ FORMATS: dict[str, tuple[str, dict[str, Any]]] = {
     ".webp": ("WEBP", {"lossless": True, "quality": 100, "method": 4, "exact": True}),
 }
 # The mean absolute error per image and channel that JPEG_OPTIONS stays within (module doc).
-JPEG_MEAN_ERROR_BOUND = 0.5
+JPEG_MEAN_ERROR_BOUND = 1.0
 
 
 class ExportError(ValueError):
     """An export cannot go on; the message is one line saying what, where and how to fix it."""
+
+
+def first_line(exc: BaseException) -> str:
+    """An exception's message as one line (its first), for one-line errors."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 def relative_target(source_path: str) -> PurePosixPath:
@@ -51,7 +60,8 @@ def relative_target(source_path: str) -> PurePosixPath:
     would leave the folder."""
     rel = PurePosixPath(source_path.lstrip("/"))
     if not source_path.strip("/") or ".." in rel.parts or not rel.name or rel.name.startswith("."):
-        raise ExportError(f"refusing to write outside the export folder or to a hidden name: source_path {source_path!r}")
+        raise ExportError(f"refusing to write outside the export folder or to a hidden name: source_path "
+                          f"{source_path!r}")
     return rel
 
 

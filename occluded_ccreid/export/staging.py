@@ -23,8 +23,9 @@ import errno
 import json
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .images import ExportError, Written, sha256_file
 
@@ -95,7 +96,8 @@ class Staging:
             if file.is_file() and file.stat().st_size == entry.num_bytes and sha256_file(file) == entry.sha256:
                 self.done[entry.path] = entry
         self._clear_unjournalled()
-        self._journal = open(self.path / JOURNAL_NAME, "w", encoding="utf-8")  # rewritten: header + kept files
+        # Open for the whole export (closed by close()); rewritten: the header and the kept files.
+        self._journal = open(self.path / JOURNAL_NAME, "w", encoding="utf-8")  # noqa: SIM115
         self._journal.write(json.dumps({"format": FORMAT, "fingerprint": self.fingerprint}) + "\n")
         for entry in self.done.values():
             self._append(entry)
@@ -147,7 +149,8 @@ class Staging:
             raise
 
     def _append(self, entry: Written) -> None:
-        self._journal.write(json.dumps({"path": entry.path, "sha256": entry.sha256, "num_bytes": entry.num_bytes}) + "\n")
+        line = {"path": entry.path, "sha256": entry.sha256, "num_bytes": entry.num_bytes}
+        self._journal.write(json.dumps(line) + "\n")
 
     def record(self, entry: Written) -> None:
         """A file is in place in tree/: journal it (flushed, so a kill keeps it)."""
