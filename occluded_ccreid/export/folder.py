@@ -32,7 +32,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from .. import loading
-from ..sources import SourceRecord, get_source
+from ..sources import SourceLayout, SourceRecord, get_source
 from .cal import cal_path_problem
 from .images import JPEG_OPTIONS, ExportError, Written, first_line, image_bytes, relative_target, write_new
 from .staging import MARKER_NAME, Staging, first_difference, read_marker
@@ -82,6 +82,7 @@ def to_folder(build: str | Path, out: str | Path, *, config: str | None = None, 
         raise ExportError(f"{out} exists and is not an empty folder or an export of this tool; choose a new OUT")
     if problem := cal_path_problem(name, out):
         log(f"warning: {problem}")
+    out.parent.mkdir(parents=True, exist_ok=True)
     staging = Staging(out, fingerprint, log)
     try:
         kept = staging.open()
@@ -105,7 +106,6 @@ def _check_out(out: Path, build: str | Path) -> Path:
         a, b = out.resolve(), local.resolve()
         if a.is_relative_to(b) or b.is_relative_to(a):
             raise ExportError(f"OUT {out} and the build {local} lie inside one another; choose OUT elsewhere")
-    out.parent.mkdir(parents=True, exist_ok=True)
     return out
 
 
@@ -187,6 +187,7 @@ def _write_rows(staging: Staging, splits: dict[str, Any], columns: list[str], cl
     rows: dict[str, int] = {}
     pending: deque[Future] = deque()
     image_columns = [c for c in ("image", "clean_image", *MASK_COLUMNS) if c in columns]
+    lists = _has_list_files(name)  # records are kept (~300 bytes a row) only for a layout that lists them
     with ThreadPoolExecutor(workers) as pool, tqdm(total=total, desc="export", unit="img", disable=not progress) as bar:
         try:
             for split, dataset in splits.items():
@@ -196,7 +197,8 @@ def _write_rows(staging: Staging, splits: dict[str, Any], columns: list[str], cl
                 rows[split] = 0
                 for row in selected:
                     rows[split] += 1
-                    records.append(_record(split, row, columns))
+                    if lists:
+                        records.append(_record(split, row, columns))
                     for job in _row_jobs(row, split, clean, masks):
                         _claim(owner, job)
                         if job.rel.as_posix() not in staging.done:
@@ -212,6 +214,10 @@ def _write_rows(staging: Staging, splits: dict[str, Any], columns: list[str], cl
             raise
     _write_list_files(staging, records, name, clean, owner)
     return rows
+
+
+def _has_list_files(name: str | None) -> bool:
+    return name is not None and type(get_source(name)).list_files is not SourceLayout.list_files
 
 
 def _record(split: str, row: dict, columns: list[str]) -> SourceRecord:
@@ -234,8 +240,9 @@ def _claim(owner: dict[str, str], job: _Job) -> None:
 def _write_list_files(staging: Staging, records: list[SourceRecord], name: str | None, clean: bool,
                       owner: dict[str, str]) -> None:
     """The layout's files besides its images (DeepChange's lists), in each tree."""
-    if name is None:
+    if not _has_list_files(name):
         return
+    assert name is not None
     for rel_text, text in get_source(name).list_files(records).items():
         for rel in [PurePosixPath(rel_text)] + ([PurePosixPath(CLEAN_DIR, rel_text)] if clean else []):
             _claim(owner, _Job(rel, {}, f"list file {rel_text}"))
