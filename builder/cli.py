@@ -64,11 +64,20 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
     p.add_argument("--batch-size", type=int, default=8, help="images per model forward pass (default 8)")
     p.add_argument("--workers", type=int, default=None,
-                   help="decoding/encoding threads (default: 2 with the model on CPU, one per core but one on CUDA; "
-                        "with --processes, per process, the default shared out)")
-    p.add_argument("--processes", type=int, default=1,
-                   help="worker processes, each making whole shards with its own pipeline and copy of the model "
-                        "(default 1: this process); the files are the same for any number")
+                   help="decoding/encoding threads per shard maker (default: 2 with the model on CPU, one per core "
+                        "but one on CUDA, shared out among the worker processes)")
+    dist = p.add_argument_group("distribution (the files are the same for every distributor and number of workers)")
+    dist.add_argument("--distributor", choices=["local", "processes", "ray"], default=None,
+                      help="local: this process; processes: worker processes on this machine, each with its own "
+                           "pipeline and copy of the model; ray: tasks on a Ray cluster (pip install "
+                           "'occluded-ccreid[ray]'). Default: local, or processes with --processes N > 1 or --devices")
+    dist.add_argument("--processes", type=int, default=None,
+                      help="processes: worker processes (per device with --devices; default 1); ray: tasks at once "
+                           "(default: the cluster's GPUs, or CPUs)")
+    dist.add_argument("--devices", default=None,
+                      help="processes: one worker per device, e.g. cuda:0,cuda:1, or all (every CUDA device)")
+    dist.add_argument("--ray-address", default=None,
+                      help="ray: the cluster to join (auto, ray://HOST:10001, HOST:6379); default: a local cluster")
     p.add_argument("--shard-size", type=int, default=None,
                    help="source images per Parquet shard (default: shards of at most ~500 MB, a multiple of 32 "
                         "of them for a split of 3200 images or more)")
@@ -101,11 +110,9 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def _run_build(args: argparse.Namespace) -> int:
-    from builder.malloc import keep_freed_memory_mapped
-    from builder.parsing.network import resolve_device
+    from builder.devices import prepare_this_process
 
-    if args.parsing_dir is None and resolve_device(args.device).type == "cpu":
-        keep_freed_memory_mapped()  # before `datasets` is imported and starts threads: see builder/malloc.py
+    prepare_this_process(args.device, network=args.parsing_dir is None)  # before `datasets` starts threads
     from builder.occlusion import OcclusionConfig
     from builder.pipeline import BuildConfig, build
 
@@ -122,7 +129,8 @@ def _run_build(args: argparse.Namespace) -> int:
         report = build(BuildConfig(
             dataset=args.dataset, source_dir=args.source_dir, out_dir=args.out, model=args.model,
             parsing_dir=args.parsing_dir, seed=args.seed, device=args.device, batch_size=args.batch_size,
-            workers=args.workers, processes=args.processes, shard_size=args.shard_size, parse_size=args.parse_size,
+            workers=args.workers, distributor=args.distributor, processes=args.processes, devices=args.devices,
+            ray_address=args.ray_address, shard_size=args.shard_size, parse_size=args.parse_size,
             keep_aspect=args.keep_aspect, precision=args.precision,
             occlusion=occlusion, occlude_splits=splits, keep_clean=args.keep_clean,
             overwrite=args.overwrite, progress=not args.no_progress,

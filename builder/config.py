@@ -1,5 +1,5 @@
 """What a build is asked to do (`BuildConfig`, the `builder build` options), and the part parser
-it asks for: shared by the build (builder.pipeline) and its worker processes (builder.distribute)."""
+it asks for: shared by the build (builder.pipeline) and its shard makers (builder.shardmaker)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,11 @@ class BuildConfig:
     seed: int = 0
     device: str = "auto"
     batch_size: int = 8
-    workers: int | None = None  # None: default_workers() for the parser's device (per process)
-    processes: int = 1  # worker processes making whole shards (builder.distribute); 1: this process
+    workers: int | None = None  # threads per shard maker; None: builder.devices.device_policy's
+    distributor: str | None = None  # a key of builder.distribute.DISTRIBUTORS; None: local, or processes
+    devices: str | None = None  # --devices: cuda:0,cuda:1,... or all (one worker process per device)
+    processes: int | None = None  # worker processes (per device); with ray, tasks at once; None: the default
+    ray_address: str | None = None  # an existing Ray cluster; None: a local one
     shard_size: int | None = None  # records per shard; None: sized by bytes (builder.shards)
     parse_size: tuple[int, int] = DEFAULT_PARSE_SIZE
     keep_aspect: bool = True  # fit each image into parse_size with its own aspect ratio (False: stretch)
@@ -36,15 +39,13 @@ class BuildConfig:
     progress: bool = True
 
 
-def make_parser(config: BuildConfig) -> PartParser:
+def make_parser(config: BuildConfig, device: str | None = None) -> PartParser:
+    """The part parser of `config`, its model on `device` (default: `config.device`)."""
     if config.parsing_dir is not None:
         from builder.parsing.precomputed import PrecomputedParser
 
         return PrecomputedParser(config.parsing_dir)
     from builder.parsing.models import make_model_parser
 
-    parser = make_model_parser(config.model, config.device, config.parse_size,
-                               keep_aspect=config.keep_aspect, precision=config.precision)
-    if parser.device.type == "cpu":
-        parser.num_threads = 1  # model_streams() runs two single-threaded forward passes at once
-    return parser
+    return make_model_parser(config.model, device or config.device, config.parse_size,
+                             keep_aspect=config.keep_aspect, precision=config.precision)

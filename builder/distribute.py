@@ -1,16 +1,21 @@
-"""Who makes which shards: this process, or worker processes (`builder build --processes N`).
+"""Who makes which shards: `builder build --distributor {local,processes,ray}`.
 
-A shard's rows depend only on its own records, the seed and the options (builder/processing.py),
-so shards can be made anywhere and in any order and the files stay byte-identical. In one process
-the decoding, occlusion, PNG encoding and Parquet writing threads share one Python interpreter
-lock: on a GPU machine that lock, not the model, sets the pace (~4 ms of lock-holding Python per
-crop, see README). With N processes each runs its own pipeline and part parser (its own copy of
-the model) on whole shards, as img2dataset distributes shards, and this process only commits
-their files to the staging folder (fsync, rename, journal) as they finish.
+A distributor is a small function of (shard maker, pending shards) that knows nothing about the
+work: it hands runs of planned shards to `ShardMaker.make` (builder/shardmaker.py) somewhere and
+calls `pending.commit` in this process as each shard's file is complete, as img2dataset
+distributes its shards. Only this process (the driver) commits: it makes the file durable, renames
+it and journals it (builder.staging), so a kill of the driver or of a worker at any moment leaves
+every committed shard for the same command to keep, and the files are byte-identical whatever the
+distributor, the number of workers or the order shards finish in.
 
-Workers are spawned, not forked (CUDA and threads do not survive a fork), ignore Ctrl-C (this
-process stops them), and are killed by the kernel when this process dies, so a killed build never
-leaves a worker writing into a folder that a re-run has taken over.
+- `local`: this process, one pass of the pipeline per contiguous run of pending shards.
+- `processes`: spawned worker processes on this machine, one shard at a time each: `--processes N`
+  of them on `--device`, or N on each of `--devices cuda:0,cuda:1,...` / `--devices all`. In one
+  process the decoding, occlusion, PNG and Parquet threads share one interpreter lock, which on a
+  GPU machine sets the pace; each worker has its own. Workers write their shard into the staging
+  folder under its temporary name; they are spawned (CUDA and threads do not survive a fork),
+  ignore Ctrl-C (the driver stops them) and are killed by the kernel when the driver dies.
+- `ray`: tasks on a Ray cluster (builder/ray_distributor.py; `pip install 'occluded-ccreid[ray]'`).
 """
 
 from __future__ import annotations
@@ -28,35 +33,39 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from builder.errors import BuildStopped
-from builder.shards import Shard
+from builder.errors import BuildError, BuildStopped
+from builder.shards import Shard, contiguous_runs
 from occluded_ccreid.spawning import ignore_interrupts
 
 if TYPE_CHECKING:
-    from datasets import Features
-
     from builder.config import BuildConfig
-    from builder.staging import Staging
-    from occluded_ccreid.sources import SourceRecord
+    from builder.shardmaker import ShardMaker
 
 
 @dataclass(frozen=True)
-class ShardJob:
-    """What a worker process needs to make any shard of the build (pickled to it once)."""
+class PendingShards:
+    """The shards a build still lacks, and the driver's side of making them."""
 
-    config: BuildConfig
-    root: Path
-    records: Sequence[SourceRecord]  # all records of the scan (an Arrow-backed RecordTable)
-    occlude_splits: frozenset[str]
-    features: Features
-
-    @property
-    def processes(self) -> int:
-        return self.config.processes
+    shards: Sequence[Shard]  # in plan order
+    path: Callable[[Shard], Path]  # where this machine writes a shard before it is committed
+    commit: Callable[[Shard, dict], None]  # the file at path(shard) is complete: journal it (driver only)
+    progress: Callable[[int], None] = lambda records: None  # records done (per record or per shard)
 
 
-_job: ShardJob | None = None
-_stage = None
+Distributor = Callable[["ShardMaker", PendingShards], None]
+
+
+def distribute_local(maker: ShardMaker, pending: PendingShards) -> None:
+    """Every pending shard in this process; one pass of the pipeline per contiguous run (one run,
+    unless a resumed build lost a shard in the middle)."""
+    for run in contiguous_runs(pending.shards):
+        for shard, entry in maker.make(run, pending.path, lambda: pending.progress(1)):
+            pending.commit(shard, entry)
+
+
+# -- processes ------------------------------------------------------------------------------------
+
+_maker: ShardMaker | None = None
 _parent: int | None = None
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
@@ -69,74 +78,64 @@ def _die_with_parent() -> None:
             ctypes.CDLL("libc.so.6", use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
 
 
-def _start_worker(pickled_job: bytes, cpu_inference: bool, parent: int) -> None:
-    """Once per worker: die with the parent, leave Ctrl-C to it, load the part parser."""
-    global _job, _stage, _parent
+def _start_worker(pickled_maker: bytes, makers: multiprocessing.Queue, parent: int) -> None:
+    """Once per worker: die with the parent, leave Ctrl-C to it, take a device, prepare the process."""
+    global _maker, _parent
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before prctl took effect
         os._exit(1)
     ignore_interrupts()
-    if cpu_inference:  # as the CLI does, before pyarrow starts threads (the job is unpickled after this)
-        from builder.malloc import keep_freed_memory_mapped
-
-        keep_freed_memory_mapped()
     import pickle
 
-    from builder.config import make_parser
-    from builder.processing import OCCLUSION_DEVICE, Stage
+    from builder.devices import DevicePolicy
 
-    job: ShardJob = pickle.loads(pickled_job)
-    if not job.config.progress:  # as the CLI's --no-progress: no "Loading weights" bar in each worker
+    policy: DevicePolicy = pickle.loads(makers.get())  # each worker takes one device's policy
+    policy.prepare_process()  # before the maker (pyarrow, datasets) is unpickled
+    maker: ShardMaker = pickle.loads(pickled_maker)
+    if not maker.config.progress:  # as the CLI's --no-progress: no "Loading weights" bar in each worker
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
-    parser = make_parser(job.config)
-    _stage = Stage(job.root, parser, job.config.seed, job.config.occlusion, job.occlude_splits,
-                   job.config.keep_clean, job.records, OCCLUSION_DEVICE)
-    _job, _parent = job, parent
+    _maker, _parent = maker.on(policy), parent
 
 
 def _make_shard(shard: Shard, path: str) -> dict:
     """In a worker: write `shard` to `path` and return its journal entry."""
-    from builder.processing import default_workers, process
-    from builder.shards import RecordRange
-    from builder.writer import write_shard
-
     if os.getppid() != _parent:
         os._exit(1)
-    assert _job is not None and _stage is not None
-    workers = _job.config.workers
-    if workers is None:  # the parser's default, shared out among the processes
-        workers = max(2, default_workers(_stage.parser) // _job.processes)
-    records = RecordRange(_job.records, shard.start, shard.stop)
-    return write_shard(shard, process(records, _stage, _job.config.batch_size, workers), Path(path), _job.features)
+    assert _maker is not None
+    [(_, entry)] = _maker.make([shard], lambda s: Path(path))
+    return entry
 
 
-def make_shards_in_processes(todo: Sequence[Shard], job: ShardJob, staging: Staging,
-                             on_shard: Callable[[Shard], None] = lambda shard: None) -> None:
-    """Make the `todo` shards in `job.processes` worker processes, committing each to `staging` as
-    it finishes. At most one shard per worker is queued beyond those running, so a stop loses
-    little work; on any error or interrupt the workers are stopped before this returns."""
+def distribute_processes(maker: ShardMaker, pending: PendingShards) -> None:
+    """The pending shards in worker processes (see the module docstring), committed as each finishes.
+    At most one shard per worker is queued beyond those running, so a stop loses little work; on
+    any error or interrupt the workers are stopped before this returns."""
     import pickle
 
-    from builder.parsing.network import resolve_device
+    from builder.devices import worker_devices
 
-    cpu_inference = job.config.parsing_dir is None and resolve_device(job.config.device).type == "cpu"
+    config = maker.config
+    devices = worker_devices(config.device, config.devices, config.processes or 1)
     context = multiprocessing.get_context("spawn")
-    executor = ProcessPoolExecutor(job.processes, mp_context=context, initializer=_start_worker,
-                                   initargs=(pickle.dumps(job), cpu_inference, os.getpid()))
-    pending: dict[Future, Shard] = {}
-    queue = list(todo)
+    policies = context.Queue()
+    for device in devices:
+        policies.put(pickle.dumps(maker.policy_for(device, sharing=len(devices))))
+    executor = ProcessPoolExecutor(len(devices), mp_context=context, initializer=_start_worker,
+                                   initargs=(pickle.dumps(maker), policies, os.getpid()))
+    running: dict[Future, Shard] = {}
+    queue = list(pending.shards)
     try:
-        while queue or pending:
-            while queue and len(pending) < 2 * job.processes:
+        while queue or running:
+            while queue and len(running) < 2 * len(devices):
                 shard = queue.pop(0)
-                pending[executor.submit(_make_shard, shard, str(staging.shard_tmp(shard.name)))] = shard
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+                running[executor.submit(_make_shard, shard, str(pending.path(shard)))] = shard
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                shard = pending.pop(future)
-                staging.commit(shard.name, future.result())  # a worker's error is raised here
-                on_shard(shard)
+                shard = running.pop(future)
+                pending.commit(shard, future.result())  # a worker's error is raised here
+                pending.progress(shard.num_records)
     except BrokenProcessPool:
         codes = _stop(executor)
         raise BuildStopped(
@@ -160,3 +159,52 @@ def _stop(executor: ProcessPoolExecutor) -> list[int]:
             process.kill()
     executor.shutdown(wait=True, cancel_futures=True)
     return ended
+
+
+# -- the registry ---------------------------------------------------------------------------------
+
+def distribute_ray(maker: ShardMaker, pending: PendingShards) -> None:
+    """Tasks on a Ray cluster: builder/ray_distributor.py, imported only when asked for."""
+    from builder.ray_distributor import distribute
+
+    distribute(maker, pending)
+
+
+DISTRIBUTORS: dict[str, Distributor] = {
+    "local": distribute_local,
+    "processes": distribute_processes,
+    "ray": distribute_ray,
+}
+
+
+def choose_distributor(config: BuildConfig) -> str:
+    """The distributor `config` asks for (--distributor; by default `local`, or `processes` when
+    --processes or --devices ask for worker processes), after checking the options that go with it."""
+    name = config.distributor
+    if name is None:
+        name = "processes" if (config.processes or 1) > 1 or config.devices is not None else "local"
+    if name not in DISTRIBUTORS:
+        raise BuildError(f"--distributor {name!r} is not one of {', '.join(DISTRIBUTORS)}")
+    if config.processes is not None and config.processes < 1:
+        raise BuildError(f"--processes must be >= 1 (got {config.processes}); 1 makes every shard in this process")
+    if name == "local" and ((config.processes or 1) > 1 or config.devices is not None):
+        raise BuildError("--distributor local makes every shard in this process, on --device: use --distributor "
+                         "processes with --processes N or --devices")
+    if name != "ray" and config.ray_address is not None:
+        raise BuildError(f"--ray-address is for --distributor ray (got --distributor {name})")
+    if name == "ray" and config.devices is not None:
+        raise BuildError("--devices is for --distributor processes: under ray, each GPU task is given one GPU "
+                         "by Ray (use --device cuda)")
+    if name == "processes":
+        from builder.devices import worker_devices
+        from occluded_ccreid.spawning import spawn_problem
+
+        worker_devices(config.device, config.devices, config.processes or 1)  # a wrong device: now, not in a worker
+        if problem := spawn_problem():
+            asked = f"--devices {config.devices}" if config.devices else f"--processes {config.processes or 1}"
+            raise BuildError(f"{asked}: {problem}; or use --processes 1")
+    if name == "ray":
+        from builder.ray_distributor import check_ray
+
+        check_ray()
+    return name

@@ -37,7 +37,7 @@ def preflight(config: BuildConfig, layout: SourceLayout, splits: Sequence[str], 
     scan's `splits`). `source_root` is the folder the images are read from: SOURCE, or for a
     manifest the manifest's folder."""
     occlude_splits = check_options(config, layout, splits)
-    from builder.parsing.network import resolve_device
+    from builder.devices import resolve_device
 
     resolve_device(config.device)  # a wrong --device is an error even when --parsing-dir makes it unused
     model = Path(config.model) if config.model and Path(config.model).exists() else None
@@ -54,13 +54,6 @@ def check_options(config: BuildConfig, layout: SourceLayout, splits: Sequence[st
         raise BuildError(f"--shard-size must be >= 1 (got {config.shard_size})")
     if config.workers is not None and config.workers < 0:
         raise BuildError(f"--workers must be >= 0 (got {config.workers})")
-    if config.processes < 1:
-        raise BuildError(f"--processes must be >= 1 (got {config.processes}); 1 makes every shard in this process")
-    if config.processes > 1:
-        from occluded_ccreid.spawning import spawn_problem
-
-        if problem := spawn_problem():
-            raise BuildError(f"--processes {config.processes}: {problem}; or use --processes 1")
     try:
         config.occlusion.validate()
     except ValueError as exc:

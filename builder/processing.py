@@ -11,7 +11,6 @@ records to process and writes what `process` yields.
 
 from __future__ import annotations
 
-import os
 from collections import deque
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -22,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from builder.devices import model_streams
 from builder.images import DecodeError, load_rgb
 from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude_batch
 from builder.parsing import PartParser
@@ -169,29 +169,6 @@ def _single_threaded_torch() -> None:
     torch.set_num_threads(1)
 
 
-def usable_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))  # the cores this process may run on (containers, taskset)
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
-
-
-def default_workers(parser: PartParser) -> int:
-    """Decode/finish threads. With the model on CUDA every core is free for the per-image CPU work
-    (decode, occlusion, PNG encoding: ~15 ms an image), which would otherwise cap a fast GPU at a
-    few hundred images/s; on CPU the model streams need the cores, and two workers keep up."""
-    if isinstance(parser, NetworkParser) and parser.device.type == "cuda":
-        return max(2, usable_cores() - 1)  # one core for the main thread, which feeds the GPU
-    return 2
-
-
-def model_streams(parser: NetworkParser) -> int:
-    """Forward passes in flight at once. CPU: two single-threaded streams (no OpenMP barrier
-    waits behind a preempted thread, and part maps that do not depend on the core count).
-    CUDA: one, fed by the workers."""
-    return 1 if parser.device.type == "cuda" else 2
-
-
 def _pipelined(
     records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
 ) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
@@ -206,7 +183,7 @@ def _pipelined(
     one input size (never padded), and each image's logits and occlusion do not depend on its
     batch, so the output is the same for any batch size, worker count or completion order."""
     parser: NetworkParser = stage.parser  # type: ignore[assignment]
-    streams = model_streams(parser)
+    streams = model_streams(parser.device)
     ahead, window = (streams + 1) * batch_size, 4 * batch_size
     backlog = max(4, workers + 1) * batch_size
 

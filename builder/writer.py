@@ -1,8 +1,10 @@
 """Rows -> Parquet shards under `data/`, named as the Hub expects: `<split>-00000-of-00003.parquet`.
 
 Which records go into which shard is fixed beforehand by the shard plan (builder.shards), so the
-same inputs always give the same files. Each shard is written under a temporary name and handed
-to the staging folder (builder.staging), which makes it durable and journals it.
+same inputs always give the same files. Each shard is written under a temporary name by a shard
+maker (builder.shardmaker), wherever it runs; the build's driver then hands it to the staging folder
+(builder.staging), which makes it durable and journals it. (staging imports this module, never the
+other way round.)
 
 Every shard is written by `parquet_writer`, with the options `datasets` (>= 4.1) uses for image
 Parquet (its `ParquetWriter` and `get_parquet_column_options`), because they are what the Hub's
@@ -23,7 +25,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -37,7 +39,6 @@ from builder.report import SplitStats
 
 if TYPE_CHECKING:
     from builder.shards import Shard
-    from builder.staging import Staging
 
 # -- Parquet options (one place: which rows go in which shard is builder.shards', the file format here)
 ROW_GROUP_MAX_BYTES = 32 << 20  # uncompressed bytes of one row group (~400 PRCC rows of ~80 KB)
@@ -160,10 +161,3 @@ def write_shard(shard: Shard, results: Iterator[Result], path: Path, features: F
         raise
     return {"split": shard.split, "num_rows": writer.num_rows, "stats": asdict(stats), "skipped": skipped}
 
-
-def write_shards(shards: Sequence[Shard], results: Iterator[Result], staging: Staging, features: Features,
-                 on_record: Callable[[], None] = lambda: None) -> None:
-    """Write the planned `shards` in order from `results` (one per record of those shards, in
-    order) and commit each to `staging` with the report statistics it contributes."""
-    for shard in shards:
-        staging.commit(shard.name, write_shard(shard, results, staging.shard_tmp(shard.name), features, on_record))

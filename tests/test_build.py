@@ -185,16 +185,18 @@ def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_m
         assert row_a == row_b and skip_a == skip_b
 
 
-def test_default_workers_follow_the_device(tiny_model, monkeypatch):
-    import torch
+def test_the_device_policy_follows_the_device(monkeypatch):
+    from builder import devices
 
-    from builder import processing
-    from builder.parsing.segmenter import SegformerParser
-
-    monkeypatch.setattr(processing, "usable_cores", lambda: 16)
-    parser = SegformerParser(str(tiny_model), "cpu", (64, 32))
-    assert processing.default_workers(parser) == 2  # the model streams need the CPU's cores
-    parser.device = torch.device("cuda")  # as on a GPU machine: the cores are free for the workers
-    assert processing.default_workers(parser) == 15
-    monkeypatch.setattr(processing, "usable_cores", lambda: 1)
-    assert processing.default_workers(parser) == 2
+    monkeypatch.setattr(devices, "usable_cores", lambda: 16)
+    cpu = devices.device_policy("cpu", network=True)  # the model streams need the CPU's cores
+    assert (cpu.workers, cpu.model_threads, cpu.lanes, cpu.keep_memory_mapped) == (2, 1, 1, True)
+    assert devices.device_policy("cpu", network=True, sharing=4).workers == 2
+    cuda = devices.device_policy("cuda:1", network=True)  # the cores are free for the workers, but one
+    assert (cuda.workers, cuda.model_threads, cuda.lanes, cuda.keep_memory_mapped) == (15, None, 8, False)
+    assert devices.device_policy("cuda:1", network=True, sharing=4).workers == 3  # (16 - 4) // 4
+    assert devices.device_policy("cuda:1", network=True, workers=5).workers == 5
+    maps = devices.device_policy("cpu", network=False)  # --parsing-dir: no model
+    assert (maps.workers, maps.model_threads, maps.keep_memory_mapped) == (2, None, False)
+    monkeypatch.setattr(devices, "usable_cores", lambda: 1)
+    assert devices.device_policy("cuda", network=True).workers == 2

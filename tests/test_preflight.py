@@ -199,8 +199,8 @@ def test_bad_device_names_the_valid_choices(tree, tiny_model, tmp_path, capsys, 
 def test_device_choices_follow_the_cuda_devices_torch_sees(monkeypatch):
     import torch
 
+    from builder.devices import resolve_device
     from builder.errors import BuildError
-    from builder.parsing.network import resolve_device
 
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)

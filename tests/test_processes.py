@@ -28,10 +28,10 @@ def one_process(prcc_tree, tmp_path_factory) -> Path:
     return out
 
 
-@pytest.mark.parametrize("processes", [2, 3])
+@pytest.mark.parametrize("processes", [1, 2, 3])
 def test_worker_processes_give_the_same_files(prcc_tree, one_process, tmp_path, processes):
     out = tmp_path / "occluded-prcc"
-    assert main(build_args(prcc_tree, out, "--processes", str(processes))) == 0
+    assert main(build_args(prcc_tree, out, "--distributor", "processes", "--processes", str(processes))) == 0
     assert folder_bytes(out) == folder_bytes(one_process)  # shards, report, card, preview
 
 
@@ -158,3 +158,24 @@ def test_processes_from_a_program_read_on_stdin_are_refused_up_front(prcc_tree, 
     assert got.returncode == 2, got.stderr
     assert "--processes 2: worker processes re-import the main program" in got.stderr and "Traceback" not in got.stderr
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("extra", "message"), [
+    (["--distributor", "local", "--processes", "2"], "--distributor local makes every shard in this process"),
+    (["--distributor", "local", "--devices", "cpu,cpu"], "--distributor local makes every shard in this process"),
+    (["--ray-address", "auto"], "--ray-address is for --distributor ray"),
+    (["--distributor", "ray", "--devices", "all"], "--devices is for --distributor processes"),
+    (["--devices", "tpu:0"], "--device 'tpu:0' is not one the builder can use"),
+    (["--devices", " , "], "names no device"),
+])
+def test_distribution_options_that_cannot_work_are_refused_up_front(prcc_tree, tmp_path, capsys, extra, message):
+    assert main(build_args(prcc_tree, tmp_path / "out", *extra)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and message in err, err
+    assert not (tmp_path / "out").exists() and not any(p.name.startswith(".out") for p in tmp_path.iterdir())
+
+
+def test_devices_give_one_worker_each_and_the_same_files(prcc_tree, one_process, tmp_path):
+    out = tmp_path / "occluded-prcc"  # two workers named by device (on a GPU machine: cuda:0,cuda:1)
+    assert main(build_args(prcc_tree, out, "--devices", "cpu,cpu")) == 0
+    assert folder_bytes(out) == folder_bytes(one_process)

@@ -18,7 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 from synthetic import make_prcc_tree
 
-from builder import pipeline
+from builder import processing
 from builder import staging as staging_module
 from builder.cli import main
 from builder.occlusion import DEFAULT_MIN_COVERAGE
@@ -73,14 +73,14 @@ def interrupt_after_commits(monkeypatch, n: int) -> None:
 COUNTING_RUNNER = textwrap.dedent("""
     # `builder build`, logging each record the pipeline yields (line-buffered: kept after kill -9)
     import sys
-    import builder.pipeline as pipeline
+    import builder.processing as processing
     log = open(sys.argv[1], "a", buffering=1)
-    process = pipeline.process
+    process = processing.process
     def counted(records, *args, **kwargs):
         for item in process(records, *args, **kwargs):
             log.write(item[0].source_path + "\\n")
             yield item
-    pipeline.process = counted
+    processing.process = counted
     from builder.cli import main
     sys.exit(main(sys.argv[2:]))
 """)
@@ -129,13 +129,13 @@ def test_killed_builds_resume_byte_identical_redoing_at_most_one_shard(tmp_path,
         done_before = done_after
     assert all(0 <= n <= SHARD_SIZE for n in lost), lost
     # The same command once more, in this process, counting what it processes.
-    process, processed = pipeline.process, []
+    process, processed = processing.process, []
 
     def counted(records, *args, **kwargs):
         processed.extend(r.source_path for r in records)
         return process(records, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "process", counted)
+    monkeypatch.setattr(processing, "process", counted)
     assert main(build_args(tree, out)) == 0
     captured = capsys.readouterr()
     assert "resuming the interrupted build" in captured.err, (captured, lost, done_before)
@@ -168,13 +168,13 @@ def test_a_damaged_finished_shard_is_redone_alone(prcc_tree, reference, tmp_path
     data = bytearray(damaged.read_bytes())
     data[len(data) // 2] ^= 0xFF  # as a disk or a power loss might
     damaged.write_bytes(bytes(data))
-    process, processed = pipeline.process, []
+    process, processed = processing.process, []
 
     def counted(records, *args, **kwargs):
         processed.append(len(records))
         return process(records, *args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "process", counted)
+    monkeypatch.setattr(processing, "process", counted)
     assert main(build_args(prcc_tree, out)) == 0
     assert "2 finished shard(s) kept" in capsys.readouterr().err
     assert processed == [SHARD_SIZE, len(prcc_tree.expected) + len(prcc_tree.corrupt) - done]  # two runs

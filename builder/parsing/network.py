@@ -43,17 +43,17 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from builder.devices import DEVICE_LANES, resolve_device
 from builder.errors import BuildError
 from builder.parsing.label_mapping import PartMapper
 
 SIZE_MULTIPLE = 32  # sides that divide evenly through stride-32 (SegFormer) and stride-16 (SCHP) networks
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
-# On CUDA (see NetworkParser.__init__): images in every forward pass, whatever --batch-size, and
-# forward passes in flight at once, each lane on its own stream replaying its own captured graph.
+# On CUDA (see NetworkParser.__init__): images in every forward pass, whatever --batch-size; forward
+# passes in flight at once (lanes), each lane on its own stream replaying its own captured graph.
 # SCHP on an H100, 512x256 box, through the parser: 218 img/s with 1 lane, 547 with 4, 727 with 8
 # (0.37 GiB), against 977 for 16-image passes, which are not batch-independent.
-DEVICE_BATCH = 1
-DEVICE_LANES = 8
+DEVICE_BATCH = 1  # lanes: builder.devices.DEVICE_LANES, set per shard maker
 log = logging.getLogger(__name__)
 
 
@@ -63,27 +63,6 @@ def cpu_has_native_bf16() -> bool:
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
-
-
-def resolve_device(device: str) -> torch.device:
-    """auto, cpu, cuda or cuda:N; anything else (tpu, mps, meta, a typo) is an error naming what
-    this machine has, since the pipeline runs its model and occlusion on CPU or CUDA only."""
-    cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
-    choices = ", ".join(["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(cuda)] if cuda else []))
-    if device == "auto":
-        return torch.device("cuda" if cuda else "cpu")
-    try:
-        resolved = torch.device(device)
-    except (RuntimeError, TypeError, ValueError):
-        resolved = None
-    if resolved is None or resolved.type not in ("cpu", "cuda"):
-        raise BuildError(f"--device {device!r} is not one the builder can use; choose from {choices}"
-                         + ("" if cuda else " (torch sees no CUDA device here)"))
-    if resolved.type == "cuda" and not cuda:
-        raise BuildError(f"--device {device} was asked for but torch sees no CUDA device; use --device cpu")
-    if resolved.type == "cuda" and resolved.index is not None and resolved.index >= cuda:
-        raise BuildError(f"--device {device}: this machine has {cuda} CUDA device(s); choose from {choices}")
-    return resolved
 
 
 def fit_size(height: int, width: int, box: tuple[int, int], multiple: int = SIZE_MULTIPLE) -> tuple[int, int]:
