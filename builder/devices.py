@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-
-import torch
+from typing import TYPE_CHECKING
 
 from builder.errors import BuildError
+
+if TYPE_CHECKING:  # torch is imported when a device is resolved: a worker applies its policy before any import
+    import torch
 
 DEVICE_LANES = 8  # one-image forward passes in flight on CUDA (SCHP on an H100: 218 img/s with 1, 727 with 8)
 CPU_STREAMS = 2  # single-threaded forward passes at once on CPU
@@ -30,6 +32,8 @@ CPU_STREAMS = 2  # single-threaded forward passes at once on CPU
 def resolve_device(device: str) -> torch.device:
     """auto, cpu, cuda or cuda:N; anything else (tpu, mps, meta, a typo) is an error naming what
     this machine has, since the pipeline runs its model and occlusion on CPU or CUDA only."""
+    import torch
+
     cuda = torch.cuda.device_count() if torch.cuda.is_available() else 0
     choices = ", ".join(["auto", "cpu"] + (["cuda"] + [f"cuda:{i}" for i in range(cuda)] if cuda else []))
     if device == "auto":
@@ -51,6 +55,8 @@ def resolve_device(device: str) -> torch.device:
 def worker_devices(device: str, devices: str | None, processes: int) -> tuple[str, ...]:
     """The device of each worker of `builder build --distributor processes`: `processes` workers on
     each of `--devices` (a comma-separated list, or `all`: every CUDA device), or on `--device`."""
+    import torch
+
     if devices is None:
         names = [str(resolve_device(device))]
     elif devices.strip() == "all":

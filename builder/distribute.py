@@ -112,6 +112,8 @@ def distribute_processes(maker: ShardMaker, pending: PendingShards) -> None:
     """The pending shards in worker processes (see the module docstring), committed as each finishes.
     At most one shard per worker is queued beyond those running, so a stop loses little work; on
     any error or interrupt the workers are stopped before this returns."""
+    if not pending.shards:
+        return  # a resumed build that only lacks its card: no worker to start
     import pickle
 
     from builder.devices import worker_devices

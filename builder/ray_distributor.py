@@ -103,6 +103,8 @@ def _gpus_on_this_node() -> int:
 
 def distribute(maker: ShardMaker, pending: PendingShards) -> None:
     """Make the pending shards with Ray tasks, committing each shard as its task's result arrives."""
+    if not pending.shards:
+        return  # a resumed build that only lacks its card: no cluster to start
     import ray
 
     started = not ray.is_initialized()
@@ -123,8 +125,10 @@ def _run_tasks(ray, maker: ShardMaker, pending: PendingShards) -> None:
         raise BuildError(f"--device {maker.config.device} asks for GPU tasks, but the Ray cluster has no GPU; "
                          "use --device cpu, or a cluster with GPUs")
     workers = maker.config.processes or max(1, int(resources.get("GPU" if gpu else "CPU", 1)))
-    task = ray.remote(make_run).options(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=RETRIES,
-                                        retry_exceptions=False, name="occluded-shards")
+    # max_calls=0: a worker process keeps its loaded parser for the next task (Ray's default for GPU
+    # tasks is a fresh process per task, which would load the model again for every run of shards).
+    task = ray.remote(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=RETRIES, retry_exceptions=False,
+                      max_calls=0)(make_run).options(name="occluded-shards")
     shared, build = ray.put(maker), uuid.uuid4().hex
     runs = task_runs(pending.shards, workers)
     running: dict = {}
