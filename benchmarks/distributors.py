@@ -111,7 +111,8 @@ def floors(args, model: Path, source: Path) -> dict[str, float]:
     picked = [shapes[i] for i in np.linspace(0, len(shapes) - 1, min(args.floor_images, len(shapes))).astype(int)]
     found = {}
     if args.model == "schp":
-        got = in_child(schp_floor, str(model), picked, args.batch_size, 2, args.device, 1 if args.device != "cpu" else 2)
+        streams = 1 if args.device != "cpu" else 2  # as the build runs the model on each device
+        got = in_child(schp_floor, str(model), picked, args.batch_size, 2, args.device, streams)
         found["SCHP forward alone, eager batches"] = statistics.median(got["rates"])
         if args.device != "cpu":
             got = in_child(child_parser_floor, str(model), picked, args.batch_size, 2, args.device, args.parse_size)
@@ -146,7 +147,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=200)
     parser.add_argument("--model", choices=["tiny", "b0", "schp"], default="tiny",
-                        help="random-weight model: tiny SegFormer (default), SegFormer-B0, or SCHP (the default parser)")
+                        help="random-weight model: tiny SegFormer (default), SegFormer-B0, or SCHP (the default "
+                             "parser)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--parse-size", type=parse_size_arg, default=None,
