@@ -1,28 +1,35 @@
-"""PyTorch input pipelines over a loaded split: streaming loader and P x K identity-balanced sampling.
+"""PyTorch input pipelines over a loaded split: P x K training batches, streaming, inference, DDP.
 
 This module needs torch (the rest of `occluded_ccreid` does not). Samples are tuples
 ``(image, pid, camid, clothes_id)``, the order CAL / Simple-CCReID's ``ImageDataset`` returns, where
 ``image`` is ``transform(PIL RGB image)``. Only the columns asked for are read, so the occlusion
-masks and part maps are never decoded during training.
+masks and part maps are never decoded unless asked for.
 
-Recipe::
+Recipe (see docs/training.md)::
 
     import occluded_ccreid as oc
-    from occluded_ccreid.torch_data import pk_loader, stream_loader
+    from occluded_ccreid.torch_data import inference_loader, pk_loader, stream_loader
+    from occluded_ccreid.transforms import cal_test_transform, cal_train_transform
 
-    # training: every batch holds P identities x K images (triplet / CAL-style losses);
-    # pid and clothes_id are relabelled 0..N-1, the maps are loader.dataset.label_maps
+    # training: every batch holds P identities x K images (triplet / CAL-style losses); pid and
+    # clothes_id are relabelled 0..N-1, the maps are loader.dataset.label_maps. Under DDP each
+    # rank gets P identities of its own per step: call loader.sampler.set_epoch(epoch).
     train = oc.load("out/occluded-prcc", split="train")
-    loader = pk_loader(train, transform, p=8, k=4, num_workers=4)
-    for epoch in range(epochs):
-        for images, pids, camids, clothes_ids in loader: ...
+    loader = pk_loader(train, cal_train_transform(), p=8, k=4, num_workers=4)
 
-    # streaming: no download of the whole dataset; rows split among workers by shard
+    # evaluation: each rank one block of rows; distributed.gather_rows puts them back in order
+    query = inference_loader(oc.load("out/occluded-prcc", split="query"), cal_test_transform())
+
+    # streaming: no download of the whole dataset; rows split among workers (and DDP ranks) by shard
     stream = oc.load("user/occluded-prcc", split="train", streaming=True)
-    loader = stream_loader(stream, transform, batch_size=64, num_workers=4)
+    loader = stream_loader(stream, cal_train_transform(), batch_size=64, num_workers=4)
 
-`transform` is any callable on a PIL image (e.g. a torchvision ``Compose`` with Resize and
-ToTensor); batching needs it to return tensors of one size. The default, `to_tensor`, only converts.
+`transform` is any callable on a PIL image; batching needs it to return tensors of one size (the
+default, `to_tensor`, only converts). **Label maps**: ask for ``occlusion_mask`` and/or ``parsing``
+in `columns` and each comes as an (H, W) uint8 tensor (values as stored). A `transforms.Transform`
+moves them along with the image (same crop and flip); with any other callable they are resized,
+nearest neighbour, to the transformed image's size by `ReIDDataset.collate`, which is right for
+transforms that only resize.
 """
 
 from __future__ import annotations
@@ -33,14 +40,18 @@ from typing import Any
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset, IterableDataset, Sampler
+from torch.utils.data import DataLoader, Dataset, IterableDataset, default_collate
 
+from . import transforms as T
+from .distributed import InferenceSampler, PKSampler, world
 from .loading import labels
+from .node_split import EvenStreamLoader, check_plan, plan_node_rows, shard_rows
 
 logger = logging.getLogger(__name__)
 
 Transform = Callable[[Any], Any]
 SAMPLE_COLUMNS: tuple[str, ...] = ("pid", "camid", "clothes_id")
+MAP_COLUMNS: tuple[str, ...] = ("occlusion_mask", "parsing")  # per-pixel labels: nearest-neighbour only
 
 
 def to_tensor(image: Any) -> torch.Tensor:
@@ -59,6 +70,12 @@ def relabel_maps(split: Any) -> dict[str, dict[int, int]]:
     return {c: {v: i for i, v in enumerate(np.unique(values[c]).tolist())} for c in ("pid", "clothes_id")}
 
 
+def _is_stream(split: Any) -> bool:
+    from datasets import IterableDataset as HFIterable
+
+    return isinstance(split, HFIterable)
+
+
 class _Samples:
     """What the map-style and the streaming views share: column selection, transform, relabelling."""
 
@@ -67,24 +84,52 @@ class _Samples:
         self.split = split.select_columns(["image", *self.columns])
         self.transform = transform or to_tensor
         self.label_maps = relabel_maps(split) if relabel else {}
+        self._map_positions = [i for i, c in enumerate(self.columns) if c in MAP_COLUMNS]
 
     def _sample(self, row: dict) -> tuple:
         maps = self.label_maps
-        return (self.transform(row["image"]), *(maps[c][row[c]] if c in maps else row[c] for c in self.columns))
+        values = [maps[c][row[c]] if c in maps else row[c] for c in self.columns]
+        if not self._map_positions:
+            return (self.transform(row["image"]), *values)
+        label_maps = torch.stack([T.as_label_map(values[i]) for i in self._map_positions])
+        if isinstance(self.transform, T.Transform):  # same crop / flip for the image and its maps
+            image, label_maps = self.transform(row["image"], label_maps)
+        else:
+            image = self.transform(row["image"])
+        for i, m in zip(self._map_positions, label_maps, strict=True):
+            values[i] = m
+        return (image, *values)
+
+    def collate(self, samples: list[tuple]) -> Any:
+        """``default_collate``, after resizing label maps (nearest) to their image's size."""
+        if self._map_positions:
+            fixed = []
+            for sample in samples:
+                size = tuple(sample[0].shape[-2:])
+                sample = list(sample)
+                for i in self._map_positions:
+                    sample[i + 1] = T.resize_maps(sample[i + 1][None, None], size)[0, 0]
+                fixed.append(tuple(sample))
+            samples = fixed
+        return default_collate(samples)
 
 
 class ReIDDataset(_Samples, Dataset):
     """Map-style view of a `datasets.Dataset` split: item i is ``(transform(image), pid, ...)``.
 
     `columns` are the label columns after the image (default pid, camid, clothes_id; add e.g.
-    "source_path" to trace a sample back). Other columns are dropped before any row is read.
-    ``relabel=True`` numbers pid and clothes_id 0..N-1 (see `relabel_maps`), for training.
+    "source_path" to trace a sample back, "occlusion_mask" / "parsing" for the label maps). Other
+    columns are dropped before any row is read. ``relabel=True`` numbers pid and clothes_id
+    0..N-1 (see `relabel_maps`), for training. Batch it with ``collate_fn=dataset.collate``.
     """
 
     def __init__(
         self, split: Any, transform: Transform | None = None, columns: Sequence[str] = SAMPLE_COLUMNS,
         relabel: bool = False,
     ):
+        if _is_stream(split):
+            raise TypeError("ReIDDataset needs a map-style split (oc.load(..., streaming=False)); "
+                            "a streamed split goes to ReIDStream or stream_loader")
         super().__init__(split, transform, columns, relabel)
 
     def __len__(self) -> int:
@@ -119,6 +164,13 @@ class ReIDStream(_Samples, IterableDataset):
         """Reseed a shuffled stream (``split.shuffle(...)``) for a new epoch."""
         self.split.set_epoch(epoch)
 
+    def split_by_node(self, rank: int, num_replicas: int) -> None:
+        """Keep this process's share of the rows (`datasets.distributed.split_dataset_by_node`);
+        the label maps stay those of the whole split."""
+        from datasets.distributed import split_dataset_by_node
+
+        self.split = split_dataset_by_node(self.split, rank=rank, world_size=num_replicas)
+
     def __iter__(self) -> Iterator[tuple]:
         for row in self.split:
             yield self._sample(row)
@@ -131,95 +183,67 @@ def stream_loader(
     num_workers: int = 0,
     columns: Sequence[str] = SAMPLE_COLUMNS,
     relabel: bool = False,
+    num_replicas: int | None = None,
+    rank: int | None = None,
+    max_dropped: float = 0.01,
     **loader_kw: Any,
 ) -> DataLoader:
-    """DataLoader over a streaming split, each row exactly once per epoch across workers.
+    """DataLoader over a streaming split, each row at most once per epoch across workers and ranks.
 
     With fewer shards than workers the split is first resharded per parquet row group; if that is
     still too few, ``num_workers`` is lowered to the number of shards (with a warning) instead of
     starting workers that would sit idle. Shuffle the stream before, e.g.
     ``split.shuffle(seed=0, buffer_size=1000)``; a sampler cannot be used on a stream.
+
+    **DDP** (``num_replicas`` / ``rank``, default from torch.distributed): each rank reads its own
+    shards (`datasets.distributed.split_dataset_by_node`) and yields exactly the same number of
+    rows, in the same number of batches, as every other rank: the rows every rank is sure to have
+    (`node_split.plan_node_rows`, from the Parquet footers), the few beyond that left out (a
+    warning says how many). A split whose shards would leave out more than ``max_dropped`` of its
+    rows is refused with `node_split.NodeSplitError`, naming a ``--shard-size`` that splits evenly.
+    Not resharded under DDP (row groups hold unequal rows): workers are capped at the rank's shards.
     """
+    replicas, rank = world(num_replicas, rank)
+    if replicas > 1:
+        return _node_loader(split, transform, batch_size, num_workers, columns, relabel, replicas, rank, max_dropped,
+                            loader_kw)
     if num_workers > split.num_shards:
         split = split.reshard()
-    if num_workers > split.num_shards:
-        logger.warning(
-            "the split has %d shard(s), fewer than num_workers=%d; using %d worker(s)",
-            split.num_shards, num_workers, split.num_shards,
-        )
-        num_workers = split.num_shards
+    num_workers = _cap_workers(num_workers, split.num_shards)
     samples = ReIDStream(split, transform, columns, relabel=relabel)
+    if batch_size is not None:  # batch_size=None: samples one by one, not collated
+        loader_kw.setdefault("collate_fn", samples.collate)
     return DataLoader(samples, batch_size=batch_size, num_workers=num_workers, **loader_kw)
 
 
-class PKSampler(Sampler[int]):
-    """Indices such that each run of ``p * k`` consecutive indices holds P identities x K images.
+def _cap_workers(num_workers: int, shards: int) -> int:
+    if num_workers > shards:
+        logger.warning("the split has %d shard(s) for this process, fewer than num_workers=%d; using %d worker(s)",
+                       shards, num_workers, shards)
+        return shards
+    return num_workers
 
-    Use it with ``DataLoader(dataset, batch_size=p * k, sampler=sampler)`` (see `pk_loader`).
-    Each epoch, as torchreid's ``RandomIdentitySampler``: every identity's images are shuffled and
-    cut into groups of K (an identity with fewer than K images is drawn K times with replacement;
-    a last incomplete group is dropped), then batches take one group from each of P identities
-    drawn at random among those with groups left, until fewer than P remain. So an epoch covers
-    (nearly) every image once and its length can vary slightly from epoch to epoch.
 
-    Deterministic: epoch e is drawn from ``numpy.random.default_rng([seed, e])``. The epoch
-    advances by one each time the sampler is iterated; `set_epoch` sets it (e.g. on resume).
-
-    Args:
-        pids: the pid of each row, or a split (its "pid" column is read, no image decoded).
-        p: identities per batch; k: images per identity.
-    """
-
-    def __init__(self, pids: Any, p: int, k: int, seed: int = 0):
-        if p < 1 or k < 1:
-            raise ValueError(f"p and k must be positive, got p={p}, k={k}")
-        if hasattr(pids, "column_names"):
-            pids = labels(pids, ("pid",))["pid"]
-        pids = np.asarray(pids).reshape(-1)
-        self.p, self.k, self.seed = p, k, seed
-        unique, inverse = np.unique(pids, return_inverse=True)
-        if len(unique) < p:
-            raise ValueError(f"P={p} identities per batch but the data has only {len(unique)}")
-        order = np.argsort(inverse, kind="stable")
-        bounds = np.cumsum(np.bincount(inverse, minlength=len(unique)))[:-1]
-        self._by_pid: list[np.ndarray] = np.split(order, bounds)
-        self.epoch = 0
-        self._cached: tuple[int, np.ndarray] | None = None
-
-    def set_epoch(self, epoch: int) -> None:
-        self.epoch = int(epoch)
-
-    def _plan(self, epoch: int) -> np.ndarray:
-        if self._cached is not None and self._cached[0] == epoch:
-            return self._cached[1]
-        rng = np.random.default_rng([self.seed, epoch])
-        groups: list[list[np.ndarray]] = []
-        for indices in self._by_pid:
-            if len(indices) < self.k:
-                drawn = rng.choice(indices, size=self.k, replace=True)
-            else:
-                drawn = rng.permutation(indices)
-            groups.append([drawn[i * self.k:(i + 1) * self.k] for i in range(len(drawn) // self.k)])
-        available = [i for i, g in enumerate(groups) if g]
-        batches: list[np.ndarray] = []
-        while len(available) >= self.p:
-            chosen = rng.choice(len(available), size=self.p, replace=False)
-            picked = [available[c] for c in chosen]
-            batches.extend(groups[i].pop() for i in picked)
-            emptied = {i for i in picked if not groups[i]}
-            if emptied:
-                available = [i for i in available if i not in emptied]
-        plan = np.concatenate(batches) if batches else np.zeros(0, dtype=np.int64)
-        self._cached = (epoch, plan)
-        return plan
-
-    def __len__(self) -> int:
-        return len(self._plan(self.epoch))
-
-    def __iter__(self) -> Iterator[int]:
-        plan = self._plan(self.epoch)
-        self.epoch += 1
-        return iter(plan.tolist())
+def _node_loader(split: Any, transform: Transform | None, batch_size: int, num_workers: int, columns: Sequence[str],
+                 relabel: bool, replicas: int, rank: int, max_dropped: float, loader_kw: dict) -> DataLoader:
+    rows = shard_rows(split)
+    if rows is None:
+        raise ValueError("stream_loader: under DDP the rows of each shard must be known to give every process the "
+                         "same number; this stream is not a plain Parquet stream (filtered or mapped?): "
+                         "load it with oc.load(..., streaming=True) and filter in the training loop")
+    shards_here = split.num_shards // replicas if split.num_shards % replicas == 0 else split.num_shards
+    num_workers = _cap_workers(num_workers, shards_here)
+    plan = plan_node_rows(rows, replicas, num_workers)
+    check_plan(plan, max_dropped)
+    if plan.dropped:
+        logger.warning("stream_loader: %d of %d rows left out each epoch so that the %d processes run the same "
+                       "steps (%d rows each)", plan.dropped, plan.total, replicas, plan.rows)
+    samples = ReIDStream(split, transform, columns, relabel=relabel)
+    samples.split_by_node(rank, replicas)
+    if batch_size is not None:
+        loader_kw.setdefault("collate_fn", samples.collate)
+    return EvenStreamLoader(samples, batch_size=batch_size, num_workers=num_workers, rows_per_node=plan.rows,
+                            **loader_kw)
 
 
 def pk_loader(
@@ -231,18 +255,50 @@ def pk_loader(
     seed: int = 0,
     columns: Sequence[str] = SAMPLE_COLUMNS,
     relabel: bool = True,
+    num_replicas: int | None = None,
+    rank: int | None = None,
     **loader_kw: Any,
 ) -> DataLoader:
     """Training DataLoader over a (non-streaming) split: batches of P identities x K images.
 
     Labels are relabelled 0..N-1 by default (training heads need it); the maps, and so the number
-    of classes, are ``loader.dataset.label_maps``.
+    of classes, are ``loader.dataset.label_maps``. Under DDP (``num_replicas`` / ``rank``, default
+    from torch.distributed) see `distributed.PKSampler`; call ``loader.sampler.set_epoch(epoch)``.
     """
-    sampler = PKSampler(split, p, k, seed=seed)
-    return DataLoader(
-        ReIDDataset(split, transform, columns, relabel=relabel), batch_size=p * k, sampler=sampler,
-        num_workers=num_workers, drop_last=True, **loader_kw,
-    )
+    if _is_stream(split):
+        raise TypeError("pk_loader needs a map-style split to draw identities from "
+                        "(oc.load(..., streaming=False)); for a streamed split use stream_loader")
+    sampler = PKSampler(split, p, k, seed=seed, num_replicas=num_replicas, rank=rank)
+    dataset = ReIDDataset(split, transform, columns, relabel=relabel)
+    loader_kw.setdefault("collate_fn", dataset.collate)
+    return DataLoader(dataset, batch_size=p * k, sampler=sampler, num_workers=num_workers, drop_last=True, **loader_kw)
 
 
-__all__ = ["PKSampler", "ReIDDataset", "ReIDStream", "pk_loader", "relabel_maps", "stream_loader", "to_tensor"]
+def inference_loader(
+    split: Any,
+    transform: Transform | None = None,
+    batch_size: int = 128,
+    num_workers: int = 0,
+    columns: Sequence[str] = SAMPLE_COLUMNS,
+    num_replicas: int | None = None,
+    rank: int | None = None,
+    **loader_kw: Any,
+) -> DataLoader:
+    """Feature-extraction DataLoader: this rank's contiguous block of rows, in order (no relabelling).
+
+    Under DDP every rank gets ``ceil(len(split) / num_replicas)`` rows, the last rank padded with
+    copies of the last row (`distributed.InferenceSampler`); after extraction,
+    ``distributed.gather_rows(features, len(split))`` on every rank gives all rows in row order.
+    """
+    if _is_stream(split):
+        raise TypeError("inference_loader needs a map-style split (oc.load(..., streaming=False)); "
+                        "for a streamed split use stream_loader")
+    dataset = ReIDDataset(split, transform, columns)
+    loader_kw.setdefault("collate_fn", dataset.collate)
+    sampler = InferenceSampler(len(dataset), num_replicas=num_replicas, rank=rank)
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, shuffle=False,
+                      drop_last=False, **loader_kw)
+
+
+__all__ = ["MAP_COLUMNS", "PKSampler", "ReIDDataset", "ReIDStream", "inference_loader", "pk_loader", "relabel_maps",
+           "stream_loader", "to_tensor"]
