@@ -211,10 +211,15 @@ class RandomHorizontalFlip(Transform):
         self.p, self.generator = p, generator
 
     def forward(self, image: torch.Tensor, maps: Maps) -> tuple[torch.Tensor, Maps]:
-        flip = torch.tensor([_uniform(self.generator) < self.p for _ in range(len(image))], device=image.device)
-        image = torch.where(flip[:, None, None, None], image.flip(-1), image)
+        chosen = [i for i in range(len(image)) if _uniform(self.generator) < self.p]
+        if not chosen:
+            return image, maps
+        index = torch.tensor(chosen, device=image.device)
+        image = image.clone()
+        image[index] = image[index].flip(-1)
         if maps is not None:
-            maps = torch.where(flip[:, None, None, None], maps.flip(-1), maps)
+            maps = maps.clone()
+            maps[index] = maps[index].flip(-1)
         return image, maps
 
 
@@ -270,20 +275,18 @@ class RandomErasing(Transform):
         if not image.is_floating_point():
             raise TypeError("RandomErasing works on float images (CAL erases after Normalize): "
                             "put ToFloat() before it")
-        n, channels, height, width = image.shape
-        boxes = torch.tensor([self.box(height, width) or (0, 0, 0, 0) for _ in range(n)], device=image.device)
-        rows = torch.arange(height, device=image.device)[None, :, None]
-        cols = torch.arange(width, device=image.device)[None, None, :]
-        top, left, h, w = (boxes[:, i, None, None] for i in range(4))
-        inside = (rows >= top) & (rows < top + h) & (cols >= left) & (cols < left + w)  # (N, H, W)
-        values = self.mean[:3] if channels == 3 else self.mean[:1]
-        fill = torch.tensor(values, dtype=image.dtype, device=image.device)
-        channel_mask = torch.ones(channels, dtype=torch.bool, device=image.device)
-        if channels != 3:
-            channel_mask[1:] = False  # CAL erases channel 0 only when the image is not RGB
-            fill = fill.expand(channels)
-        erase = inside[:, None] & channel_mask[None, :, None, None]
-        return torch.where(erase, fill[None, :, None, None], image), maps
+        channels, height, width = image.shape[1:]
+        boxes = [self.box(height, width) for _ in range(len(image))]
+        if not any(boxes):
+            return image, maps
+        fill = torch.tensor(self.mean[:3] if channels == 3 else self.mean[:1], dtype=image.dtype, device=image.device)
+        image = image.clone()
+        for i, box in enumerate(boxes):
+            if box is not None:
+                top, left, h, w = box
+                # CAL fills the 3 channels of an RGB image with its mean, else channel 0 with mean[0]
+                image[i, : len(fill), top:top + h, left:left + w] = fill[:, None, None]
+        return image, maps
 
 
 class Compose(Transform):
