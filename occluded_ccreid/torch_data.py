@@ -105,11 +105,11 @@ class _Samples:
         if self._map_positions:
             fixed = []
             for sample in samples:
-                size = tuple(sample[0].shape[-2:])
-                sample = list(sample)
+                size = (int(sample[0].shape[-2]), int(sample[0].shape[-1]))
+                values = list(sample)
                 for i in self._map_positions:
-                    sample[i + 1] = T.resize_maps(sample[i + 1][None, None], size)[0, 0]
-                fixed.append(tuple(sample))
+                    values[i + 1] = T.resize_maps(values[i + 1][None, None], size)[0, 0]
+                fixed.append(tuple(values))
             samples = fixed
         return default_collate(samples)
 

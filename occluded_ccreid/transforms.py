@@ -185,7 +185,7 @@ class RandomPadCrop(Transform):
         self.padding, self.p, self.generator = int(padding), p, generator
 
     def forward(self, image: torch.Tensor, maps: Maps) -> tuple[torch.Tensor, Maps]:
-        pad, size = self.padding, tuple(image.shape[-2:])
+        pad, size = self.padding, (int(image.shape[-2]), int(image.shape[-1]))
         chosen, boxes = [], []
         for i in range(len(image)):
             if _uniform(self.generator) >= self.p:

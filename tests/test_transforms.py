@@ -149,3 +149,63 @@ def test_refusals():
         T.Normalize()(torch.zeros(3, 4, 4, dtype=torch.uint8))
     with pytest.raises(ValueError, match="do not match"):
         T.Resize(8, 4)(torch.zeros(3, 4, 4, dtype=torch.uint8), torch.zeros(1, 5, 4, dtype=torch.uint8))
+
+
+# -- label maps through the loaders --------------------------------------------------------------------------
+
+
+def _blocky_split():
+    """Rows whose image is grey = 30 x part label, in 8x8 blocks, with that part map in `parsing`."""
+    from datasets import Dataset
+
+    from occluded_ccreid.features import dataset_features
+
+    rows: dict[str, list] = {name: [] for name in dataset_features()}
+    for n, (h, w) in enumerate([(64, 32), (96, 48), (80, 40), (64, 32)]):
+        blocks = np.random.default_rng(n).integers(0, 7, size=(h // 8, w // 8), dtype=np.uint8)
+        parts = np.kron(blocks, np.ones((8, 8), dtype=np.uint8))
+        rows["image"].append(Image.fromarray(np.repeat(parts[:, :, None] * 30, 3, axis=2)))
+        rows["parsing"].append(Image.fromarray(parts))
+        rows["occlusion_mask"].append(Image.fromarray((parts > 3).astype(np.uint8) * 255))
+        for column, value in (("pid", n % 2), ("camid", 0), ("clothes_id", n % 2), ("occluded_part", 0),
+                              ("pool_scale", 0), ("occluded_ratio", 0.0), ("occluder", "none"), ("fill", "none"),
+                              ("coverage_in_band", True), ("source_path", f"x/{n}.png")):
+            rows[column].append(value)
+    return Dataset.from_dict(rows, features=dataset_features())
+
+
+def test_pk_loader_moves_label_maps_with_the_image():
+    from occluded_ccreid.torch_data import pk_loader
+
+    columns = ("pid", "occlusion_mask", "parsing")
+    torch.manual_seed(0)
+    loader = pk_loader(_blocky_split(), T.cal_train_transform(48, 24, erase_p=0.0), p=2, k=2, columns=columns)
+    flips = 0
+    for _ in range(4):
+        for images, _, masks, parts in loader:
+            assert masks.shape == parts.shape == (4, 48, 24) and parts.dtype == torch.uint8
+            grey = (images * torch.tensor(T.IMAGENET_STD)[:, None, None] + torch.tensor(T.IMAGENET_MEAN)[:, None, None])
+            grey = (grey[:, 0] * 255 / 30).round()
+            # away from block borders (where bilinear blends two labels) the image shows the map's label
+            pooled = torch.nn.functional.max_pool2d(parts[:, None].float(), 5, 1, 2)[:, 0]
+            low = -torch.nn.functional.max_pool2d(-parts[:, None].float(), 5, 1, 2)[:, 0]
+            inside = pooled == low
+            assert inside.float().mean() > 0.1
+            agree = (grey[inside] == parts[inside].float()).float().mean()
+            assert agree > 0.99, agree  # maps only resized, not cropped / flipped with the image: 48%
+            assert torch.equal(masks > 0, parts > 3)
+            flips += 1
+    assert flips == 4 * len(loader)
+
+
+def test_label_maps_resized_to_a_plain_callable_output():
+    from occluded_ccreid.torch_data import ReIDDataset, to_tensor
+
+    split = _blocky_split()
+    dataset = ReIDDataset(split, lambda im: to_tensor(im.resize((16, 32))), columns=("pid", "parsing"))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=4, collate_fn=dataset.collate)
+    images, _, parts = next(iter(loader))
+    assert images.shape == (4, 3, 32, 16) and parts.shape == (4, 32, 16)
+    for i in range(4):
+        source = np.asarray(split[i]["parsing"])
+        assert np.array_equal(parts[i].numpy(), _nearest(source, 32, 16))
