@@ -57,7 +57,7 @@ def write_build(out: Path, rows: int, shards: int = 4, seed: int = 0) -> Path:
         for i in range(s * per_shard, min(rows, (s + 1) * per_shard)):
             h, w = sizes[i % len(sizes)]
             small = rng.integers(0, 255, size=(h // 4, w // 4, 3), dtype=np.uint8)
-            image = np.asarray(Image.fromarray(small).resize((w, h), Image.BILINEAR))
+            image = np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
             parts = np.zeros((h, w), np.uint8)
             parts[h // 8: 7 * h // 8, w // 4: 3 * w // 4] = 2
             mask = np.zeros((h, w), np.uint8)
@@ -130,7 +130,7 @@ def rows_per_second(make: Callable, train: Any, workers: int, height: int, width
 @dataclass
 class Stage:
     name: str
-    run: Callable[[], None]  # processes `per_call` images
+    run: Callable[[], object]  # processes `per_call` images
     per_call: int = 1
 
 
@@ -145,10 +145,17 @@ def stages(train: Any, height: int, width: int) -> list[Stage]:
     transform = cal_train_transform(height, width)
     batch = torch.stack([Resize(height, width)(p) for p in pictures])
     counter = iter(range(1 << 30))
+
+    def picture() -> Image.Image:
+        return pictures[next(counter) % len(pictures)]
+
+    def decode() -> Image.Image:
+        return Image.open(io.BytesIO(encoded[next(counter) % len(encoded)])).convert("RGB")
+
     return [
-        Stage("decode image (PNG -> PIL RGB)", lambda: Image.open(io.BytesIO(encoded[next(counter) % 64])).convert("RGB")),
-        Stage("cal_train_transform, per image", lambda: transform(pictures[next(counter) % 64])),
-        Stage("Resize only (workers of the batched loader)", lambda: Resize(height, width)(pictures[next(counter) % 64])),
+        Stage("decode image (PNG -> PIL RGB)", decode),
+        Stage("cal_train_transform, per image", lambda: transform(picture())),
+        Stage("Resize only (workers of the batched loader)", lambda: Resize(height, width)(picture())),
         Stage(f"cal_train_transform on a batch of {BATCH}", lambda: transform(batch), per_call=BATCH),
     ]
 
@@ -184,7 +191,8 @@ def main() -> None:
             best: dict[str, float] = {}
             for _ in range(args.repeats):  # alternate the loaders, keep each one's best
                 for name, make in LOADERS.items():
-                    best[name] = max(best.get(name, 0.0), rows_per_second(make, train, workers, args.height, args.width))
+                    rate = rows_per_second(make, train, workers, args.height, args.width)
+                    best[name] = max(best.get(name, 0.0), rate)
             plain = best["plain datasets + DataLoader"]
             for name, rate in best.items():
                 print(f"{name:<34} {workers:>7} {rate:>8.0f} {rate / plain:>7.2f}", flush=True)

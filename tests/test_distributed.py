@@ -185,6 +185,15 @@ def test_stream_even_shards_split_exactly(tmp_path):
         assert len({len(r) for r in ranks}) == 1
         rows = [x for r in ranks for b in r for x in b]
         assert sorted(rows) == list(range(32))  # every row once over the ranks
+    for epoch in range(2):  # a shuffled stream: the shard order changes per epoch, the same on every rank
+        per_rank = []
+        for rank in range(2):
+            stream = load(out, split="train", streaming=True).shuffle(seed=4, buffer_size=8)
+            loader = stream_loader(stream, batch_size=5, num_replicas=2, rank=rank)
+            loader.dataset.set_epoch(epoch)
+            per_rank.append([_row_number(image) for images, *_ in loader for image in images])
+        assert len(per_rank[0]) == len(per_rank[1]) == 16
+        assert sorted(per_rank[0] + per_rank[1]) == list(range(32))
 
 
 def test_stream_uneven_shards_refused_with_the_fix(tmp_path):
