@@ -12,12 +12,14 @@ installed; the build folder is only ever written by this process.
   (this process loads the parser once, to check and describe it): cuda (or auto where this machine
   has a GPU) makes GPU tasks, cpu CPU tasks. A GPU task asks Ray for one GPU and
   uses it with the whole GPU path (lanes, graphs, the node's cores shared out among its GPUs); a
-  CPU task asks for one CPU and runs the CPU path (two single-threaded forward passes).
+  CPU task asks for one CPU and runs the CPU path (two single-threaded forward passes); Ray starts
+  its worker processes itself, with threads running, so builder/malloc.py's allocator settings are
+  not applied there (set MALLOC_* variables in the cluster's environment instead).
 - A task writes its shards to a temporary folder on its own node and sends them back through
   Ray's object store as bytes with their journal entries; this process writes each to the staging
   folder and commits it as the task's result arrives. Nothing is assumed about shared storage
-  for the output, no worker ever writes into the build folder, and a task that dies mid-shard
-  leaves nothing behind.
+  for the output, and no worker ever writes into the build folder (a worker killed mid-task may
+  leave its temporary folder, named occluded-shards-*, in its node's temp directory).
 - A task whose worker process or node dies is run again, up to RETRIES times (Ray's `max_retries`,
   which counts system failures only); an error in the inputs (a bad part map) is not retried and
   reaches the user as one line. If the driver dies, Ray ends its tasks; the same command resumes.
