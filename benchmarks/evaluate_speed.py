@@ -3,7 +3,7 @@
 Both run in this process on the same synthetic distance matrix (default 10,000 x 10,000, float32,
 LTCC-like labels: identities seen from several cameras in several outfits), so the times printed
 side by side are comparable. The loop is CAL / Simple-CCReID's `evaluate_with_clothes` (one
-argsort of the whole matrix, then NumPy set operations per query; tests/cal_reference.py, the
+argsort of the whole matrix, then NumPy set operations per query; tests/support/cal_reference.py, the
 reference the tests use too), with a stable argsort so both must agree exactly; the script checks
 that they do.
 
@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests" / "support"))
 
 from cal_reference import cal_evaluate  # noqa: E402
 

@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 import numpy as np
 from PIL import Image
-sys.path[:0] = [sys.argv[1] + "/tests"]
+sys.path[:0] = [sys.argv[1] + "/tests/support"]
 from synthetic import make_ltcc_tree, make_tiny_segformer
 ATR = ["Background", "Hat", "Hair", "Sunglasses", "Upper-clothes", "Skirt", "Pants", "Dress", "Belt",
        "Left-shoe", "Right-shoe", "Face", "Left-leg", "Right-leg", "Left-arm", "Right-arm", "Bag", "Scarf"]

@@ -5,7 +5,7 @@ whether that changes the part maps and, through them, the occluder `occlude()` d
 weights give near-tied logits everywhere and exaggerate flips, and users run trained models, so a
 SegFormer-B0-shaped model (SegformerConfig defaults, Pascal-Person-Part's 7 labels) is trained
 from random init (fp32, AdamW, fixed seed, ~97% held-out pixel accuracy) on synthetic pedestrians
-with true part maps (tests/synthetic.py's drawing, PRCC-like crop sizes and aspects, loose
+with true part maps (tests/support/synthetic.py's drawing, PRCC-like crop sizes and aspects, loose
 framing), in the parse-size box with the builder's default keep-aspect sizing. It is saved with
 save_pretrained and loaded through the builder's real path, `SegformerParser(path, "cpu", box,
 precision=...)`, as fp32 and bf16; a random-weight model of the same shape is the contrast.
@@ -37,7 +37,7 @@ import torch.nn.functional as F
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
+sys.path.insert(0, str(REPO / "tests" / "support"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 

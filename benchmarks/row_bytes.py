@@ -4,7 +4,7 @@ The disk check before a build (builder.staging.check_free_space) refuses a build
 by a realistic estimate, builder.shards.REALISTIC_BYTES_PER_PIXEL; this measures what that
 constant stands for. Person crops are cut from photos at random places, resized to re-id crop
 sizes (100-250 px wide, 250-550 tall, as PRCC's), saved as JPEG and decoded (as a build reads
-them), given a part map (tests/synthetic.py's pedestrian layout at the crop's size) and occluded
+them), given a part map (tests/support/synthetic.py's pedestrian layout at the crop's size) and occluded
 with the default options (builder.occlusion), then PNG-encoded as rows are (builder.rows.make_row).
 Printed per source of crops: bytes per pixel of each PNG column and of the whole row, and the
 upper bound's size over the measured one.
@@ -26,7 +26,7 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from synthetic import draw_person  # noqa: E402
 

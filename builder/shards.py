@@ -42,7 +42,7 @@ ROW_METADATA_BYTES = 1024  # labels, source path, PNG headers, Parquet offsets
 # person-sized crops (100-250 x 250-550 px) of scikit-image's 7 colour photos, saved as JPEG and
 # decoded, occluded with the default options: a row (image + occlusion_mask + parsing) is 1.20
 # bytes a pixel at JPEG quality 75, 1.26 at 95 (the bound: 4.6x and 4.4x that); clean_image 1.18
-# and 1.26. Noise-textured synthetic people (tests/synthetic.py) give 1.66-1.71. The constants
+# and 1.26. Noise-textured synthetic people (tests/support/synthetic.py) give 1.66-1.71. The constants
 # are ~20% below the photos: a build refused that would have fitted is worse than a full disk
 # late in a build, which resumes; between this estimate and the bound the builder only warns.
 REALISTIC_BYTES_PER_PIXEL = 1.0

@@ -2,7 +2,7 @@
 
     python docs/demo.py demo          # demo/PRCC (PRCC's layout) and demo/PRCC-parsing (its part maps)
 
-The pedestrians are drawn (tests/synthetic.py): six body parts at known places, outfit colours
+The pedestrians are drawn (tests/support/synthetic.py): six body parts at known places, outfit colours
 that change where the labels say clothes change. `demo/PRCC-parsing` holds their true part maps in
 the `--parsing-dir` format, so a build needs no parsing model and runs on a CPU in seconds.
 `docs/preview.png` in this repository is `builder preview` of the build the README's quick start
@@ -23,12 +23,12 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-TESTS = Path(__file__).resolve().parent.parent / "tests"
+SUPPORT = Path(__file__).resolve().parent.parent / "tests" / "support"
 
 
 def make_demo(folder: Path) -> Path:
     """Write the synthetic PRCC tree and its part maps under `folder`; return the tree's root."""
-    sys.path.insert(0, str(TESTS))
+    sys.path.insert(0, str(SUPPORT))
     from synthetic import make_prcc_tree
 
     tree = make_prcc_tree(folder, n_train=4, n_test=4, per_camera=2, quirks=False)

@@ -53,7 +53,8 @@ def test_occluder_covers_the_true_part_and_ratio_matches(prcc_build):
     for split in rows_by_path(prcc_build).values():
         for row in split.values():
             parts = np.asarray(row["parsing"])
-            mask = np.asarray(row["occlusion_mask"])  # 8-bit alpha; tests/test_occluder_record.py checks pixels
+            # 8-bit alpha; tests/occlusion/test_occluder_record.py checks its pixels
+            mask = np.asarray(row["occlusion_mask"])
             image = np.asarray(row["image"])
             assert parts.shape == mask.shape == image.shape[:2]
             assert row["occluded_part"] in range(1, 7)  # every synthetic person has all parts

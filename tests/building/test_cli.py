@@ -15,7 +15,7 @@ import pytest
 from builder.cli import main
 from builder.occlusion import FILLS, OCCLUDERS
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PROBE = r"""
 import contextlib, io, json, sys

@@ -23,7 +23,7 @@ import builder.processing
 from builder.cli import main
 from builder.images import ImageTooLargeError, load_rgb
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def snapshot(folder: Path) -> dict[str, str]:

@@ -18,7 +18,7 @@ from test_resume import build_args, folder_bytes, journal
 
 from builder.cli import main
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")

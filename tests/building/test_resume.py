@@ -26,7 +26,7 @@ from builder.shards import MAX_SHARD_BYTES, READERS, REALISTIC_BYTES_PER_PIXEL, 
 from builder.staging import JOURNAL_NAME, aside_path, staging_path
 from occluded_ccreid.sources import SourceRecord
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SHARD_SIZE = 8
 
 
@@ -251,7 +251,7 @@ def test_full_disk_mid_build_stays_resumable(prcc_tree, reference, tmp_path, mon
         add(self, row)
 
     monkeypatch.setattr(writer.ShardWriter, "add", add_until_full)
-    assert main(build_args(prcc_tree, out)) == 2  # one line, not a traceback (tests/test_preflight.py)
+    assert main(build_args(prcc_tree, out)) == 2  # one line, not a traceback (tests/building/test_preflight.py)
     assert "error: no space left on the disk while writing" in capsys.readouterr().err
     data = staging_path(out) / "build" / "data"
     assert not list(data.glob("*.tmp"))  # the unfinished shard is dropped at once, freeing its space

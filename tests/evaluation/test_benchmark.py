@@ -3,7 +3,7 @@
 Every number is checked against features, distances and CMC/mAP computed here independently: the
 model's own image processor (not the benchmark's batched transform), two forward passes (image,
 flipped image) summed and L2-normalised, CAL's ``-q.g`` distance, and the plain per-query CAL loop
-of tests/cal_reference.py for the per-part scores.
+of tests/support/cal_reference.py for the per-part scores.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from occluded_ccreid.benchmark.cli import main  # noqa: E402
 from occluded_ccreid.benchmark.preprocessing import ImageTransform  # noqa: E402
 from occluded_ccreid.parts import PART_NAMES  # noqa: E402
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 def _save_vit(path: Path) -> Path:

@@ -59,7 +59,7 @@ API_SINCE = {
 
 
 def _floors() -> dict[str, Version]:
-    project = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]
+    project = tomllib.loads((Path(__file__).resolve().parents[2] / "pyproject.toml").read_text())["project"]
     floors = {}
     for line in project["dependencies"]:
         requirement = Requirement(line)

@@ -1,6 +1,6 @@
 """Publishing a build folder: verification, `builder push`, and loading the dataset back.
 
-Nothing here talks to the real Hub. `tests/hub_server.py` runs a local stand-in of the Hub's HTTP
+Nothing here talks to the real Hub. `tests/support/hub_server.py` runs a local stand-in of the Hub's HTTP
 protocol in a thread of the test process, and the real `huggingface_hub` and `datasets` clients are
 pointed at it with `HF_ENDPOINT`, the library's standard setting; no client function is patched.
 
@@ -29,7 +29,7 @@ wiring the CLI is expected to have. `test_builder_push_is_wired_into_the_cli` is
 while the shim is in use.
 
 The build folder is a real build (`builder.pipeline.build`) of the synthetic PRCC tree of
-tests/synthetic.py, made once per module by `make_build_folder`.
+tests/support/synthetic.py, made once per module by `make_build_folder`.
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from hub_server import READ_ONLY_TOKEN, VALID_TOKEN, FakeHub
 from builder.publish import PushError, check_repo_id
 from builder.verify import BuildFolderError, verify_build_folder
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 SUBPROCESS_TIMEOUT = 120
 SHARD_SIZE = 8  # rows per shard: several shards per split, one LFS object each
 
@@ -64,7 +64,7 @@ SHARD_SIZE = 8  # rows per shard: several shards per split, one LFS object each
 
 
 def make_build_folder(out: Path, shard_size: int = SHARD_SIZE) -> Path:
-    """A real build (`builder build prcc`) of the synthetic PRCC tree of tests/synthetic.py, with
+    """A real build (`builder build prcc`) of the synthetic PRCC tree of tests/support/synthetic.py, with
     the true part maps as `--parsing-dir`: the folder format `push` publishes, as the builder writes it."""
     from synthetic import make_prcc_tree
 

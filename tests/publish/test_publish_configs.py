@@ -1,7 +1,7 @@
 """One repo, many configs: `builder push --config`, `builder verify`, loading configs back.
 
-Round trip through the local Hub stand-in (tests/hub_server.py), every user step in a fresh
-subprocess as in tests/test_publish.py: push `prcc` (default config), then `ltcc`, then `prcc`
+Round trip through the local Hub stand-in (tests/support/hub_server.py), every user step in a fresh
+subprocess as in tests/publish/test_publish.py: push `prcc` (default config), then `ltcc`, then `prcc`
 again built with other options; `load_dataset(repo, "prcc")` / `(repo, "ltcc")`, downloaded and
 streamed, must give the rows of the local build folders; the untouched config's files keep their
 bytes and their last commit, its card entries their text. `builder verify` on folders and repos
