@@ -19,7 +19,7 @@ from occluded_ccreid.export import images as export_images
 from occluded_ccreid.export.staging import MARKER_NAME, staging_path
 from occluded_ccreid.loading import load
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 
 def _tree(folder: Path) -> dict[str, str]:

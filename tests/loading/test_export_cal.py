@@ -20,7 +20,7 @@ from occluded_ccreid.loading import load
 
 pytest.importorskip("torch")  # CAL's tools/utils.py imports it
 
-CAL_DIR = Path(__file__).parent / "support" / "cal"
+CAL_DIR = Path(__file__).resolve().parents[1] / "support" / "cal"
 # source -> (CAL module, class, folder name the class expects under its root, the lists it builds)
 CAL_CLASSES = {
     "prcc": ("prcc", "PRCC", "prcc", ("train", "val", "query_same", "query_diff", "gallery")),
