@@ -20,7 +20,7 @@ from builder.cli import main
 
 ray = pytest.importorskip("ray")
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 TASK_TITLE = "ray::occluded-shards"  # a Ray worker's process title while it runs a shard task
 
 
