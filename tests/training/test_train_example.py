@@ -12,7 +12,7 @@ torch = pytest.importorskip("torch")
 from synthetic import make_prcc_tree  # noqa: E402
 from test_distributed import run_processes  # noqa: E402
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 
 @pytest.fixture(scope="module")
