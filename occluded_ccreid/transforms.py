@@ -16,7 +16,7 @@ Images stay uint8 until `ToFloat`, as CAL's stay PIL images until ``ToTensor``.
 crop and flip, nearest-neighbour resizing; photometric steps leave them alone. It returns
 ``(image, maps)``; ``t(image)`` returns the image.
 
-**Differences from CAL** (all measured in tests/training/test_transforms.py):
+**Differences from CAL** (all measured in tests/loading/test_transforms.py):
 
 * resizing is ``torch.nn.functional.interpolate(mode="bilinear", antialias=True)``, PIL's
   bilinear filter: on uint8 CPU tensors it equals ``PIL.Image.resize(BILINEAR)`` up to 1 grey
