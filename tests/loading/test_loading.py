@@ -242,8 +242,13 @@ def test_pk_loader_yields_balanced_tensor_batches(built, cache_dir):
     maps = loader.dataset.label_maps
     assert (len(maps["pid"]), len(maps["clothes_id"])) == (6, 12)
     assert maps == relabel_maps(load(out, split="train", streaming=True))
-    item = ReIDDataset(train, columns=("pid", "source_path"))[3]
+    dataset = ReIDDataset(train, columns=("pid", "source_path"))
+    item = dataset[3]
     assert f"rgb{_row_number(item[0]):03d}.jpg" in item[2]
+    batch = dataset.__getitems__([3, 0, 3])  # what the DataLoader calls for a batch
+    for got, index in zip(batch, [3, 0, 3], strict=True):
+        expected = dataset[index]
+        assert torch.equal(got[0], expected[0]) and got[1:] == expected[1:]
 
 
 # -- exports -------------------------------------------------------------------------------------------------
