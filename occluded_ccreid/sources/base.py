@@ -3,33 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import ClassVar, NamedTuple
+
+from .records import RecordBuilder, SourceRecord
 
 IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff"})
-NO_EXTRAS: Mapping[str, Any] = MappingProxyType({})
 
 
 class LayoutError(ValueError):
     """SOURCE_DIR does not look like the named dataset; the message says what was expected."""
-
-
-# slots: a 200k-image source holds 200k records for the whole build, so each one is kept small.
-@dataclass(frozen=True, slots=True)
-class SourceRecord:
-    """One image of the source dataset and its labels, before any pixels are read."""
-
-    split: str
-    source_path: str  # POSIX path relative to the source root; the image's identity everywhere
-    pid: int
-    camid: int  # 0-based camera index; -1 where the source has no camera labels
-    clothes_key: str | None  # outfit label within the dataset (None: unknown); -> global `clothes_id`
-    clothes_id: int = -1  # -1 where the outfit is unknown
-    # source-specific columns, declared by ScanResult.extra_columns (one shared empty mapping by default)
-    extras: Mapping[str, Any] = field(default_factory=lambda: NO_EXTRAS)
 
 
 @dataclass(frozen=True)
@@ -74,6 +59,25 @@ class SplitScan:
     records: list[SourceRecord] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
     bad_names: list[str] = field(default_factory=list)  # images whose path does not fit the layout
+    not_utf8: list[str] = field(default_factory=list)  # images whose name is not UTF-8, backslash-escaped
+
+    def add_unlisted(self, rel: str) -> None:
+        """A file that is not an image of the split: ignored, under a name that can be printed."""
+        self.ignored.append(printable(rel))
+
+    def add_image(self, rel: str, record: SourceRecord | None) -> None:
+        """An image name of the split, and its record (None: the name does not fit the layout)."""
+        if not is_utf8(rel):
+            self.not_utf8.append(printable(rel))
+        elif record is None:
+            self.bad_names.append(rel)
+        else:
+            self.records.append(record)
+
+    def merge(self, other: SplitScan) -> None:
+        self.ignored += other.ignored
+        self.bad_names += other.bad_names
+        self.not_utf8 += other.not_utf8
 
 
 def is_hidden(rel: str) -> bool:
@@ -83,6 +87,21 @@ def is_hidden(rel: str) -> bool:
 
 def is_image_name(rel: str) -> bool:
     return not is_hidden(rel) and os.path.splitext(rel)[1].lower() in IMAGE_EXTENSIONS
+
+
+def is_utf8(name: str) -> bool:
+    """False for a name whose bytes are not UTF-8 (archives extracted with another encoding leave
+    them): Python keeps such bytes as lone surrogates, which no Parquet string can hold."""
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def printable(name: str) -> str:
+    """`name` as valid text: bytes that are not UTF-8 shown as backslash escapes (`A_\\xe9.jpg`)."""
+    return name.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def ascii_int(text: str) -> int | None:
@@ -111,16 +130,37 @@ class SourceLayout:
         if not root.is_dir():
             raise LayoutError(f"source directory {root} does not exist or is not a directory")
         self.check_layout(root)
-        from .records import RecordBuilder  # (it builds on this module)
-
         self._pid_spellings: dict[int, dict[str, str]] = {}
         found, records = SplitScan(), RecordBuilder(self.extra_columns)
+        empty = []
         for split in self.splits:
             part = self.scan_split(root, split)
             for record in part.records:
                 records.add(record)
-            found.ignored += part.ignored
-            found.bad_names += part.bad_names
+            found.merge(part)
+            if not part.records:
+                empty.append(split)
+        self._refuse_names(root, found)
+        self._check_pid_spellings(root)
+        if not records.split_names:
+            raise LayoutError(f"no images found in {root}. Expected layout:\n{self.expected_layout}")
+        if empty:  # `datasets` cannot load a split without rows, so the build would not open
+            raise LayoutError(
+                f"{root}: {'split' if len(empty) == 1 else 'splits'} {', '.join(empty)} of {self.pretty_name} "
+                f"{'holds' if len(empty) == 1 else 'hold'} no images; every split needs at "
+                "least one (an empty split cannot be loaded with load_dataset): put the images in place, or list "
+                "the images you have in a manifest and build that (`builder build manifest FILE`). "
+                f"Expected layout:\n{self.expected_layout}")
+        return ScanResult(records.table(self.splits), sorted(found.ignored), self.splits, root,
+                          dict(self.extra_columns))
+
+    def _refuse_names(self, root: Path, found: SplitScan) -> None:
+        if found.not_utf8:
+            raise LayoutError(
+                f"{len(found.not_utf8)} image name(s) in {root} are not valid UTF-8, e.g. {found.not_utf8[0]} "
+                "(archives extracted with another encoding leave such names); an image's path is stored as text, "
+                f"so rename them to UTF-8, e.g. `convmv -r -f cp437 -t utf8 --notest {root}` with the archive's "
+                "encoding, or extract it again with `unzip -O <encoding>`")
         if found.bad_names:
             shown = "\n  ".join(found.bad_names[:10])
             more = f"\n  ... and {len(found.bad_names) - 10} more" if len(found.bad_names) > 10 else ""
@@ -129,11 +169,6 @@ class SourceLayout:
                 f"layout expects:\n  {shown}{more}\nExpected layout (pids, cameras and frame numbers in ASCII "
                 f"digits 0-9):\n{self.expected_layout}"
             )
-        self._check_pid_spellings(root)
-        if not records.split_names:
-            raise LayoutError(f"no images found in {root}. Expected layout:\n{self.expected_layout}")
-        return ScanResult(records.table(self.splits), sorted(found.ignored), self.splits, root,
-                          dict(self.extra_columns))
 
     def check_layout(self, root: Path) -> None:
         missing = [d for d in self.required_dirs() if not (root / d).is_dir()]
@@ -144,16 +179,15 @@ class SourceLayout:
             )
 
     def scan_split(self, root: Path, split: str) -> SplitScan:
-        """Records of one split from its files; hidden and non-image files are reported as ignored."""
+        """Records of one split from its entries; hidden and non-image files and empty folders are
+        reported as ignored."""
         out = SplitScan()
-        for path in self.split_files(root, split):
-            rel = path.relative_to(root).as_posix()
-            if not is_image_name(rel):
-                out.ignored.append(rel)
-            elif (record := self.parse_record(split, rel)) is None:
-                out.bad_names.append(rel)
+        for entry in self.split_files(root, split):
+            rel = entry.name(root)
+            if is_image_name(rel):
+                out.add_image(rel, self.parse_record(split, rel) if is_utf8(rel) else None)
             else:
-                out.records.append(record)
+                out.add_unlisted(rel)
         return out
 
     def read_pid(self, text: str, source_path: str) -> int | None:
@@ -185,8 +219,8 @@ class SourceLayout:
     def required_dirs(self) -> Iterable[str]:
         raise NotImplementedError
 
-    def split_files(self, root: Path, split: str) -> Iterable[Path]:
-        """Every file (image or not) that belongs to `split`."""
+    def split_files(self, root: Path, split: str) -> Iterable[Entry]:
+        """Every entry (image or not, and empty folders) that belongs to `split`: `files_under`."""
         raise NotImplementedError
 
     def parse_record(self, split: str, source_path: str) -> SourceRecord | None:
@@ -194,14 +228,28 @@ class SourceLayout:
         raise NotImplementedError
 
 
-def files_under(folder: Path) -> list[Path]:
-    """Every entry below `folder` that is not a folder, recursively, sorted. Symlinked folders are
-    followed (a link that leads back into its own ancestry is a LayoutError naming it); broken
-    links are listed, so that they are reported (as undecodable images), not lost."""
+class Entry(NamedTuple):
+    """What a walk of a split's folder finds: a file (or a link, FIFO, ... whatever is not a
+    folder), or an empty folder, which holds no image but is still listed as ignored."""
+
+    path: Path
+    folder: bool = False
+
+    def name(self, root: Path) -> str:
+        """The path relative to `root`, POSIX; an empty folder's ends in `/`, so no folder named
+        `x.jpg/` passes for an image."""
+        return self.path.relative_to(root).as_posix() + ("/" if self.folder else "")
+
+
+def files_under(folder: Path) -> list[Entry]:
+    """Every entry below `folder` that is not a folder, and every empty folder, recursively,
+    sorted. Symlinked folders are followed (a link that leads back into its own ancestry is a
+    LayoutError naming it); broken links and links that loop on themselves are listed as files,
+    so that they are reported (as undecodable images), not lost."""
     return sorted(_walk(folder, ()))
 
 
-def _walk(folder: Path, ancestors: tuple[tuple[int, int], ...]) -> Iterator[Path]:
+def _walk(folder: Path, ancestors: tuple[tuple[int, int], ...]) -> Iterator[Entry]:
     stat = folder.stat()
     key = (stat.st_dev, stat.st_ino)
     if key in ancestors:
@@ -209,10 +257,21 @@ def _walk(folder: Path, ancestors: tuple[tuple[int, int], ...]) -> Iterator[Path
             f"symlink loop: {folder} leads back to {folder.resolve()}, a folder that contains it. "
             "Remove the link, or replace it with the folder it should point to."
         )
+    empty = True
     with os.scandir(folder) as entries:
         for entry in entries:
+            empty = False
             path = folder / entry.name
-            if entry.is_dir(follow_symlinks=True):
+            if _is_folder(entry):
                 yield from _walk(path, ancestors + (key,))
             else:
-                yield path
+                yield Entry(path)
+    if empty and ancestors:
+        yield Entry(folder, folder=True)
+
+
+def _is_folder(entry: os.DirEntry) -> bool:
+    try:
+        return entry.is_dir(follow_symlinks=True)
+    except OSError:  # e.g. ELOOP: a link to itself is no folder; it is listed and skipped as undecodable
+        return False

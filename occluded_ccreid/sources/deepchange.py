@@ -71,18 +71,16 @@ class DeepChange(SourceLayout):
         folder = _SPLIT_DIRS[split]
         listed = self._read_list(root / f"{folder}-bbox.txt")
         out = SplitScan()
-        for path in files_under(root / folder):
-            rel = path.relative_to(root).as_posix()
+        for entry in files_under(root / folder):
+            rel = entry.name(root)
             if rel.removeprefix(folder + "/") not in listed:
-                out.ignored.append(rel)
+                out.add_unlisted(rel)
         for name, tracklet in listed.items():
             rel = f"{folder}/{name}"
-            if not is_image_name(rel):
-                out.ignored.append(rel)
-            elif (record := self._parse(split, rel, tracklet)) is None:
-                out.bad_names.append(rel)
+            if is_image_name(rel):
+                out.add_image(rel, self._parse(split, rel, tracklet))
             else:
-                out.records.append(record)
+                out.add_unlisted(rel)
         return out
 
     def list_files(self, records: Iterable[SourceRecord]) -> dict[str, str]:
@@ -97,6 +95,13 @@ class DeepChange(SourceLayout):
                 for path, entries in listed.items()}
 
     def _read_list(self, path: Path) -> dict[str, int]:
+        try:
+            return self._read_lines(path)
+        except UnicodeDecodeError as exc:
+            raise LayoutError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} cannot be decoded); "
+                              "save it as UTF-8") from None
+
+    def _read_lines(self, path: Path) -> dict[str, int]:
         listed: dict[str, int] = {}
         with open(path, encoding="utf-8") as file:
             for number, line in enumerate(file, 1):

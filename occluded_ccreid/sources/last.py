@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import register_source
-from .base import Protocol, SourceLayout, SourceRecord, ascii_int, files_under
+from .base import Entry, Protocol, SourceLayout, SourceRecord, ascii_int, files_under
 
 # split -> (folder, whether its images sit in <pid>/ folders)
 _SPLIT_DIRS = {
@@ -56,7 +56,7 @@ class LaST(SourceLayout):
     def required_dirs(self) -> Iterable[str]:
         return [folder for folder, _ in _SPLIT_DIRS.values()]
 
-    def split_files(self, root: Path, split: str) -> Iterable[Path]:
+    def split_files(self, root: Path, split: str) -> Iterable[Entry]:
         return files_under(root / _SPLIT_DIRS[split][0])
 
     def parse_record(self, split: str, source_path: str) -> SourceRecord | None:

@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import register_source
-from .base import Protocol, SourceLayout, SourceRecord, files_under
+from .base import Entry, Protocol, SourceLayout, SourceRecord, files_under
 
 _NAME = re.compile(r"^([0-9]+)_([0-9]+)_c([0-9]+)_[^/]+$")  # ASCII digits: \d also matches "١"
 _SPLIT_DIRS = {"train": "train", "query": "query", "gallery": "test"}
@@ -51,7 +51,7 @@ class LTCC(SourceLayout):
     def required_dirs(self) -> Iterable[str]:
         return list(_SPLIT_DIRS.values())
 
-    def split_files(self, root: Path, split: str) -> Iterable[Path]:
+    def split_files(self, root: Path, split: str) -> Iterable[Entry]:
         return files_under(root / _SPLIT_DIRS[split])
 
     def parse_record(self, split: str, source_path: str) -> SourceRecord | None:

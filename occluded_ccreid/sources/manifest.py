@@ -1,6 +1,6 @@
 """Any re-id dataset listed in a manifest file: CSV, JSON Lines or Parquet.
 
-Columns: `path` (absolute, or relative to the manifest's folder), `pid` (integer), `split` (a name
+Columns: `path` (absolute, or relative to the manifest's folder), `pid` (integer >= 0), `split` (a name
 made of letters, digits and `_`), and optionally `camid` (integer) and `clothes_id` (any outfit
 label; outfits are numbered 0..K-1 over (pid, label) pairs, as for every source). Every other
 column is kept as is. Absent `camid` / `clothes_id` columns give -1 (unknown).
@@ -20,8 +20,8 @@ from pathlib import Path
 from typing import Any
 
 from . import register_source
-from .base import NO_EXTRAS, LayoutError, Protocol, ScanResult, SourceLayout, SourceRecord
-from .records import RecordBuilder
+from .base import LayoutError, Protocol, ScanResult, SourceLayout
+from .records import NO_EXTRAS, RecordBuilder, SourceRecord
 
 REQUIRED = ("path", "pid", "split")
 OPTIONAL = ("camid", "clothes_id")
@@ -48,7 +48,7 @@ class Manifest(SourceLayout):
     splits = ()  # read from the file
     expected_layout = (
         "  FILE.csv | FILE.jsonl | FILE.parquet with columns\n"
-        "    path (absolute or relative to the file's folder), pid (integer), split (letters, digits, _)\n"
+        "    path (absolute or relative to the file's folder), pid (integer >= 0), split (letters, digits, _)\n"
         "    optional: camid (integer), clothes_id (outfit label); any other column is kept"
     )
     homepage = ""
@@ -74,6 +74,13 @@ class Manifest(SourceLayout):
         reader = _READERS.get(file.suffix.lower())
         if reader is None:
             raise LayoutError(f"manifest {file}: unknown format {file.suffix!r}; use .csv, .jsonl or .parquet")
+        try:
+            return self._scan(file, reader)
+        except UnicodeDecodeError as exc:  # rows are read lazily, so anywhere in the scan
+            raise LayoutError(f"manifest {file} is not UTF-8 text (byte {exc.object[exc.start]:#04x} cannot be "
+                              "decoded); save it as UTF-8") from None
+
+    def _scan(self, file: Path, reader) -> ScanResult:
         folder = file.resolve().parent
         # the listed dataset is named after its file: market1501.csv -> Occluded-market1501
         self.pretty_name = file.stem
@@ -137,7 +144,7 @@ def _record(row: dict[str, Any], folder: Path, has: dict[str, bool], extras: lis
     return SourceRecord(
         split=sys.intern(split),
         source_path=_source_path(path, folder),
-        pid=_int(row, "pid"),
+        pid=_pid(row),
         camid=_int(row, "camid") if has["camid"] else -1,
         clothes_key=clothes,
         extras={c: row.get(c) for c in extras} if extras else NO_EXTRAS,
@@ -151,6 +158,16 @@ def _int(row: dict[str, Any], column: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not _INT32[0] <= value <= _INT32[1]:
         raise _Bad(column, f"expected an integer (32-bit), got {value!r}")
     return value
+
+
+def _pid(row: dict[str, Any]) -> int:
+    """A pid >= 0. Datasets mark junk or distractor images with -1 (Market-1501), but a pid here is
+    an identity: evaluation would match every two rows of pid -1 as the same person."""
+    pid = _int(row, "pid")
+    if pid < 0:
+        raise _Bad("pid", f"{pid} is negative; a pid is an identity, and evaluation would match every two rows of "
+                          f"pid {pid} as one person: drop junk rows, and give distractor images a pid no query has")
+    return pid
 
 
 def _source_path(text: str, folder: Path) -> str:

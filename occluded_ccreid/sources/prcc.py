@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import register_source
-from .base import Protocol, SourceLayout, SourceRecord, files_under
+from .base import Entry, Protocol, SourceLayout, SourceRecord, files_under
 
 CAMERAS = {"A": 0, "B": 1, "C": 2}
 _SPLIT_DIRS = {
@@ -54,7 +54,7 @@ class PRCC(SourceLayout):
     def required_dirs(self) -> Iterable[str]:
         return [d for dirs in _SPLIT_DIRS.values() for d in dirs]
 
-    def split_files(self, root: Path, split: str) -> Iterable[Path]:
+    def split_files(self, root: Path, split: str) -> Iterable[Entry]:
         for folder in _SPLIT_DIRS[split]:
             yield from files_under(root / folder)
 

@@ -1,4 +1,8 @@
-"""The records of a scanned source, held column-wise in Arrow.
+"""The records of a scanned source: `SourceRecord` (one image and its labels), and the table that
+holds a whole scan's records column-wise in Arrow.
+
+This module imports nothing from the layouts (`base` and the layout modules build on it), so the
+record type and its storage have one home and no import circle.
 
 A build keeps every record of its source for its whole run (rows are made in record order, and
 texture donors are drawn from all of them). As Python objects a record costs ~300 bytes, 60 MB
@@ -10,13 +14,32 @@ turns rows back into records a slice at a time.
 from __future__ import annotations
 
 import operator
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from .base import NO_EXTRAS, SourceRecord
+NO_EXTRAS: Mapping[str, Any] = MappingProxyType({})
+
+
+# slots: a 200k-image source holds 200k records for the whole build, so each one is kept small.
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """One image of the source dataset and its labels, before any pixels are read."""
+
+    split: str
+    source_path: str  # POSIX path relative to the source root; the image's identity everywhere
+    pid: int
+    camid: int  # 0-based camera index; -1 where the source has no camera labels
+    clothes_key: str | None  # outfit label within the dataset (None: unknown); -> global `clothes_id`
+    clothes_id: int = -1  # -1 where the outfit is unknown
+    # source-specific columns, declared by ScanResult.extra_columns (one shared empty mapping by default)
+    extras: Mapping[str, Any] = field(default_factory=lambda: NO_EXTRAS)
+
 
 _CHUNK = 1 << 13  # records gathered as Python values before they become Arrow arrays
 _SLICE = 4096  # records made at a time when iterating

@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from . import register_source
-from .base import Protocol, SourceLayout, SourceRecord, files_under
+from .base import Entry, Protocol, SourceLayout, SourceRecord, files_under
 
 _NAME = re.compile(r"^([0-9]+)-([0-9]+)-([0-9]+)-([0-9]+)\.[^/.]+$")  # ASCII digits: \d also matches "١"
 _SPLIT_DIRS = {"train": "train", "query": "query", "gallery": "gallery"}
@@ -54,7 +54,7 @@ class VCClothes(SourceLayout):
     def required_dirs(self) -> Iterable[str]:
         return list(_SPLIT_DIRS.values())
 
-    def split_files(self, root: Path, split: str) -> Iterable[Path]:
+    def split_files(self, root: Path, split: str) -> Iterable[Entry]:
         return files_under(root / _SPLIT_DIRS[split])
 
     def parse_record(self, split: str, source_path: str) -> SourceRecord | None:

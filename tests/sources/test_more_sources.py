@@ -310,9 +310,9 @@ def test_manifest_jsonl_mixed_types_and_bad_json(tmp_path):
 
 def test_manifest_without_camid_and_clothes_and_with_parent_paths(tmp_path):
     rows = [{"path": "../pics/a.jpg", "pid": 3, "split": "gallery"},
-            {"path": "b//c/./d.jpg", "pid": -1, "split": "query"}]
+            {"path": "b//c/./d.jpg", "pid": 4, "split": "query"}]
     scan = get_source("manifest").scan(write_manifest(rows, tmp_path / "lists" / "m.csv"))
     got = {r.source_path: (r.split, r.pid, r.camid, r.clothes_key, r.clothes_id) for r in scan.records}
-    assert got == {"b/c/d.jpg": ("query", -1, -1, None, -1),
+    assert got == {"b/c/d.jpg": ("query", 4, -1, None, -1),
                    (tmp_path / "pics" / "a.jpg").as_posix(): ("gallery", 3, -1, None, -1)}
     assert scan.splits == ("query", "gallery") and scan.root == (tmp_path / "lists").resolve()
