@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import warnings
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -33,6 +36,35 @@ class ImageTooLargeError(DecodeError):
     skip_prefix = "image too large"
 
 
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def open_regular(path: str | Path) -> BinaryIO:
+    """`path` opened for binary reading if it is a regular file (a link to one included); else
+    DecodeError. The check is made on the opened descriptor, and the open itself never waits: a
+    FIFO named `x.jpg` would otherwise block the build forever waiting for a writer, and a
+    device such as /dev/zero would be read without end."""
+    try:
+        file = open(path, "rb", opener=_without_waiting)  # noqa: SIM115 - returned open, closed by the caller
+    except OSError as exc:  # missing, a link loop (ELOOP), a socket (ENXIO), a folder, no permission, ...
+        raise DecodeError(f"{type(exc).__name__}: {exc}") from exc
+    try:
+        mode = os.fstat(file.fileno()).st_mode
+        if not stat.S_ISREG(mode):
+            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+            raise DecodeError(f"{kind}, not a regular file: never read")
+        os.set_blocking(file.fileno(), True)
+    except BaseException:
+        file.close()
+        raise
+    return file
+
+
+def _without_waiting(path: str, flags: int) -> int:
+    return os.open(path, flags | getattr(os, "O_NONBLOCK", 0))  # a FIFO opens at once, without a writer
+
+
 def load_rgb(path: str | Path) -> np.ndarray:
     """HxWx3 uint8. Grayscale is replicated, 16-bit is scaled to 8-bit, alpha (RGBA, LA, palette
     transparency) is composited over black, everything else goes through PIL's RGB conversion.
@@ -40,7 +72,7 @@ def load_rgb(path: str | Path) -> np.ndarray:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # e.g. "Palette images with Transparency ..."
-            with Image.open(path) as img:
+            with open_regular(path) as file, Image.open(file) as img:
                 width, height = img.size
                 if width * height > MAX_PIXELS:
                     raise ImageTooLargeError(
@@ -48,7 +80,9 @@ def load_rgb(path: str | Path) -> np.ndarray:
                         f"{MAX_PIXELS / 1e6:.1f} Mpx (builder.images.MAX_PIXELS), which bounds a build's memory")
                 img.load()
                 return _to_rgb(img)
-    except (OSError, SyntaxError, ValueError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except UnidentifiedImageError as exc:  # its text names the file object, not the image
+        raise DecodeError(f"{type(exc).__name__}: no image format recognised") from exc
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
         raise DecodeError(f"{type(exc).__name__}: {exc}") from exc
 
 

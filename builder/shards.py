@@ -103,7 +103,7 @@ def image_size(path: Path) -> tuple[int, int] | None:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # DecompressionBombWarning: only the header is read here
-            with Image.open(path) as img:
+            with images.open_regular(path) as file, Image.open(file) as img:  # a FIFO is never waited on
                 width, height = img.size
     except Exception:  # noqa: BLE001 - any unreadable header means "skipped later", never a crash here
         return None

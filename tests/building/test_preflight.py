@@ -266,8 +266,10 @@ def test_images_above_the_limit_are_skipped_without_being_decoded(tree, tmp_path
     real_load = Image.Image.load
 
     def spy(self):
-        if getattr(self, "filename", ""):
-            decoded.append((Path(self.filename), self.width * self.height))
+        # builder.images opens files itself (to refuse FIFOs), so PIL sees a file object: its name
+        name = getattr(self, "filename", "") or getattr(getattr(self, "fp", None), "name", "")
+        if isinstance(name, str) and name:
+            decoded.append((Path(name), self.width * self.height))
         return real_load(self)
 
     monkeypatch.setattr(Image.Image, "load", spy)
