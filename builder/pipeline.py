@@ -118,11 +118,23 @@ def _finish(report: BuildReport, plan: ShardPlan, layout: SourceLayout, features
     """Every shard is committed: the report, preview and card, then the build becomes OUT."""
     for shard in plan.shards:  # every build sums its statistics the same way, resumed or not
         report.add_shard(shard.name, staging.done[shard.name])
+    _refuse_empty_splits(report)
     report.write(staging.build)
     preview = make_preview(staging.build).name if report.num_rows else None
     card = render_card(report.to_json(), layout, features, staging.build, preview=preview)
     (staging.build / "README.md").write_text(card, encoding="utf-8")
     staging.move_into_place()
+
+
+def _refuse_empty_splits(report: BuildReport) -> None:
+    """A split whose every image was skipped has no rows, and `datasets` cannot load a split
+    without rows (the scan already refuses splits without images)."""
+    for split, stats in report.splits.items():
+        if stats.num_rows == 0:
+            skips = [s for s in report.skipped if s["split"] == split]
+            example = f", e.g. {skips[0]['source_path']}: {skips[0]['reason']}" if skips else ""
+            raise BuildError(f"every image of split {split} was skipped ({len(skips)} image(s){example}); a split "
+                             "without rows cannot be loaded with load_dataset: fix or replace those images")
 
 
 class _NoProgress:
