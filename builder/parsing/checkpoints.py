@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import pickle
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,9 +106,30 @@ def resolve_weights(source: CheckpointSource) -> Path:
                              f"({', '.join(p.name for p in weights) or f'none ending in {WEIGHT_SUFFIXES}'}); "
                              "pass the file itself")
         return weights[0]
+    if path.exists():  # a FIFO or device: never read (a FIFO would block for a writer)
+        raise BuildError(f"checkpoint {source} is not a regular file or folder; pass the weights file itself")
     if isinstance(source, str) and source.count("/") >= 1 and not source.startswith((".", "/", "~")):
         return _download(_hub_weights(source))
     raise BuildError(f"checkpoint {source} does not exist (expected a file, a folder or a Hub repo id)")
+
+
+# What torch's weights-only unpickler names when a file holds an object that is not a tensor.
+_UNSUPPORTED_GLOBAL = re.compile(r"Unsupported global: GLOBAL ([\w.]+)")
+
+
+def not_a_checkpoint(path: Path, exc: Exception) -> str:
+    """Why `path` cannot be read as tensors, in one line. Never torch's own text for a refused
+    unpickling, which advises loading with `weights_only=False`: that runs whatever code the
+    file holds, and this tool must never suggest it for a file it did not vet."""
+    expected = ("expected a state dict (a mapping of names to tensors) saved with torch.save, "
+                "or a .safetensors file")
+    if isinstance(exc, pickle.UnpicklingError) and (found := _UNSUPPORTED_GLOBAL.search(str(exc))):
+        return (f"checkpoint {path} holds a Python object ({found.group(1)}) besides tensors; only tensors are "
+                f"read from a checkpoint, so no code in it can run: {expected}, holding nothing else")
+    detail = str(exc).splitlines()[0] if str(exc) else ""
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in detail:
+        detail = "not a pickle of tensors"
+    return f"{path} is not a PyTorch checkpoint ({type(exc).__name__}: {detail}); {expected}"
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
@@ -120,11 +142,11 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
 
             loaded = load_file(str(path))
         else:
-            loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except (pickle.UnpicklingError, RuntimeError, OSError, EOFError, ValueError, KeyError) as exc:
-        raise BuildError(f"cannot read checkpoint {path}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0] if str(exc) else ''} (expected a PyTorch state dict .pth "
-                         "readable with weights_only=True, or a .safetensors file)") from None
+            loaded = torch.load(path, map_location="cpu", weights_only=True)  # always: no code in the file runs
+    except OSError as exc:
+        raise BuildError(f"cannot read checkpoint {path}: {exc}") from None
+    except Exception as exc:  # noqa: BLE001 - any other file fails in its own way (IndexError, EOFError, ...)
+        raise BuildError(not_a_checkpoint(path, exc)) from None
     content: object = loaded
     if isinstance(content, Mapping) and isinstance(content.get("state_dict"), Mapping):
         content = content["state_dict"]

@@ -175,7 +175,7 @@ def test_a_wrong_checkpoint_names_its_keys(state, tmp_path):
     assert "1 unexpected keys (e.g. fc.weight)" in message
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(BuildError, match="cannot read checkpoint"):
+    with pytest.raises(BuildError, match="garbage.pth is not a PyTorch checkpoint"):
         load_schp(garbage)
     with pytest.raises(BuildError, match="other shapes, e.g. conv1.weight"):
         schp_from_state_dict({**state, "conv1.weight": torch.zeros(64, 3, 5, 5)})
