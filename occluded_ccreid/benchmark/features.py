@@ -78,6 +78,10 @@ def embed(extractor: FeatureExtractor, prepared: Any) -> np.ndarray:
 
 
 def _normalised(features: torch.Tensor) -> np.ndarray:
+    if not bool(torch.isfinite(features).all()):  # NaN distances would follow, and no ranking
+        bad = int((~torch.isfinite(features)).any(dim=1).sum())
+        raise BenchmarkError(f"the features of {bad} of {len(features)} images in a batch are infinite or NaN "
+                             "(with --precision fp16 an overflow: use bf16 or fp32)")
     return torch.nn.functional.normalize(features, p=2, dim=1).numpy()
 
 
@@ -215,6 +219,7 @@ class CallableExtractor:
     def __init__(self, spec: str) -> None:
         self.spec = spec
         self.function = load_callable(spec)
+        self.width: int | None = None  # D of the first call: every later call must give the same
 
     def prepare_image(self, image: Image.Image) -> tuple[Image.Image, Image.Image]:
         return image, ImageOps.mirror(image)
@@ -242,7 +247,19 @@ class CallableExtractor:
                 f"--features {self.spec} returned shape {tuple(features.shape)} ({features.dtype}) for {len(images)} "
                 "images; it must return an N x D array or tensor of numbers"
             )
-        return features.float()
+        if self.width is None:
+            self.width = features.shape[1]
+        elif features.shape[1] != self.width:
+            raise BenchmarkError(
+                f"--features {self.spec} returned {features.shape[1]} features per image for one batch and "
+                f"{self.width} for an earlier one; it must return the same number D for every image")
+        features = features.float()
+        if not bool(torch.isfinite(features).all()):
+            bad = int((~torch.isfinite(features)).any(dim=1).sum())
+            raise BenchmarkError(
+                f"--features {self.spec} returned infinite or NaN values for {bad} of {len(images)} images in a batch; "
+                "distances between such features are undefined: it must return finite numbers")
+        return features
 
     def describe(self) -> dict[str, Any]:
         return {"features": self.spec}
