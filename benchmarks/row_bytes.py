@@ -31,7 +31,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 from synthetic import draw_person  # noqa: E402
 
 from builder.occlusion import OcclusionConfig, image_rng, occlude_batch  # noqa: E402
-from builder.rows import encode_png  # noqa: E402
+from builder.rows import encode_parts, encode_png  # noqa: E402
 from builder.shards import REALISTIC_BYTES_PER_PIXEL, row_bytes_bound  # noqa: E402
 
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
@@ -73,7 +73,7 @@ def measure(crops: list[np.ndarray]) -> dict[str, float]:
         "clean": sum(len(encode_png(c)["bytes"]) for c in crops),
         "image": sum(len(encode_png(o.image)["bytes"]) for o in occlusions),
         "mask": sum(len(encode_png(o.mask)["bytes"]) for o in occlusions),
-        "parsing": sum(len(encode_png(p)["bytes"]) for p in parts),
+        "parsing": sum(len(encode_parts(p)["bytes"]) for p in parts),
     }
     per_pixel = {k: v / pixels for k, v in sizes.items()}
     per_pixel["row"] = (sizes["image"] + sizes["mask"] + sizes["parsing"]) / pixels

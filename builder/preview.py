@@ -19,15 +19,13 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFilter
 
-from occluded_ccreid.parts import PART_NAMES
+from occluded_ccreid.parts import PART_NAMES, PART_PALETTE
 
 PREVIEW_NAME = "preview.png"
 PANEL = (64, 128)  # (W, H) of each of the three panels
 COLUMNS = 6
 CAPTION = 24
-# background, head, torso, upper arms, lower arms, upper legs, lower legs
-PART_COLOURS = np.array([(0, 0, 0), (230, 25, 75), (60, 180, 75), (255, 225, 25), (0, 130, 200),
-                         (245, 130, 48), (145, 30, 180)], dtype=np.uint8)
+PART_COLOURS = np.array(PART_PALETTE, dtype=np.uint8)  # the parsing PNGs' own palette
 TINT = 0.45  # how red a fully occluded pixel is drawn
 OUTLINE_LEVEL = 128  # the outline follows where the mask reaches this level (alpha 1/2)
 COLUMNS_READ = ["image", "occlusion_mask", "parsing", "occluded_part", "occluded_ratio", "occluder", "source_path"]
@@ -66,7 +64,9 @@ def _decode(value: dict, mode: str) -> Image.Image:
 def tile(split: str, row: dict) -> Image.Image:
     image = _decode(row["image"], "RGB").resize(PANEL, Image.Resampling.BILINEAR)
     mask = _decode(row["occlusion_mask"], "L").resize(PANEL, Image.Resampling.BILINEAR)
-    parts = np.asarray(_decode(row["parsing"], "L").resize(PANEL, Image.Resampling.NEAREST))
+    # The part values themselves (a palette PNG's indices, or an older build's grey levels), never
+    # a conversion of the palette's colours.
+    parts = np.asarray(Image.open(io.BytesIO(row["parsing"]["bytes"])).resize(PANEL, Image.Resampling.NEAREST))
     red = Image.new("RGB", PANEL, (255, 0, 0))
     tinted = Image.composite(Image.blend(image, red, TINT), image, mask)  # the mask is the blend's alpha
     edge = mask.point(lambda level: 255 if level >= OUTLINE_LEVEL else 0).filter(ImageFilter.FIND_EDGES)

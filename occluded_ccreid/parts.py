@@ -18,6 +18,18 @@ PART_NAMES: tuple[str, ...] = (
 NONE = 0
 BODY_PARTS: tuple[int, ...] = tuple(range(1, len(PART_NAMES)))  # 1..6
 PART_IDS: dict[str, int] = {name: i for i, name in enumerate(PART_NAMES)}
+# RGB colour of each part value: the Pascal VOC colour map that SCHP's tools draw Pascal-Person-Part
+# maps with (background black, head dark red, torso green, ...). Built `parsing` PNGs carry it as
+# their palette, so viewers show the parts in colour while np.asarray still gives the values 0..6.
+PART_PALETTE: tuple[tuple[int, int, int], ...] = (
+    (0, 0, 0),
+    (128, 0, 0),
+    (0, 128, 0),
+    (128, 128, 0),
+    (0, 0, 128),
+    (128, 0, 128),
+    (0, 128, 128),
+)
 
 
 def part_name(part_id: int) -> str:
