@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +42,37 @@ def load(name_or_path: str | Path, split: str | None = None, streaming: bool = F
         return load_dataset(str(path), split=split, streaming=streaming, **kw)
     if str(name_or_path).startswith((".", "/", "~")):
         raise FileNotFoundError(f"{name_or_path} is not a directory (a build folder or a Hub repo id is expected)")
+    if "/" not in str(name_or_path):
+        return _load_bare_name(str(name_or_path), split=split, streaming=streaming, **kw)
     return load_dataset(str(name_or_path), split=split, streaming=streaming, **kw)
+
+
+def _load_bare_name(name: str, **kw: Any) -> Any:
+    """A name without a namespace that is no folder here ("occluded-prcc"): most likely a build
+    folder looked for in the wrong directory. `datasets` would take it for a Hub id, and may
+    answer with a copy it cached under that name from another directory or an older build; say
+    so, and when nothing answers, say how to make or name the dataset instead."""
+    from datasets import load_dataset
+
+    here = Path.cwd()
+    try:
+        dataset = load_dataset(name, **kw)
+    except OSError as exc:  # DatasetNotFoundError, ConnectionError (offline), ...
+        from .sources import get_source
+
+        try:
+            source = get_source(name).name  # "occluded-prcc" -> prcc
+        except KeyError:
+            source = "<dataset>"
+        raise FileNotFoundError(
+            f"{name!r} is not a folder in {here}, nor a dataset datasets can load ({type(exc).__name__}): give "
+            f"the build folder's path, build one with `builder build {source} SOURCE_DIR --out {name}`, or load "
+            f"a published build by its full id, '<namespace>/{name}'") from None
+    warnings.warn(
+        f"{name!r} is not a folder in {here}: loaded the dataset datasets knows by that name, from the Hub or "
+        "from its cache, which may be an old copy of a build made elsewhere; give a build folder's path or "
+        f"'<namespace>/{name}' to say which one you mean", UserWarning, stacklevel=3)
+    return dataset
 
 
 def _data_files(folder: Path) -> dict[str, str] | None:

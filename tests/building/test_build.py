@@ -89,10 +89,12 @@ def test_features_and_streaming(prcc_build):
     assert [r["source_path"] for r in streamed] == local["source_path"]
 
 
-def test_load_by_folder_name_from_parent(prcc_build, monkeypatch):
+def test_load_by_folder_name_from_parent(prcc_build, monkeypatch, tmp_path):
     monkeypatch.chdir(prcc_build.parent)
-    ds = load_dataset("occluded-prcc", split="query")
-    assert len(ds) == len(load_dataset(str(prcc_build), split="query"))
+    # its own cache: `datasets` caches a folder loaded by bare name under that name, where a later
+    # load of "occluded-prcc" from another directory would find it (see test_hostile_inputs)
+    ds = load_dataset("occluded-prcc", split="query", cache_dir=str(tmp_path / "cache"))
+    assert len(ds) == len(load_dataset(str(prcc_build), split="query", cache_dir=str(tmp_path / "cache")))
 
 
 def shard_bytes(folder: Path) -> dict[str, bytes]:
