@@ -23,8 +23,9 @@ from PIL import Image
 REPO = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
-from builder.rows import encode_parts, encode_png  # noqa: E402
 from synthetic import draw_person  # noqa: E402
+
+from builder.rows import encode_parts, encode_png  # noqa: E402
 
 
 def part_maps(count: int, ragged: bool) -> list[np.ndarray]:

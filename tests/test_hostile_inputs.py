@@ -18,12 +18,12 @@ import pytest
 import torch
 from datasets import load_dataset
 from PIL import Image
+from synthetic import draw_person, make_prcc_tree, write_manifest
 
 import occluded_ccreid as oc
 from builder.cli import main
 from occluded_ccreid.benchmark.cli import main as benchmark_main
 from occluded_ccreid.parts import PART_PALETTE
-from synthetic import draw_person, make_prcc_tree, write_manifest
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -339,7 +339,8 @@ def test_preview_shows_the_parts_of_a_palette_map(tmp_path):
 
     width, height = PANEL
     parts = np.repeat(np.arange(7, dtype=np.uint8), -(-height // 7))[:height, None].repeat(width, axis=1)
-    row = {"image": png(np.zeros((height, width, 3), np.uint8)), "occlusion_mask": png(np.zeros((height, width), np.uint8)),
-           "parsing": encode_parts(parts), "occluded_part": 1, "occluded_ratio": 0.0, "occluder": "none"}
+    row = {"image": png(np.zeros((height, width, 3), np.uint8)),
+           "occlusion_mask": png(np.zeros((height, width), np.uint8)), "parsing": encode_parts(parts),
+           "occluded_part": 1, "occluded_ratio": 0.0, "occluder": "none"}
     coloured = np.asarray(tile("train", row))[:height, 2 * width:3 * width]
     assert np.array_equal(coloured, np.array(PART_PALETTE, np.uint8)[parts])
