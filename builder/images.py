@@ -42,23 +42,28 @@ _KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (s
 
 def open_regular(path: str | Path) -> BinaryIO:
     """`path` opened for binary reading if it is a regular file (a link to one included); else
-    DecodeError. The check is made on the opened descriptor, and the open itself never waits: a
-    FIFO named `x.jpg` would otherwise block the build forever waiting for a writer, and a
-    device such as /dev/zero would be read without end."""
+    DecodeError. A FIFO, device or socket is never opened: a FIFO named `x.jpg` would block the
+    build for ever waiting for a writer, and opening some devices acts on them. The file is
+    checked by its stat first and again on the opened descriptor, opened without waiting, so one
+    swapped in between is refused too."""
     try:
+        _check_regular(os.stat(path).st_mode)
         file = open(path, "rb", opener=_without_waiting)  # noqa: SIM115 - returned open, closed by the caller
-    except OSError as exc:  # missing, a link loop (ELOOP), a socket (ENXIO), a folder, no permission, ...
+    except OSError as exc:  # missing, a link loop (ELOOP), no permission, ...
         raise DecodeError(f"{type(exc).__name__}: {exc}") from exc
     try:
-        mode = os.fstat(file.fileno()).st_mode
-        if not stat.S_ISREG(mode):
-            kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
-            raise DecodeError(f"{kind}, not a regular file: never read")
+        _check_regular(os.fstat(file.fileno()).st_mode)
         os.set_blocking(file.fileno(), True)
     except BaseException:
         file.close()
         raise
     return file
+
+
+def _check_regular(mode: int) -> None:
+    if not stat.S_ISREG(mode):
+        kind = next((name for test, name in _KINDS if test(mode)), "not a regular file")
+        raise DecodeError(f"{kind}, not a regular file: never read")
 
 
 def _without_waiting(path: str, flags: int) -> int:

@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import os
+import socket
 import stat
 import subprocess
 import sys
@@ -118,23 +119,33 @@ def test_names_that_are_not_utf8_are_refused_with_escapes(prcc, tmp_path, capsys
     assert snapshot(tmp_path / "data") == before
 
 
-def test_odd_entries_are_skipped_or_ignored_and_listed(prcc, tmp_path, capsys):
+def test_odd_entries_are_skipped_or_ignored_and_listed(prcc, tmp_path, capsys, monkeypatch):
     train = prcc.root / "rgb" / "train" / "001"
     (train / "A_cropped_rgb900.jpg").symlink_to("A_cropped_rgb900.jpg")  # a link to itself: ELOOP
+    (train / "A_cropped_rgb902.jpg").symlink_to("/dev/zero")  # a device
+    server = socket.socket(socket.AF_UNIX)
+    monkeypatch.chdir(train)  # a relative name: a socket's path may not be longer than ~107 bytes
+    server.bind("A_cropped_rgb903.jpg")  # a socket
+    monkeypatch.chdir(tmp_path)
     (train / "A_cropped_rgb901.jpg").mkdir()  # a folder with an image's name
     (prcc.root / "rgb" / "train" / "009").mkdir()  # an empty pid folder
     with open(os.path.join(os.fsencode(train), b"notes\xe9.txt"), "wb") as file:  # not UTF-8, not an image
         file.write(b"x")
     before = snapshot(tmp_path / "data")
     out = tmp_path / "out"
-    assert build(prcc, out) == 0
-    assert capsys.readouterr().out.splitlines()[0].endswith("; 1 skipped, 3 non-image files ignored")
+    try:
+        assert build(prcc, out) == 0
+    finally:
+        server.close()
+    assert capsys.readouterr().out.splitlines()[0].endswith("; 3 skipped, 3 non-image files ignored")
     report = report_of(out)
     assert report["ignored_files"] == ["rgb/train/001/A_cropped_rgb901.jpg/", "rgb/train/001/notes\\xe9.txt",
                                        "rgb/train/009/"]
-    [skip] = report["skipped"]
-    assert skip["source_path"] == "rgb/train/001/A_cropped_rgb900.jpg"
-    assert skip["reason"].startswith("cannot decode image: OSError: [Errno 40] Too many levels of symbolic links")
+    reasons = {skip["source_path"].rsplit("/", 1)[1]: skip["reason"] for skip in report["skipped"]}
+    assert reasons["A_cropped_rgb900.jpg"].startswith(
+        "cannot decode image: OSError: [Errno 40] Too many levels of symbolic links")
+    assert reasons["A_cropped_rgb902.jpg"] == "cannot decode image: a character device, not a regular file: never read"
+    assert reasons["A_cropped_rgb903.jpg"] == "cannot decode image: a socket, not a regular file: never read"
     assert snapshot(tmp_path / "data") == before
 
 
