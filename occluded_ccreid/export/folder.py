@@ -9,7 +9,7 @@ same labels. Optionally:
 
 * ``clean=True``: a ``--keep-clean`` build's original images as a second tree, ``out/clean/``,
   in the same layout (same names, same list files);
-* ``masks=True``: each row's ``occlusion_mask`` and ``parsing`` as 8-bit PNGs, in
+* ``masks=True``: each row's ``occlusion_mask`` and ``parsing`` as the PNGs the build stores, in
   ``out/occlusion_mask/`` and ``out/parsing/``, named ``<source_path with .png>``, the naming
   ``builder build --parsing-dir`` reads. They are not beside the images: LTCC's loader takes every
   ``*.png`` of a split folder for an image.
