@@ -92,7 +92,7 @@ def test_features_and_streaming(prcc_build):
 def test_load_by_folder_name_from_parent(prcc_build, monkeypatch, tmp_path):
     monkeypatch.chdir(prcc_build.parent)
     # its own cache: `datasets` caches a folder loaded by bare name under that name, where a later
-    # load of "occluded-prcc" from another directory would find it (see test_hostile_inputs)
+    # load of "occluded-prcc" from another directory would find it (see tests/loading/test_load_names.py)
     ds = load_dataset("occluded-prcc", split="query", cache_dir=str(tmp_path / "cache"))
     assert len(ds) == len(load_dataset(str(prcc_build), split="query", cache_dir=str(tmp_path / "cache")))
 

@@ -1,17 +1,14 @@
-"""Inputs a careless or hostile user gives, through the command lines (issue 23): each ends in one
+"""Inputs a careless or hostile user gives `builder build` (issue 23): each ends in one
 clear first line and exit status 2, or in a documented skip counted in the build report, never in
 a traceback or a hang; and the user's files are the same, byte for byte, afterwards."""
 
 import argparse
-import hashlib
 import io
 import json
 import os
 import socket
-import stat
 import subprocess
 import sys
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -19,29 +16,14 @@ import pytest
 import torch
 from datasets import load_dataset
 from PIL import Image
+from snapshots import snapshot
 from synthetic import draw_person, make_prcc_tree, write_manifest
 
 import occluded_ccreid as oc
 from builder.cli import main
-from occluded_ccreid.benchmark.cli import main as benchmark_main
 from occluded_ccreid.parts import PART_PALETTE
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
-
-
-def snapshot(folder: Path) -> dict[str, str]:
-    """Every entry under `folder`: a file's sha256, a link's target, a FIFO or folder as such.
-    Nothing is opened that is not a regular file (reading a FIFO would wait for a writer)."""
-    found = {}
-    for path in sorted(folder.rglob("*")):
-        rel, mode = path.relative_to(folder).as_posix(), path.lstat().st_mode
-        if stat.S_ISLNK(mode):
-            found[rel] = "link -> " + os.readlink(path)
-        elif stat.S_ISREG(mode):
-            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
-        else:
-            found[rel] = "folder" if stat.S_ISDIR(mode) else f"special {stat.S_IFMT(mode):o}"
-    return found
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -288,55 +270,6 @@ def test_model_files_that_are_not_checkpoints(prcc, tmp_path, capsys, kind, expe
     assert err.splitlines()[0] == "error: " + expected.format(path=path) and "Traceback" not in err
     assert "weights_only" not in err  # never torch's advice to unpickle an unvetted file
     assert snapshot(tmp_path) == before
-
-
-# -- the benchmark's --features -------------------------------------------------------------------------
-
-@pytest.mark.parametrize("body, expected", [
-    ("calls[0] += 1\n    return np.ones((len(images), 4 + calls[0] % 2), np.float32)",
-     "error: --features {module}:extract returned 4 features per image for one batch and 5 for an earlier one; "
-     "it must return the same number D for every image"),
-    ("out = np.ones((len(images), 4), np.float32)\n    out[0, 0] = np.inf\n    return out",
-     "error: --features {module}:extract returned infinite or NaN values for 1 of 4 images in a batch; distances "
-     "between such features are undefined: it must return finite numbers"),
-])
-def test_benchmark_features_that_change_width_or_are_not_finite(prcc_build, tmp_path, monkeypatch, capsys,
-                                                                 body, expected):
-    module = f"hostile_feats_{hashlib.sha256(body.encode()).hexdigest()[:8]}"  # a new module each time
-    (tmp_path / f"{module}.py").write_text(f"import numpy as np\ncalls = [0]\n\ndef extract(images):\n    {body}\n")
-    monkeypatch.chdir(tmp_path)
-    before = snapshot(prcc_build)
-    assert benchmark_main(["--dataset", str(prcc_build), "--features", f"{module}:extract", "--batch-size", "4",
-                           "--no-progress"]) == 2
-    err = capsys.readouterr().err
-    assert err == expected.format(module=module) + "\n"
-    assert snapshot(prcc_build) == before
-
-
-# -- oc.load of a bare name ------------------------------------------------------------------------------
-
-def test_load_of_a_bare_name_that_is_no_folder(prcc, tmp_path, monkeypatch):
-    cache = str(tmp_path / "cache")
-    monkeypatch.chdir(tmp_path)
-    with pytest.raises(FileNotFoundError) as error:
-        oc.load("occluded-prcc", cache_dir=cache)
-    assert str(error.value) == (
-        f"'occluded-prcc' is not a folder in {tmp_path}, nor a dataset datasets can load (ConnectionError): give the "
-        "build folder's path, build one with `builder build prcc SOURCE_DIR --out occluded-prcc`, or load a "
-        "published build by its full id, '<namespace>/occluded-prcc'")
-
-    # Loaded once by its bare name from beside it, a build stays in datasets' cache under that name;
-    # from any other folder the bare name then finds that copy: said, not silent.
-    assert build(prcc, tmp_path / "occluded-prcc") == 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        assert len(oc.load("occluded-prcc", split="query", cache_dir=cache)) == 4  # the folder: no warning
-    elsewhere = tmp_path / "elsewhere"
-    elsewhere.mkdir()
-    monkeypatch.chdir(elsewhere)
-    with pytest.warns(UserWarning, match=r"^'occluded-prcc' is not a folder in .*elsewhere: loaded the dataset "
-                                         r"datasets knows by that name, from the Hub or from its cache"):
-        assert len(oc.load("occluded-prcc", split="query", cache_dir=cache)) == 4
 
 
 def test_preview_shows_the_parts_of_a_palette_map(tmp_path):
