@@ -190,10 +190,10 @@ def _run_verify(args: argparse.Namespace) -> int:
     from builder.verify import verify
 
     for summary in verify(args.target, args.config, revision=args.revision, token=args.token):
-        name = f"config {summary['config']}" if summary["config"] else "build"
-        splits = ", ".join(f"{split} {rows}" for split, rows in summary["splits"].items())
-        shards = sum(1 for rel in summary["files"] if rel.endswith(".parquet"))
-        print(f"ok: {args.target} {name} ({summary['dataset']}): {summary['num_rows']} rows ({splits}), "
+        name = f"config {summary.config}" if summary.config else "build"
+        splits = ", ".join(f"{split} {rows}" for split, rows in summary.splits.items())
+        shards = len(summary.report.shards)
+        print(f"ok: {args.target} {name} ({summary.dataset}): {summary.num_rows} rows ({splits}), "
               f"{shards} shards readable, row counts and sha256 as recorded, card consistent")
     return 0
 

@@ -20,7 +20,7 @@ def explain(exc: BaseException, ctx) -> PushError | None:
     transport, connect = _transport_errors()
     root = _find_cause(exc, (HfHubHTTPError, OfflineModeIsEnabled, *transport))
     if root is None:
-        return None
+        return _upload_failure(exc, ctx)
     if isinstance(root, OfflineModeIsEnabled):
         return PushError(
             "HF_HUB_OFFLINE is set, so huggingface_hub will not contact the Hub: unset HF_HUB_OFFLINE to push"
@@ -84,6 +84,21 @@ def explain(exc: BaseException, ctx) -> PushError | None:
         f"the Hub at {ctx.endpoint} refused the push while {ctx.stage} (HTTP {status}"
         + (f": {server_says}" if server_says else "")
         + ")"
+    )
+
+
+def _upload_failure(exc: BaseException, ctx) -> PushError | None:
+    """A failure of the transfer itself that carries no HTTP client error: the Xet client (`hf_xet`,
+    which huggingface_hub uses when it is installed) reports a dropped connection as a bare
+    RuntimeError or ConnectionError from Rust, and huggingface_hub's LFS uploader wraps whatever
+    failed in a RuntimeError. Objects that arrived stay stored, so running the push again resumes."""
+    if not ctx.stage.startswith("uploading") or not isinstance(exc, (RuntimeError, OSError)):
+        return None
+    detail = _first_line(str(exc.__cause__ or exc)) or "no details"
+    kind = type(exc.__cause__ or exc).__name__
+    return PushError(
+        f"the upload to the Hub at {ctx.endpoint} failed while {ctx.stage} ({kind}: {detail}): if your connection "
+        "dropped, check it, then run the same command again; files that already arrived are not uploaded again"
     )
 
 

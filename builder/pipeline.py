@@ -20,7 +20,7 @@ from builder.distribute import DISTRIBUTORS, PendingShards, choose_distributor
 from builder.errors import BuildError, BuildStopped
 from builder.preflight import preflight
 from builder.preview import make_preview
-from builder.report import BuildReport, SplitStats
+from builder.report import BuildReport, SplitStats, source_name
 from builder.shardmaker import ShardMaker
 from builder.shards import ShardPlan, estimate_row_bytes, plan_shards
 from builder.staging import (
@@ -32,6 +32,7 @@ from builder.staging import (
     staged_bytes,
 )
 from occluded_ccreid.features import dataset_features
+from occluded_ccreid.layout import CARD_NAME
 from occluded_ccreid.sources import LayoutError, get_source
 
 if TYPE_CHECKING:
@@ -94,7 +95,7 @@ def _plan(config: BuildConfig, layout: SourceLayout, scan: Scan, root: Path, par
     features = dataset_features(keep_clean=config.keep_clean, extra_columns=scan.extra_columns)
     report = BuildReport(
         dataset=layout.name,
-        source_dir=str(Path(config.source_dir).resolve()),
+        source_dir=source_name(config.source_dir),  # not the local path: the report is published
         seed=config.seed,
         parser=parser.describe(),
         occlusion={**config.occlusion.describe(), "occlude_splits": sorted(occlude_splits),
@@ -121,8 +122,8 @@ def _finish(report: BuildReport, plan: ShardPlan, layout: SourceLayout, features
     _refuse_empty_splits(report)
     report.write(staging.build)
     preview = make_preview(staging.build).name if report.num_rows else None
-    card = render_card(report.to_json(), layout, features, staging.build, preview=preview)
-    (staging.build / "README.md").write_text(card, encoding="utf-8")
+    card = render_card(report, layout, features, staging.build, preview=preview)
+    (staging.build / CARD_NAME).write_text(card, encoding="utf-8")
     staging.move_into_place()
 
 

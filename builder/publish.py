@@ -16,7 +16,12 @@ Two layouts:
   config `load_dataset(repo)` opens without a name.
 
 `gated` adds the Hub's gated-access fields to the card (users must accept the source dataset's
-terms before downloading) and switches the repo to gated access (automatic approval).
+terms before downloading) and switches the repo to gated access (automatic approval). In a
+multi-config repo the prompt names every config's source and its terms, whichever push set it.
+
+What is compared and what is committed is decided by `builder.publish_plan.plan_push`, a pure
+function of the local build and the branch's listing; this module gathers those from the Hub and
+applies the plan. The build report is published without local paths (builder.report).
 
 How the upload is done, and why
 -------------------------------
@@ -55,21 +60,16 @@ publish the dataset where nobody looks. The error says how to create it.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from builder.hub_errors import PushError, explain
-from builder.verify import (
-    CARD_NAME,
-    CONFIG_RE,
-    DATA_DIR,
-    PREVIEW_NAME,
-    BuildFolderError,
-    verify_build_folder,
-)
+from builder.publish_plan import LocalBuild, PushPlan, RemoteFile, plan_push
+from builder.report import public_report_bytes
+from builder.verify import BuildFolderError, VerifiedBuild, verify_build_folder
+from occluded_ccreid.layout import CARD_NAME, CONFIG_RE, DATA_DIR, PREVIEW_NAME, REPORT_NAME
 
 # The Hub's rule for a repo name part: letters, digits, "-", "_", "."; no "--" or ".."; at most 96 chars.
 _REPO_PART_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
@@ -171,7 +171,7 @@ def push(
     if not Path(folder).is_dir():
         raise PushError(f"build folder {folder} does not exist or is not a directory: check the OUT_DIR argument")
     try:
-        summary = verify_build_folder(folder)
+        verified = verify_build_folder(folder)
     except BuildFolderError as exc:
         raise PushError(
             f"refusing to push {folder}: {exc}; nothing was uploaded — rebuild into an empty folder and push again"
@@ -187,7 +187,7 @@ def push(
     api = HfApi(token=token)  # endpoint: HF_ENDPOINT, as huggingface_hub reads it
     context = _Context(api.endpoint, repo_id, namespace, name, revision, token_source)
     try:
-        return _push(api, Path(folder), summary, context, config=config, default=default, gated=gated,
+        return _push(api, Path(folder), verified, context, config=config, default=default, gated=gated,
                      private=private, message=message)
     except PushError:
         raise
@@ -225,13 +225,50 @@ def _resolve_token(token: str | None) -> tuple[str, str]:
     return found, ("the HF_TOKEN environment variable" if env and env.strip() == found else "the saved login")
 
 
-def _push(api, folder: Path, summary: dict, ctx: _Context, *, config: str | None, default: bool, gated: bool,
-          private: bool, message: str | None) -> PushResult:
-    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
-    from huggingface_hub.errors import RepositoryNotFoundError
-    from huggingface_hub.utils.sha import git_hash
-
+def _push(api, folder: Path, verified: VerifiedBuild, ctx: _Context, *, config: str | None, default: bool,
+          gated: bool, private: bool, message: str | None) -> PushResult:
     repo_id = ctx.repo_id
+    _check_write_token(api, ctx)
+    ctx.stage = f"creating dataset repo {repo_id}"
+    info, created = _repo_info(api, repo_id, private)
+    ctx.stage = f"reading the branches of {repo_id}"
+    branch = ctx.revision or "main"
+    head = _branch_head(api, repo_id, branch)
+
+    ctx.stage = f"listing the files on {repo_id}@{branch}"
+    remote = _remote_files(api, repo_id, head)
+    ctx.stage = f"merging the dataset card of {repo_id}@{branch}"
+    remote_card = _remote_text(api, repo_id, head, CARD_NAME) if config and CARD_NAME in remote else None
+    local = _local_build(folder, verified, repo_id, config=config, default=default, gated=gated)
+    plan = _plan(local, remote, remote_card, repo_id, config=config, default=default, gated=gated)
+
+    url = f"{ctx.endpoint}/datasets/{repo_id}" + ("" if branch == "main" else f"/tree/{branch}")
+    result = PushResult(
+        repo_id=repo_id, revision=branch, config=config, url=url, created_repo=created,
+        private=getattr(info, "private", None), commit_oid=None, commit_url=None,
+        changed_files=[u.path for u in plan.uploads], unchanged_files=plan.unchanged,
+        deleted_files=plan.deletions, notes=list(plan.notes),
+    )
+    if private and not created and result.private is False:
+        result.notes.append(
+            f"{repo_id} already existed and is public: --private only applies when the repo is created; "
+            "change its visibility in the repo settings"
+        )
+    if gated and getattr(info, "gated", None) in (None, False):
+        ctx.stage = f"turning on gated access for {repo_id}"
+        api.update_repo_settings(repo_id, repo_type="dataset", gated="auto")
+        result.notes.append(f"{repo_id} is now gated: users accept the source datasets' terms before downloading")
+    if plan.up_to_date:
+        return result
+
+    ctx.stage = f"uploading to {repo_id}@{branch}"
+    commit = _apply(api, plan, verified, repo_id, branch, head, config, message)
+    result.commit_oid = commit.oid
+    result.commit_url = commit.commit_url
+    return result
+
+
+def _check_write_token(api, ctx: _Context) -> None:
     ctx.stage = "checking your token"
     me = api.whoami()
     ctx.user = me.get("name")
@@ -242,17 +279,19 @@ def _push(api, folder: Path, summary: dict, ctx: _Context, *, config: str | None
             f"access at {ctx.endpoint}/settings/tokens and pass it with --token, set HF_TOKEN, or run `hf auth login`"
         )
 
-    ctx.stage = f"creating dataset repo {repo_id}"
-    created = False
+
+def _repo_info(api, repo_id: str, private: bool):
+    """(repo info, whether this push created the repo)."""
+    from huggingface_hub.errors import RepositoryNotFoundError
+
     try:
-        info = api.dataset_info(repo_id)
+        return api.dataset_info(repo_id), False
     except RepositoryNotFoundError:
         api.create_repo(repo_id, repo_type="dataset", private=private, exist_ok=True)
-        created = True
-        info = api.dataset_info(repo_id)
+        return api.dataset_info(repo_id), True
 
-    ctx.stage = f"reading the branches of {repo_id}"
-    branch = ctx.revision or "main"
+
+def _branch_head(api, repo_id: str, branch: str) -> str:
     refs = api.list_repo_refs(repo_id, repo_type="dataset")
     heads = {ref.name: ref.target_commit for ref in refs.branches}
     if branch not in heads:
@@ -262,98 +301,15 @@ def _push(api, folder: Path, summary: dict, ctx: _Context, *, config: str | None
             f"branch {branch!r} does not exist in dataset repo {repo_id} (branches: {existing}): "
             f"create it with `{create}` or omit --revision to push to main"
         )
-    head = heads[branch]
-
-    ctx.stage = f"listing the files on {repo_id}@{branch}"
-    remote = {
-        entry.path: entry
-        for entry in api.list_repo_tree(repo_id, repo_type="dataset", revision=head, recursive=True)
-        if hasattr(entry, "blob_id")  # files only
-    }
-
-    # path in the repo -> (local file or card bytes, {"size", "sha256"})
-    planned: dict[str, tuple[Path | bytes, dict]] = {
-        _repo_path(rel, config): (folder / rel, local) for rel, local in summary["files"].items()
-        if not (config and rel == CARD_NAME)
-    }
-    if config or gated:  # the card is rendered for the repo (merged with its other configs' entries)
-        ctx.stage = f"merging the dataset card of {repo_id}@{branch}"
-        remote_card = _remote_text(api, repo_id, head, CARD_NAME) if config and CARD_NAME in remote else None
-        card = _repo_card(folder, summary, repo_id, remote_card, config=config, default=default, gated=gated)
-        planned[CARD_NAME] = (card, {"size": len(card), "sha256": hashlib.sha256(card).hexdigest()})
-
-    additions, changed, unchanged = [], [], []
-    for rel, (source, local) in planned.items():
-        entry = remote.get(rel)
-        if entry is not None and _same_content(entry, source, local, git_hash):
-            unchanged.append(rel)
-            continue
-        op = CommitOperationAdd(path_in_repo=rel, path_or_fileobj=source if isinstance(source, bytes) else str(source))
-        op.upload_info.sha256 = bytes.fromhex(local["sha256"])  # verified above: no second read to hash
-        additions.append(op)
-        changed.append(rel)
-    # Stale: what an earlier build of the same layout left, and nothing else (other configs' folders stay).
-    mine = (lambda rel: rel.startswith(config + "/")) if config else (
-        lambda rel: rel.startswith(DATA_DIR + "/") or rel == PREVIEW_NAME)
-    stale = sorted(rel for rel in remote if rel not in planned and mine(rel))
-    deletions = [CommitOperationDelete(path_in_repo=rel) for rel in stale]
-
-    url = f"{ctx.endpoint}/datasets/{repo_id}" + ("" if branch == "main" else f"/tree/{branch}")
-    result = PushResult(
-        repo_id=repo_id,
-        revision=branch,
-        config=config,
-        url=url,
-        created_repo=created,
-        private=getattr(info, "private", None),
-        commit_oid=None,
-        commit_url=None,
-        changed_files=changed,
-        unchanged_files=unchanged,
-        deleted_files=stale,
-    )
-    if private and not created and result.private is False:
-        result.notes.append(
-            f"{repo_id} already existed and is public: --private only applies when the repo is created; "
-            "change its visibility in the repo settings"
-        )
-    if gated and getattr(info, "gated", None) in (None, False):
-        ctx.stage = f"turning on gated access for {repo_id}"
-        api.update_repo_settings(repo_id, repo_type="dataset", gated="auto")
-        result.notes.append(f"{repo_id} is now gated: users accept the source dataset's terms before downloading")
-    if not additions and not deletions:
-        return result
-
-    ctx.stage = f"uploading to {repo_id}@{branch}"
-    splits = ", ".join(f"{split}: {rows} rows" for split, rows in summary["splits"].items())
-    commit = api.create_commit(
-        repo_id,
-        repo_type="dataset",
-        operations=[*deletions, *additions],
-        commit_message=message or (f"Upload {summary['dataset'] or 'dataset'} build"
-                                   + (f" as config {config}" if config else "") + f" ({summary['num_rows']} rows)"),
-        commit_description=f"Splits: {splits}.",
-        revision=branch,
-        parent_commit=head,
-    )
-    result.commit_oid = commit.oid
-    result.commit_url = commit.commit_url
-    return result
+    return heads[branch]
 
 
-def _same_content(entry, source: Path | bytes, local: dict, git_hash) -> bool:
-    """Whether the branch's file `entry` already holds the bytes of the local file (or bytes)."""
-    if entry.lfs is not None:  # large file: compare the sha256 the Hub stores it under
-        return entry.lfs.sha256 == local["sha256"] and entry.lfs.size == local["size"]
-    content = source if isinstance(source, bytes) else source.read_bytes()
-    return entry.size == local["size"] and entry.blob_id == git_hash(content)
-
-
-def _repo_path(rel: str, config: str | None) -> str:
-    """Where a file of the build folder goes: as is, or `data/X` -> `CONFIG/X` and `F` -> `CONFIG/F`."""
-    if config is None:
-        return rel
-    return f"{config}/{rel[len(DATA_DIR) + 1:]}" if rel.startswith(DATA_DIR + "/") else f"{config}/{rel}"
+def _remote_files(api, repo_id: str, head: str) -> dict[str, RemoteFile]:
+    files = {}
+    for entry in api.list_repo_tree(repo_id, repo_type="dataset", revision=head, recursive=True):
+        if hasattr(entry, "blob_id"):  # files only
+            files[entry.path] = RemoteFile(entry.size, entry.blob_id, entry.lfs.sha256 if entry.lfs else None)
+    return files
 
 
 def _remote_text(api, repo_id: str, revision: str, path: str) -> str:
@@ -361,28 +317,64 @@ def _remote_text(api, repo_id: str, revision: str, path: str) -> str:
     return Path(local).read_text(encoding="utf-8")
 
 
-def _repo_card(folder: Path, summary: dict, repo_id: str, existing: str | None, *, config: str | None,
-               default: bool, gated: bool) -> bytes:
-    """The card to publish: this build's card rendered for the repo (as config `config`, with the
-    gated-access fields if `gated`), merged into the branch's card `existing`."""
+def _local_build(folder: Path, verified: VerifiedBuild, repo_id: str, *, config: str | None, default: bool,
+                 gated: bool) -> LocalBuild:
+    """The build with what the push makes for it: the card rendered for the repo (as config `config`,
+    with the gated-access fields if `gated`) and the report without local paths."""
+    report, redacted = public_report_bytes(folder / REPORT_NAME)
+    card = _render_card(folder, verified, repo_id, config=config, default=default, gated=gated) \
+        if config or gated else None
+    return LocalBuild(folder, verified, card, report if redacted else None, redacted)
+
+
+def _render_card(folder: Path, verified: VerifiedBuild, repo_id: str, *, config: str | None, default: bool,
+                 gated: bool) -> str:
     import pyarrow.parquet as pq
     from datasets import Features
 
-    from builder.card import CardMergeError, merge_card, render_card
+    from builder.card import render_card
     from occluded_ccreid.sources import get_source
 
-    report = summary["report"]
-    shard = folder / sorted(report["shards"])[0]
-    features = Features.from_arrow_schema(pq.read_schema(shard))
+    report = verified.report
+    features = Features.from_arrow_schema(pq.read_schema(folder / sorted(report.shards)[0]))
     preview = PREVIEW_NAME if (folder / PREVIEW_NAME).is_file() else None
-    card = render_card(report, get_source(report["dataset"]), features, folder, repo_id=repo_id, preview=preview,
+    return render_card(report, get_source(report.dataset), features, folder, repo_id=repo_id, preview=preview,
                        config_name=config, default=default, gated=gated)
-    if config is None:
-        return card.encode("utf-8")
+
+
+def _plan(local: LocalBuild, remote: dict[str, RemoteFile], remote_card: str | None, repo_id: str, *,
+          config: str | None, default: bool, gated: bool) -> PushPlan:
+    from builder.card_merge import CardMergeError
+
     try:
-        return merge_card(existing, card, config, default=default).encode("utf-8")
+        return plan_push(local, remote, remote_card, config=config, default=default, gated=gated)
     except CardMergeError as exc:
         raise PushError(
             f"the dataset card README.md of {repo_id} cannot take config {config!r}: {exc}; fix its YAML header "
             "on the Hub (or delete the card) and push again"
         ) from exc
+
+
+def _apply(api, plan: PushPlan, verified: VerifiedBuild, repo_id: str, branch: str, head: str,
+           config: str | None, message: str | None):
+    """One commit of the plan's deletions and uploads, made against `head` (refused if the branch moved)."""
+    from huggingface_hub import CommitOperationAdd, CommitOperationDelete
+
+    additions = []
+    for upload in plan.uploads:
+        source = upload.source if isinstance(upload.source, bytes) else str(upload.source)
+        op = CommitOperationAdd(path_in_repo=upload.path, path_or_fileobj=source)
+        op.upload_info.sha256 = bytes.fromhex(upload.sha256)  # verified or computed: no second read to hash
+        additions.append(op)
+    deletions = [CommitOperationDelete(path_in_repo=path) for path in plan.deletions]
+    splits = ", ".join(f"{split}: {rows} rows" for split, rows in verified.splits.items())
+    return api.create_commit(
+        repo_id,
+        repo_type="dataset",
+        operations=[*deletions, *additions],
+        commit_message=message or (f"Upload {verified.dataset or 'dataset'} build"
+                                   + (f" as config {config}" if config else "") + f" ({verified.num_rows} rows)"),
+        commit_description=f"Splits: {splits}.",
+        revision=branch,
+        parent_commit=head,
+    )

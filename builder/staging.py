@@ -32,7 +32,7 @@ from pathlib import Path
 
 from builder.errors import BuildError
 from builder.report import REPORT_NAME
-from builder.writer import sha256_file
+from occluded_ccreid.layout import sha256_file
 
 try:
     import fcntl

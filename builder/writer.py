@@ -22,7 +22,6 @@ dataset viewer and uploads are tuned for:
 
 from __future__ import annotations
 
-import hashlib
 import itertools
 import json
 from collections.abc import Callable, Iterator
@@ -83,15 +82,6 @@ def row_nbytes(row: dict) -> int:
             value = value.get("bytes") or b""
         size += len(value) if isinstance(value, (bytes, str)) else 8
     return size
-
-
-def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
-    """Hash in chunks: a shard can be hundreds of MB, and memory must not grow with it."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        while block := file.read(chunk):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ShardWriter:

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
+from occluded_ccreid.layout import CARD_NAME, DATA_DIR, REPORT_NAME, declares_configs, shard_split
+
 LABEL_COLUMNS: tuple[str, ...] = ("pid", "camid", "clothes_id")
-REPORT_NAME = "build_report.json"
-_SHARD_NAME = re.compile(r"^(?P<split>[A-Za-z0-9_.]+?)-\d{5}-of-\d{5}\.parquet$")
 
 
 def load(name_or_path: str | Path, split: str | None = None, streaming: bool = False, **kw: Any) -> Any:
@@ -77,20 +77,12 @@ def _load_bare_name(name: str, **kw: Any) -> Any:
 
 def _data_files(folder: Path) -> dict[str, str] | None:
     """Split -> parquet glob from shard names, or None when the README declares the configs."""
-    readme = folder / "README.md"
-    if readme.is_file() and re.search(r"(?m)^configs:", _front_matter(readme.read_text(encoding="utf-8"))):
+    if declares_configs(folder / CARD_NAME):
         return None
-    splits = sorted({m["split"] for f in (folder / "data").glob("*.parquet") if (m := _SHARD_NAME.match(f.name))})
+    splits = sorted({split for f in (folder / DATA_DIR).glob("*.parquet") if (split := shard_split(f.name))})
     if not splits:
         return None
-    return {s: str(folder / "data" / f"{s}-*.parquet") for s in splits}
-
-
-def _front_matter(text: str) -> str:
-    if not text.startswith("---"):
-        return ""
-    end = text.find("\n---", 3)
-    return text[3:end] if end != -1 else ""
+    return {s: str(folder / DATA_DIR / f"{s}-*.parquet") for s in splits}
 
 
 def build_report(path_or_repo: str | Path, config: str | None = None) -> dict:
@@ -135,11 +127,11 @@ def _card_name(path_or_repo: str | Path) -> str | None:
     folder = Path(path_or_repo).expanduser()
     try:
         if folder.is_dir():
-            text = (folder / "README.md").read_text(encoding="utf-8")
+            text = (folder / CARD_NAME).read_text(encoding="utf-8")
         else:
             from huggingface_hub import hf_hub_download
 
-            card = hf_hub_download(str(path_or_repo), "README.md", repo_type="dataset")
+            card = hf_hub_download(str(path_or_repo), CARD_NAME, repo_type="dataset")
             text = Path(card).read_text(encoding="utf-8")
     except Exception:  # noqa: BLE001 - no card: the caller says it cannot tell
         return None

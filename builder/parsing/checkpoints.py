@@ -7,7 +7,6 @@ huggingface_hub's cache); no code from a model repository is ever run.
 
 from __future__ import annotations
 
-import hashlib
 import pickle
 import re
 from collections.abc import Mapping
@@ -17,6 +16,7 @@ from pathlib import Path
 import torch
 
 from builder.errors import BuildError
+from occluded_ccreid.layout import sha256_file
 
 WEIGHT_SUFFIXES = (".pth", ".pt", ".tar", ".safetensors")  # .tar: the `*.pth.tar` of training scripts
 
@@ -45,14 +45,6 @@ def _weights_in(folder: Path) -> list[Path]:
     return sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(WEIGHT_SUFFIXES))
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 22), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _download(file: HubFile) -> Path:
     from huggingface_hub import hf_hub_download
 
@@ -65,7 +57,7 @@ def _download(file: HubFile) -> Path:
             f"{str(exc).splitlines()[0] if str(exc) else ''}. Check the connection (HF_HUB_OFFLINE unset), "
             "or download the file yourself and pass its path to --model."
         ) from None
-    if file.sha256 and file_sha256(path) != file.sha256:
+    if file.sha256 and sha256_file(path) != file.sha256:
         raise BuildError(f"{path} (from {file.repo_id}) does not have the expected sha256 {file.sha256}; "
                          "the repository changed or the download is corrupt: delete the file and retry")
     return path

@@ -25,9 +25,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from builder.errors import BuildError
-from builder.parsing.checkpoints import CheckpointSource, HubFile, file_sha256, read_state_dict, resolve_weights
+from builder.parsing.checkpoints import CheckpointSource, HubFile, read_state_dict, resolve_weights
 from builder.parsing.label_mapping import PartMapper
 from builder.parsing.network import NetworkParser
+from occluded_ccreid.layout import sha256_file
 
 # Label names of the official checkpoints, in their order (simple_extractor.py), by label count.
 LABEL_SETS: dict[int, tuple[str, list[str]]] = {
@@ -244,7 +245,7 @@ class SchpParser(NetworkParser):
             self.checkpoint = checkpoint.describe()
             self.model_id = f"{checkpoint.repo_id}/{checkpoint.filename}"
         else:
-            self.checkpoint = {"path": str(path), "sha256": file_sha256(path)}
+            self.checkpoint = {"path": str(path), "sha256": sha256_file(path)}
             self.model_id = str(checkpoint)
         # Module.to takes memory_format at runtime; torch's type stubs leave it out
         self.model = model.to(self.device).to(memory_format=torch.channels_last)  # type: ignore[call-overload]

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from builder.card import CardMergeError, merge_card
+from builder.card_merge import CardMergeError, merge_card
 
 EXISTING = """---
 license: other

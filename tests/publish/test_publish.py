@@ -236,10 +236,21 @@ def large_objects(folder: Path) -> dict[str, int]:
 
 
 def local_files(folder: Path) -> dict[str, bytes]:
-    """The files a push publishes: card, report, shards and the optional preview picture."""
-    names = ["README.md", "build_report.json", *report(folder)["shards"]]
+    """The files a push publishes: card, report, shards and the optional preview picture; the
+    report as it is published (`published_report`)."""
+    names = ["README.md", *report(folder)["shards"]]
     names += ["preview.png"] if (folder / "preview.png").is_file() else []
-    return {name: (folder / name).read_bytes() for name in names}
+    return {**{name: (folder / name).read_bytes() for name in names}, "build_report.json": published_report(folder)}
+
+
+def published_report(folder: Path) -> bytes:
+    """The report a push publishes, computed here on its own: these builds read precomputed part maps,
+    whose folder the parser records by its absolute path; only its name is published."""
+    data = report(folder)
+    parser = data["parser"]
+    assert Path(parser["parsing_dir"]).is_absolute() and not Path(data["source_dir"]).is_absolute()
+    parser["parsing_dir"] = Path(parser["parsing_dir"]).name
+    return (json.dumps(data, indent=2) + "\n").encode()
 
 
 def hub_files(hub: FakeHub, repo_id: str, revision: str = "main") -> dict[str, bytes]:
@@ -295,12 +306,12 @@ def test_verify_accepts_a_complete_build_and_ignores_hidden_folders(build):
     summary = verify_build_folder(build)
 
     splits = report(build)["splits"]
-    assert summary["dataset"] == "prcc"
-    assert summary["splits"] == {split: info["num_rows"] for split, info in splits.items()}
-    assert summary["num_rows"] == sum(info["num_rows"] for info in splits.values()) > 0
-    assert set(summary["files"]) == set(local_files(build))
-    for rel, info in summary["files"].items():
-        assert info == {"size": (build / rel).stat().st_size, "sha256": _sha256(build / rel)}
+    assert summary.dataset == "prcc"
+    assert summary.splits == {split: info["num_rows"] for split, info in splits.items()}
+    assert summary.num_rows == sum(info["num_rows"] for info in splits.values()) > 0
+    assert set(summary.files) == set(local_files(build))
+    for rel, info in summary.files.items():
+        assert (info.size, info.sha256) == ((build / rel).stat().st_size, _sha256(build / rel))
 
 
 def _missing_report(folder):

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 from hub_server import FakeHub
-from test_publish import REPO_ROOT, SUBPROCESS_TIMEOUT, report, run_builder, user_env
+from test_publish import REPO_ROOT, SUBPROCESS_TIMEOUT, published_report, report, run_builder, user_env
 
 REPO = "alice/occluded-ccreid"
 
@@ -112,8 +112,8 @@ def _push(env, folder: Path, config: str, *options: str) -> None:
 def _published(folder: Path, config: str) -> dict[str, bytes]:
     """What a push of `folder` as `config` puts in `config/`: shards, report, preview."""
     files = {f"{config}/{rel.split('/', 1)[1]}": (folder / rel).read_bytes() for rel in report(folder)["shards"]}
-    for name in ("build_report.json", "preview.png"):
-        files[f"{config}/{name}"] = (folder / name).read_bytes()
+    files[f"{config}/preview.png"] = (folder / "preview.png").read_bytes()
+    files[f"{config}/build_report.json"] = published_report(folder)
     return files
 
 
@@ -198,7 +198,7 @@ def test_card_yaml_sizes_provenance_and_gating(round_trip, builds):
         assert info["download_size"] == sum((folder / rel).stat().st_size for rel in shards)
         assert info["dataset_size"] == sum(s["num_bytes"] for s in info["splits"])
     assert set(header["source_datasets"]) == {"extended|prcc", "extended|ltcc"}
-    assert header["annotations_creators"] == ["machine-generated"]
+    assert header["annotations_creators"] == ["expert-generated", "machine-generated"]
     # --gated on the first push: fields written, repo gated, kept by later pushes without --gated
     assert "extra_gated_prompt" in header and any("accept" in k for k in header["extra_gated_fields"])
     assert hub.repos[REPO].gated == "auto"
@@ -231,7 +231,7 @@ def test_verify_a_local_folder_catches_a_damaged_shard(builds, tmp_path):
     from builder.verify import BuildFolderError, verify
 
     folder = Path(shutil.copytree(builds["ltcc"], tmp_path / "ltcc"))
-    assert [summary["dataset"] for summary in verify(str(folder))] == ["ltcc"]
+    assert [summary.dataset for summary in verify(str(folder))] == ["ltcc"]
     shard = folder / sorted(report(folder)["shards"])[0]
     data = bytearray(shard.read_bytes())
     data[len(data) // 2] ^= 0xFF  # one flipped byte inside the image data

@@ -186,6 +186,7 @@ class FakeHub:
         self._admitted = 0  # LFS uploads let through (counted on arrival, so that the limit is exact)
         self._release = threading.Event()
         self._drop_commit = False
+        self._drop_uploads_after: int | None = None  # uploads admitted beyond which every upload is dropped
         self._server: ThreadingHTTPServer | None = None
         self.endpoint = ""
 
@@ -257,6 +258,12 @@ class FakeHub:
             self._hang_after = self._admitted + n
             self._release.clear()
             self.upload_blocked.clear()
+
+    def drop_uploads_after(self, n: int) -> None:
+        """Store the next `n` LFS uploads; drop the connection of every later one (retries included)
+        at once, as a network that went down mid-push."""
+        with self.lock:
+            self._drop_uploads_after = self._admitted + n
 
     def release_uploads(self) -> None:
         with self.lock:
@@ -461,6 +468,8 @@ class _Handler(BaseHTTPRequestHandler):
     def lfs_upload(self, repo_id: str, oid: str):
         data, hub = self.body(), self.hub
         with hub.lock:  # admission and storage in one step: once an upload hangs, all before it are stored
+            if hub._drop_uploads_after is not None and hub._admitted >= hub._drop_uploads_after:
+                raise DropConnection()
             hang = hub._hang_after is not None and hub._admitted >= hub._hang_after
             if not hang:
                 hub._admitted += 1
