@@ -63,17 +63,16 @@ def _terms(layout: SourceLayout) -> str:
 def gated_fields(sources: list[SourceLayout]) -> dict:
     """The Hub's gated-access YAML: users accept the terms of every source dataset before download."""
     names = _and([s.pretty_name for s in sources])
-    each = "each of them" if len(sources) > 1 else "it"
+    their = "their" if len(sources) > 1 else "its"
     return {
         "extra_gated_prompt": (
             f"{GATED_PREFIX}{_and([_terms(s) for s in sources])}. Its images remain subject to the terms of use "
             f"of {names}, which restrict them to non-commercial research. Request access only if you have "
-            f"obtained {names} from {'their' if len(sources) > 1 else 'its'} authors and accepted the terms of "
-            f"{each}."
+            f"obtained {names} from {their} authors and accepted {their} terms."
         ),
         "extra_gated_fields": {
             "Affiliation": "text",
-            f"I have obtained {names} from the authors and accept the terms of use of {each}": "checkbox",
+            f"I have obtained {names} from {their} authors and accept {their} terms of use": "checkbox",
             "I will use this dataset for non-commercial research only": "checkbox",
         },
     }

@@ -16,7 +16,8 @@ Endpoints (`ROUTES`; all for dataset repos, `{repo}` = `namespace/name`, `{rev}`
 * `GET  /api/datasets/{repo}[/revision/{rev}]`: repo info (`sha`, `siblings`, `private`)
 * `GET  /api/datasets/{repo}/refs`: branches
 * `PUT  /api/datasets/{repo}/settings`: gated access (`gated`: "auto", "manual" or false) and visibility
-* `GET  /api/datasets/{repo}/tree/{rev}[/{path}]`: listing (`recursive` parameter)
+* `GET  /api/datasets/{repo}/tree/{rev}[/{path}]`: listing (`recursive` parameter); 404 `EntryNotFound`
+  for a path that does not exist, as the Hub answers
 * `POST /api/datasets/{repo}/preupload/{rev}`: upload mode ("lfs"/"regular") and remote oid per file
 * `POST /datasets/{repo}.git/info/lfs/objects/batch`: LFS batch API, basic transfer: an object already
   stored gets no `actions`, others an upload URL (`PUT /_lfs/{repo}/{oid}`, whose body must hash to
@@ -432,6 +433,8 @@ class _Handler(BaseHTTPRequestHandler):
         prefix = path + "/" if path else ""
         with self.hub.lock:
             commit = repo.resolve(rev)
+            if path and _entry(commit, path) is None:  # as the Hub: a path that does not exist is a 404
+                raise HubError(404, f"Entry not found: {path}", "EntryNotFound")
             children: set[str] = set()
             for file_path in commit.files:
                 if file_path.startswith(prefix):  # the file's folders below `path` (all if recursive), and itself
