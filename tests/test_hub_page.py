@@ -19,9 +19,16 @@ from pathlib import Path
 
 import pytest
 import yaml
-
 from hub_server import FakeHub
-from test_publish import REPO_ROOT, SUBPROCESS_TIMEOUT, large_objects, local_files, report, run_builder, user_env
+from test_publish import (
+    REPO_ROOT,
+    SUBPROCESS_TIMEOUT,
+    large_objects,
+    local_files,
+    report,
+    run_builder,
+    user_env,
+)
 from test_publish_configs import _build
 
 PUSH_TO_HUB = r"""
@@ -222,7 +229,8 @@ def test_connection_lost_during_lfs_upload_is_one_line_and_a_rerun_resumes(build
         hub.drop_uploads_after(10**6)
         builder_push(env, folder, "alice/drop")
         assert hub.uploaded_objects[len(arrived):] == sorted(set(objects) - set(arrived))  # only what was missing
-        assert {p: b.content for p, b in hub.files("alice/drop").items() if p != ".gitattributes"} == local_files(folder)
+        published = {p: b.content for p, b in hub.files("alice/drop").items() if p != ".gitattributes"}
+        assert published == local_files(folder)
 
 
 def test_a_transfer_failure_without_an_http_error_is_explained_during_the_upload_only():
@@ -283,7 +291,8 @@ def test_a_config_pushed_by_datasets_and_one_by_builder_push_both_load(builds, t
             assert loaded[config]["hub"] == loaded[config]["local"]
             assert loaded[config]["stream"] == loaded[config]["local"]
         verified = run_builder(dict(env, HF_HOME=str(tmp_path / "verify")), "verify", repo, "--config", "ours")
-        assert verified.returncode == 0 and verified.stdout.startswith(f"ok: {repo} config ours (prcc)"), verified.stderr
+        assert verified.returncode == 0, verified.stderr
+        assert verified.stdout.startswith(f"ok: {repo} config ours (prcc)")
         assert hub.unhandled == []
 
 
