@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.errors import BuildError
-from builder.report import REPORT_NAME
+from occluded_ccreid.layout import CARD_NAME, DATA_DIR, PREVIEW_NAME, REPORT_NAME
 
 if TYPE_CHECKING:
     from builder.config import BuildConfig
@@ -26,7 +26,7 @@ if TYPE_CHECKING:
 
 # What a build writes beside its shards (the report lists the shards). A new file in a build
 # folder must be added here, or `--overwrite` refuses to replace builds that hold it.
-BUILD_FILES = frozenset({REPORT_NAME, "README.md", "preview.png"})
+BUILD_FILES = frozenset({REPORT_NAME, CARD_NAME, PREVIEW_NAME})
 REPORT_KEYS = frozenset({"dataset", "source_dir", "seed", "parser", "occlusion", "splits", "shards", "versions"})
 LISTED = 5  # names shown in a refusal
 WALK_LIMIT = 10_000  # entries looked at before a refusal says "more than"
@@ -125,7 +125,7 @@ def _foreign_entries(folder: Path, report: dict | None) -> list[str]:
     when there is no build report. Stops after WALK_LIMIT entries."""
     shards = report.get("shards") if report is not None else None
     allowed = set(BUILD_FILES | set(shards if isinstance(shards, dict) else ())) if report is not None else set()
-    allowed_dirs = {"data"} if report is not None else set()
+    allowed_dirs = {DATA_DIR} if report is not None else set()
     foreign: list[str] = []
 
     def unreadable(error: OSError) -> None:  # a folder we cannot list may hold anything

@@ -19,9 +19,9 @@ import numpy as np
 import pyarrow.parquet as pq
 from PIL import Image, ImageDraw, ImageFilter
 
+from occluded_ccreid.layout import DATA_DIR, PREVIEW_NAME
 from occluded_ccreid.parts import PART_NAMES, PART_PALETTE
 
-PREVIEW_NAME = "preview.png"
 PANEL = (64, 128)  # (W, H) of each of the three panels
 COLUMNS = 6
 CAPTION = 24
@@ -34,7 +34,7 @@ COLUMNS_READ = ["image", "occlusion_mask", "parsing", "occluded_part", "occluded
 def sample_rows(folder: Path, n: int) -> list[tuple[str, dict]]:
     """(split, row) for the n rows whose source_path hashes lowest."""
     def keyed():
-        for shard in sorted((folder / "data").glob("*.parquet")):
+        for shard in sorted((folder / DATA_DIR).glob("*.parquet")):
             split = shard.name.rsplit("-", 3)[0]
             for index, path in enumerate(pq.read_table(shard, columns=["source_path"])["source_path"].to_pylist()):
                 yield hashlib.sha256(path.encode()).hexdigest(), shard, split, index
@@ -85,7 +85,7 @@ def tile(split: str, row: dict) -> Image.Image:
 def make_preview(folder: str | Path, out: str | Path | None = None, n: int = 24) -> Path:
     """Write the contact sheet (default: FOLDER/preview.png) and return its path."""
     folder = Path(folder)
-    if not (folder / "data").is_dir():
+    if not (folder / DATA_DIR).is_dir():
         raise FileNotFoundError(f"{folder} is not a build folder (no data/); run `builder build` first")
     rows = sample_rows(folder, n)
     if not rows:

@@ -31,8 +31,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from builder.errors import BuildError
-from builder.report import REPORT_NAME
-from occluded_ccreid.layout import sha256_file
+from occluded_ccreid.layout import REPORT_NAME, sha256_file
 
 try:
     import fcntl

@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .. import loading
+from ..layout import CARD_NAME, REPORT_NAME
 from ..sources import Protocol, get_source
 from ..spawning import ignore_interrupts, spawn_problem
 from . import BenchmarkError, first_line
@@ -44,7 +45,6 @@ EVAL_SPLITS = ("query", "gallery")  # the roles; which split of the build plays 
 IMAGE_COLUMNS = ("image", "clean_image")  # the occluded image, and the original when the build kept it
 # Read for every protocol; a protocol's own junk column (DeepChange's tracklet_id) is added to them.
 LABEL_COLUMNS = ("pid", "camid", "clothes_id", "occluded_part", "occluded_ratio")
-REPORT_NAME = "build_report.json"
 log = logging.getLogger(__name__)
 
 
@@ -139,11 +139,11 @@ def _card_name(path_or_repo: str) -> str | None:
     folder = Path(path_or_repo).expanduser()
     try:
         if folder.is_dir():
-            text = (folder / "README.md").read_text(encoding="utf-8")
+            text = (folder / CARD_NAME).read_text(encoding="utf-8")
         else:
             from huggingface_hub import hf_hub_download
 
-            text = Path(hf_hub_download(path_or_repo, "README.md", repo_type="dataset")).read_text(encoding="utf-8")
+            text = Path(hf_hub_download(path_or_repo, CARD_NAME, repo_type="dataset")).read_text(encoding="utf-8")
     except Exception:  # noqa: BLE001
         return None
     match = re.search(r"(?m)^pretty_name:\s*['\"]?([^'\"\n]+)", text)
