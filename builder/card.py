@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from importlib import resources
 from pathlib import Path
+from typing import Any
 
 import pyarrow.parquet as pq
 from datasets import DatasetInfo, Features, SplitDict, SplitInfo
@@ -258,7 +259,7 @@ def render_card(
     totals = {name: sum(s.part_counts.get(name, 0) for s in splits.values()) for name in PART_NAMES}
     histogram = [sum(s.ratio_histogram[i] for s in splits.values()) for i in range(RATIO_BINS)]
     disk, memory = split_sizes(Path(folder), report.shards)
-    context = {
+    context: dict[str, Any] = {
         "pretty_name": f"Occluded-{layout.pretty_name}",
         "repo_pretty_name": REPO_PRETTY_NAME,
         "paper_url": PAPER_URL,
