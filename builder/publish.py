@@ -12,7 +12,8 @@ Two layouts:
   `Dataset.push_to_hub(config_name=...)` produces: shards, report and preview under `prcc/`; the
   repo card (`README.md`) is the branch's card with this config's YAML entries (`configs`,
   `dataset_info`) and body section replaced or added, other configs' entries kept byte for byte
-  (builder.card.merge_card). Stale files are deleted only inside `prcc/`. `default` makes it the
+  (builder.card_merge), and `LICENSE.md` at the root lists the terms of every config's source
+  (the card's `license_link`). Stale files are deleted only inside `prcc/`. `default` makes it the
   config `load_dataset(repo)` opens without a name.
 
 `gated` adds the Hub's gated-access fields to the card (users must accept the source dataset's
