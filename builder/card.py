@@ -51,6 +51,7 @@ MULTI_SOURCE_LICENSE = "terms-of-use-of-the-source-datasets"
 # part maps, occluders and the columns describing them from models and this tool.
 ANNOTATIONS_CREATORS = ["expert-generated", "machine-generated"]
 GATED_PREFIX = "This dataset is derived from "  # how a prompt this tool wrote begins
+LICENSE_HEADING = f"# Terms of use of {REPO_PRETTY_NAME.lower()} data"  # how a LICENSE.md this tool wrote begins
 
 
 def _and(names: list[str]) -> str:
@@ -95,7 +96,7 @@ def card_sources(header: dict) -> list[SourceLayout]:
 def license_text(sources: list[SourceLayout]) -> str:
     """`LICENSE.md` of a multi-config repo: the terms each source dataset's images remain under."""
     lines = [
-        f"# Terms of use of {REPO_PRETTY_NAME.lower()} data", "",
+        LICENSE_HEADING, "",
         "occluded-ccreid grants no rights over the images of this repository. Every config is derived from one "
         "source dataset, and its images remain subject to that dataset's terms of use, which generally restrict "
         "them to non-commercial research. Obtain the source dataset from its authors and accept its terms before "

@@ -129,10 +129,10 @@ def merge_card(existing: str | None, new: str, config_name: str, default: bool =
     other keys take the new card's value; keys only the existing card has are kept.
     Body: this config's marked section replaces its old one, or is inserted before the end
     marker; everything else of the existing body is kept. An existing card without the markers
-    (e.g. of a single-config push) gets the new card's body.
+    (e.g. of a single-config push), or none, gets the new card's body. The result merged again with
+    the same card is the same text.
     """
-    if existing is None:
-        return new
+    existing = existing or ""  # no card yet: merged with an empty one, so the entries get their list form at once
     try:
         new_header, new_body = split_card(new)
         old_header, old_body = split_card(existing)

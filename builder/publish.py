@@ -70,7 +70,7 @@ from builder.hub_errors import PushError, explain
 from builder.publish_plan import LocalBuild, PushPlan, RemoteFile, plan_push
 from builder.report import public_report_bytes
 from builder.verify import BuildFolderError, VerifiedBuild, verify_build_folder
-from occluded_ccreid.layout import CARD_NAME, CONFIG_RE, DATA_DIR, PREVIEW_NAME, REPORT_NAME
+from occluded_ccreid.layout import CARD_NAME, CONFIG_RE, DATA_DIR, LICENSE_NAME, PREVIEW_NAME, REPORT_NAME
 
 # The Hub's rule for a repo name part: letters, digits, "-", "_", "."; no "--" or ".."; at most 96 chars.
 _REPO_PART_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,94}[A-Za-z0-9])?$")
@@ -239,9 +239,10 @@ def _push(api, folder: Path, verified: VerifiedBuild, ctx: _Context, *, config: 
     ctx.stage = f"listing the files on {repo_id}@{branch}"
     remote = _remote_files(api, repo_id, head)
     ctx.stage = f"merging the dataset card of {repo_id}@{branch}"
-    remote_card = _remote_text(api, repo_id, head, CARD_NAME) if config and CARD_NAME in remote else None
+    remote_card, remote_license = (_remote_text(api, repo_id, head, name) if config and name in remote else None
+                                   for name in (CARD_NAME, LICENSE_NAME))
     local = _local_build(folder, verified, repo_id, config=config, default=default, gated=gated)
-    plan = _plan(local, remote, remote_card, repo_id, config=config, default=default, gated=gated)
+    plan = _plan(local, remote, remote_card, remote_license, repo_id, config=config, default=default, gated=gated)
 
     url = f"{ctx.endpoint}/datasets/{repo_id}" + ("" if branch == "main" else f"/tree/{branch}")
     result = PushResult(
@@ -343,12 +344,13 @@ def _render_card(folder: Path, verified: VerifiedBuild, repo_id: str, *, config:
                        config_name=config, default=default, gated=gated)
 
 
-def _plan(local: LocalBuild, remote: dict[str, RemoteFile], remote_card: str | None, repo_id: str, *,
-          config: str | None, default: bool, gated: bool) -> PushPlan:
+def _plan(local: LocalBuild, remote: dict[str, RemoteFile], remote_card: str | None, remote_license: str | None,
+          repo_id: str, *, config: str | None, default: bool, gated: bool) -> PushPlan:
     from builder.card_merge import CardMergeError
 
     try:
-        return plan_push(local, remote, remote_card, config=config, default=default, gated=gated)
+        return plan_push(local, remote, remote_card, config=config, default=default, gated=gated,
+                         remote_license=remote_license)
     except CardMergeError as exc:
         raise PushError(
             f"the dataset card README.md of {repo_id} cannot take config {config!r}: {exc}; fix its YAML header "

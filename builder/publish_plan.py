@@ -15,7 +15,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.card import repo_terms
+from builder.card import LICENSE_HEADING, repo_terms
 from builder.card_merge import merge_card, replace_keys
 from builder.verify import VerifiedBuild
 from occluded_ccreid.layout import CARD_NAME, DATA_DIR, LICENSE_NAME, PREVIEW_NAME, REPORT_NAME, card_header, repo_path
@@ -68,15 +68,21 @@ class PushPlan:
 
 
 def plan_push(local: LocalBuild, remote: dict[str, RemoteFile], remote_card: str | None, *, config: str | None,
-              default: bool = False, gated: bool = False) -> PushPlan:
-    """The operations that make the branch (files `remote`, card text `remote_card`) hold `local`,
-    as config `config` or, with None, as the repo's only build."""
+              default: bool = False, gated: bool = False, remote_license: str | None = None) -> PushPlan:
+    """The operations that make the branch (files `remote`, texts of its card and `LICENSE.md`) hold
+    `local`, as config `config` or, with None, as the repo's only build. A `LICENSE.md` this tool
+    did not write is left as it is (the card links it all the same)."""
     planned = _planned_files(local, config)
+    notes = []
     if config is not None:
         card = merge_card(remote_card, local.card or "", config, default=default)
         keys, license_text = repo_terms(card_header(card), gated)
         planned[CARD_NAME] = Upload.of_bytes(CARD_NAME, replace_keys(card, keys).encode("utf-8"))
-        planned[LICENSE_NAME] = Upload.of_bytes(LICENSE_NAME, license_text.encode("utf-8"))
+        if remote_license is None or remote_license.startswith(LICENSE_HEADING):
+            planned[LICENSE_NAME] = Upload.of_bytes(LICENSE_NAME, license_text.encode("utf-8"))
+        else:
+            notes.append(f"{LICENSE_NAME} of the repo was not written by occluded-ccreid and is left as it is: "
+                         "check that it names the terms of every config's source dataset")
     elif local.card is not None:
         planned[CARD_NAME] = Upload.of_bytes(CARD_NAME, local.card.encode("utf-8"))
 
@@ -89,7 +95,6 @@ def plan_push(local: LocalBuild, remote: dict[str, RemoteFile], remote_card: str
             uploads.append(upload)
     # Stale: what an earlier build of the same layout left, and nothing else (other configs' folders stay).
     stale = sorted(path for path in remote if path not in planned and _owned(path, config))
-    notes = []
     if local.redacted_paths:
         notes.append(f"{REPORT_NAME} records local path(s) ({', '.join(local.redacted_paths)}): published with each "
                      "reduced to its last component; the local file is unchanged")

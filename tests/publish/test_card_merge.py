@@ -106,7 +106,10 @@ def test_replacing_a_config_keeps_its_place_and_its_default():
 
 
 def test_no_existing_card_or_one_without_markers_takes_the_new_body():
-    assert merge_card(None, _new("prcc"), "prcc") == _new("prcc")
+    first = merge_card(None, _new("prcc"), "prcc")
+    assert _header(first) == {**_header(_new("prcc")), "dataset_info": [_header(_new("prcc"))["dataset_info"]]}
+    assert first.split("\n---\n", 1)[1] == _new("prcc").split("\n---\n", 1)[1]
+    assert merge_card(first, _new("prcc"), "prcc") == first  # pushing the same card again changes nothing
     merged = merge_card("---\nlicense: mit\n---\n# someone's card\n", _new("prcc"), "prcc")
     assert merged.split("\n---\n", 1)[1] == _new("prcc").split("\n---\n", 1)[1]
     assert _header(merged)["license"] == "other"
