@@ -5,10 +5,10 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from test_publish import make_build_folder
 
 from builder.publish_plan import LocalBuild, RemoteFile, plan_push
 from builder.verify import verify_build_folder
-from test_publish import make_build_folder
 
 
 @pytest.fixture(scope="module")
