@@ -85,7 +85,7 @@ def folder_digest(folder: Path) -> str:
 def commit_rate(folder: Path, scratch: Path) -> tuple[float, int]:
     """Bytes per second the driver commits: each shard written, fsynced, renamed and hashed, as
     builder.staging.Staging.commit does after receiving it; and the shards' total bytes."""
-    from builder.writer import sha256_file
+    from occluded_ccreid.layout import sha256_file
 
     scratch.mkdir(parents=True, exist_ok=True)
     shards = sorted((folder / "data").glob("*.parquet"))

@@ -26,30 +26,19 @@ import multiprocessing
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.errors import BuildError, BuildStopped
-from builder.shards import Shard, contiguous_runs
+from builder.shards import PendingShards, Shard, contiguous_runs
 from occluded_ccreid.spawning import ignore_interrupts
 
 if TYPE_CHECKING:
     from builder.config import BuildConfig
     from builder.shardmaker import ShardMaker
-
-
-@dataclass(frozen=True)
-class PendingShards:
-    """The shards a build still lacks, and the driver's side of making them."""
-
-    shards: Sequence[Shard]  # in plan order
-    path: Callable[[Shard], Path]  # where this machine writes a shard before it is committed
-    commit: Callable[[Shard, dict], None]  # the file at path(shard) is complete: journal it (driver only)
-    progress: Callable[[int], None] = lambda records: None  # records done (per record or per shard)
 
 
 Distributor = Callable[["ShardMaker", PendingShards], None]

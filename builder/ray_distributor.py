@@ -36,10 +36,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from builder.errors import BuildError, BuildStopped
-from builder.shards import Shard, contiguous_runs
+from builder.shards import PendingShards, Shard, contiguous_runs
 
 if TYPE_CHECKING:
-    from builder.distribute import PendingShards
     from builder.shardmaker import ShardMaker
 
 RETRIES = 3  # runs of a task after its worker died, before the build stops (resumable)

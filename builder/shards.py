@@ -16,7 +16,7 @@ import itertools
 import math
 import warnings
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,3 +243,14 @@ def _cut_by_bytes(cumulative: np.ndarray, max_bytes: int) -> list[int]:
         if largest <= max_bytes or k == n:  # k == n: a single row above the bound gets a shard of its own
             return bounds
         k = min(n, k + step)
+
+
+@dataclass(frozen=True)
+class PendingShards:
+    """The shards a build still lacks, and the driver's side of making them: what a distributor
+    (builder/distribute.py, builder/ray_distributor.py) is handed."""
+
+    shards: Sequence[Shard]  # in plan order
+    path: Callable[[Shard], Path]  # where this machine writes a shard before it is committed
+    commit: Callable[[Shard, dict], None]  # the file at path(shard) is complete: journal it (driver only)
+    progress: Callable[[int], None] = lambda records: None  # records done (per record or per shard)
