@@ -25,6 +25,7 @@ import numpy as np
 from PIL import Image
 
 from builder import images
+from occluded_ccreid.layout import shard_file_name
 from occluded_ccreid.sources import SourceRecord
 
 MAX_SHARD_BYTES = 500_000_000  # the Hub's recommendation for Parquet files
@@ -60,7 +61,7 @@ class Shard:
 
     @property
     def name(self) -> str:
-        return f"{self.split}-{self.index:05d}-of-{self.count:05d}.parquet"
+        return shard_file_name(self.split, self.index, self.count)
 
     @property
     def num_records(self) -> int:

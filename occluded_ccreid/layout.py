@@ -38,9 +38,9 @@ CONFIG_RE = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9._-]{0,62}[A-Za-z0-9])?$")
 _HASH_CHUNK = 1 << 20
 
 
-def shard_name(split: str, index: int, count: int) -> str:
-    """The report's name of shard `index` of `count` of `split`: `data/<split>-00000-of-00003.parquet`."""
-    return f"{DATA_DIR}/{split}-{index:05d}-of-{count:05d}.parquet"
+def shard_file_name(split: str, index: int, count: int) -> str:
+    """The file name of shard `index` of `count` of `split`: `<split>-00000-of-00003.parquet` (under `data/`)."""
+    return f"{split}-{index:05d}-of-{count:05d}.parquet"
 
 
 def shard_split(rel: str) -> str | None:
@@ -106,6 +106,6 @@ def declares_configs(card: Path) -> bool:
 
 __all__ = [
     "CARD_NAME", "CONFIG_RE", "DATA_DIR", "LICENSE_NAME", "PREVIEW_NAME", "REPORT_NAME", "SHARD_FILE_RE", "SHARD_RE",
-    "CardHeaderError", "card_header", "declares_configs", "repo_path", "sha256_file", "shard_name", "shard_split",
+    "CardHeaderError", "card_header", "declares_configs", "repo_path", "sha256_file", "shard_file_name", "shard_split",
     "split_card",
 ]
