@@ -1,7 +1,7 @@
 """The `parsing` column's encoding: palette PNG (what builds write, builder.rows.encode_parts)
 against the 8-bit grey PNG written before (builder.rows.encode_png), side by side.
 
-Both hold the same values 0..6 (checked with np.asarray for every map). Maps are tests/synthetic.py's
+Both hold the same values 0..6 (checked with np.asarray for every map). Maps are tests/support/synthetic.py's
 pedestrians at re-id crop sizes (100-250 px wide, 250-550 tall): as drawn (clean part borders), and
 "ragged" (labels at a quarter of the size with 8% of them replaced at random, upsampled: borders
 like a model's). Printed: kB of all maps and ms a map for each encoding, and their ratios.
@@ -21,7 +21,7 @@ import numpy as np
 from PIL import Image
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from synthetic import draw_person  # noqa: E402
 

@@ -5,7 +5,7 @@ PNG, the scalar columns) are written twice, with the same shard plan:
 
 * old: `pq.ParquetWriter` defaults as the builder used before (snappy and dictionary encoding on
   every column, no page index, no content-defined chunking) and row groups of 100 rows;
-* new: `builder.writer.SplitWriter` (`parquet_writer`: images uncompressed and PLAIN, page
+* new: `builder.writer.ShardWriter` (`parquet_writer`: images uncompressed and PLAIN, page
   index, content-defined chunking, row groups bounded by `ROW_GROUP_MAX_BYTES`).
 
 Each is then read with `load_dataset("parquet", data_files=..., streaming=True)` through a torch
@@ -35,8 +35,9 @@ from PIL import Image as PILImage
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from builder.rows import encode_png  # noqa: E402
-from builder.writer import SplitWriter  # noqa: E402
+from builder.writer import ShardWriter  # noqa: E402
 from occluded_ccreid.features import dataset_features  # noqa: E402
+from occluded_ccreid.layout import shard_file_name  # noqa: E402
 
 OLD_ROW_GROUP_ROWS = 100
 
@@ -80,10 +81,15 @@ def write_old(rows: list[dict], out: Path, shard_size: int, features) -> list[st
 
 def write_new(rows: list[dict], out: Path, shard_size: int, features) -> list[str]:
     out.mkdir(parents=True)
-    writer = SplitWriter(out, "train", features, shard_size)
-    for row in rows:
-        writer.add(row)
-    return [str(out.parent / rel.replace("data/", f"{out.name}/", 1)) for rel in writer.close()]
+    total = -(-len(rows) // shard_size)
+    paths = []
+    for s in range(total):
+        writer = ShardWriter(out / shard_file_name("train", s, total), features)
+        for row in rows[s * shard_size:(s + 1) * shard_size]:
+            writer.add(row)
+        writer.close()
+        paths.append(str(writer.path))
+    return paths
 
 
 def rows_per_second(files: list[str], workers: int, decode: bool) -> tuple[float, int]:
