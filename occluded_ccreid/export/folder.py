@@ -10,9 +10,9 @@ same labels. Optionally:
 * ``clean=True``: a ``--keep-clean`` build's original images as a second tree, ``out/clean/``,
   in the same layout (same names, same list files);
 * ``masks=True``: each row's ``occlusion_mask`` and ``parsing`` as the PNGs the build stores, in
-  ``out/occlusion_mask/`` and ``out/parsing/``, named ``<source_path with .png>``, the naming
-  ``builder build --parsing-dir`` reads. They are not beside the images: LTCC's loader takes every
-  ``*.png`` of a split folder for an image.
+  ``out/occlusion_mask/`` and ``out/parsing/``, named ``<source_path>.png`` (``x.jpg`` ->
+  ``x.jpg.png``), the first name ``builder build --parsing-dir`` reads. They are not beside the
+  images: LTCC's loader takes every ``*.png`` of a split folder for an image.
 
 Safety (`staging.py`): the export is written to ``.<out>.export-partial/`` beside ``out`` and
 renamed into place when complete; the same call resumes an interrupted one; an existing ``out``
@@ -166,7 +166,8 @@ def _row_jobs(row: dict, split: str, clean: bool, masks: bool) -> Iterator[_Job]
         yield _Job(PurePosixPath(CLEAN_DIR, rel), row["clean_image"], where + " (clean_image)")
     if masks:
         for column in MASK_COLUMNS:
-            yield _Job(PurePosixPath(column, rel).with_suffix(".png"), row[column], f"{where} ({column})")
+            # x.jpg -> x.jpg.png: x.jpg and x.png of one folder keep apart (the name --parsing-dir reads first)
+            yield _Job(PurePosixPath(column, f"{rel}.png"), row[column], f"{where} ({column})")
 
 
 def _encode_and_write(staging: Staging, job: _Job) -> Written:

@@ -117,11 +117,3 @@ def write_new(root: Path, rel: PurePosixPath, data: bytes) -> Written:
         file.write(data)
     os.replace(tmp, target)
     return Written(rel.as_posix(), hashlib.sha256(data).hexdigest(), len(data))
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()

@@ -27,7 +27,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .images import ExportError, Written, sha256_file
+from ..layout import sha256_file
+from .images import ExportError, Written
 
 try:
     import fcntl

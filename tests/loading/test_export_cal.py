@@ -150,7 +150,7 @@ def test_cal_classes_read_the_export_with_the_builds_labels_and_pixels(name, cal
         clean = Image.open(root / folder / "clean" / rel)
         assert _mean_error(clean, rows[rel]["clean_image"]) <= (JPEG_MEAN_ERROR_BOUND if rel.endswith(".jpg") else 0.0)
         for column in ("occlusion_mask", "parsing"):
-            written = Image.open((root / folder / column / rel).with_suffix(".png"))
+            written = Image.open(root / folder / column / f"{rel}.png")
             assert np.array_equal(np.asarray(written), np.asarray(rows[rel][column])), (rel, column)
 
 
