@@ -13,8 +13,6 @@ Beside OUT (same filesystem, so renames are atomic):
                     .old -> .trash); if a kill lands between the first two renames, the next run
                     renames it back to OUT.
   .<out>.trash/     the previous build being deleted once the swap is done.
-Leftovers of older versions of this tool (`.<out>.partial-<8 hex>`, `.<out>.old-<8 hex>`) are
-restored (an old build while OUT is missing) or removed, and reported.
 """
 
 from __future__ import annotations
@@ -24,7 +22,6 @@ import hashlib
 import itertools
 import json
 import os
-import re
 import shutil
 import sys
 from collections.abc import Callable, Iterable
@@ -83,8 +80,7 @@ def write_atomic(path: Path, data: bytes) -> None:
 
 def recover(out_dir: Path, log: Callable[[str], None] = say) -> None:
     """Undo or finish what an interrupted run left beside OUT (see the module docstring)."""
-    parent, name = out_dir.parent, out_dir.name
-    if not parent.is_dir():
+    if not out_dir.parent.is_dir():
         return
     aside, trash, staging = aside_path(out_dir), trash_path(out_dir), staging_path(out_dir)
     if trash.is_dir():
@@ -100,21 +96,6 @@ def recover(out_dir: Path, log: Callable[[str], None] = say) -> None:
             _remove(aside, out_dir, log, "the build replaced by an earlier --overwrite")
     if (staging / JOURNAL_NAME).is_file() and not (staging / "build").exists():
         _remove(staging, out_dir, log, "the journal of a build that was already moved into place")
-    # Older versions of this tool named these folders with a random suffix.
-    legacy = re.compile(rf"\.{re.escape(name)}\.(partial|old)-[0-9a-f]{{8}}")
-    found = sorted((p for p in parent.iterdir() if legacy.fullmatch(p.name) and p.is_dir()),
-                   key=lambda p: p.stat().st_mtime_ns, reverse=True)
-    for folder in found:
-        is_build = (folder / REPORT_NAME).is_file()
-        if ".old-" in folder.name and is_build and not out_dir.exists():
-            folder.rename(out_dir)  # the newest previous build: an old --overwrite was killed mid-swap
-            log(f"restored {out_dir} from {folder.name}, left by an interrupted --overwrite")
-        elif ".old-" in folder.name and is_build:
-            _remove(folder, out_dir, log, "a build replaced by an --overwrite of an older version")
-        elif ".partial-" in folder.name and (folder / "data").is_dir():
-            _remove(folder, out_dir, log, "left by an interrupted build of an older version; it cannot be resumed")
-        else:
-            log(f"note: {folder} is named like a leftover of this tool but does not look like one; left alone")
 
 
 def _set_aside_by_this_tool(folder: Path) -> bool:

@@ -335,30 +335,6 @@ def test_kill_during_the_overwrite_swap_never_loses_out(prcc_tree, reference, tm
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
 
 
-def test_leftovers_of_older_versions_are_reported_and_restored_or_removed(prcc_tree, reference, tmp_path, capsys):
-    import shutil
-
-    out = tmp_path / "occluded-prcc"
-    old = tmp_path / ".occluded-prcc.old-0123abcd"  # an old --overwrite killed between its renames
-    shutil.copytree(reference, old)
-    older = tmp_path / ".occluded-prcc.old-00000000"  # an even older one: the newest is restored
-    shutil.copytree(reference, older)
-    os.utime(older, (1, 1))
-    partial = tmp_path / ".occluded-prcc.partial-89abcdef"
-    (partial / "data").mkdir(parents=True)
-    (partial / "data" / "train-00000.partial").write_bytes(b"half a shard")
-    stranger = tmp_path / ".occluded-prcc.partial-deadbeef"  # named alike, but not made by this tool
-    stranger.mkdir()
-    (stranger / "mine.txt").write_text("keep me")
-    assert main(build_args(prcc_tree, out)) == 2  # OUT is back, so without --overwrite it is refused
-    err = capsys.readouterr().err
-    assert f"restored {out} from {old.name}" in err and f"removed {partial.name}" in err
-    assert f"removed {older.name} (a build replaced by an --overwrite" in err and not older.exists()
-    assert f"{stranger} is named like a leftover of this tool but does not look like one; left alone" in err
-    assert folder_bytes(out) == folder_bytes(reference) and not partial.exists() and not old.exists()
-    assert (stranger / "mine.txt").read_text() == "keep me"
-
-
 def test_a_second_build_of_the_same_out_is_refused_while_one_runs(prcc_tree, tmp_path, monkeypatch, capsys):
     out = tmp_path / "occluded-prcc"
     commit = staging_module.Staging.commit
