@@ -20,7 +20,7 @@ this measures side by side, in one run:
 3. a reference pipeline written the way the paper describes it: batch size 1, the image
    processor's default square 512x512 resize, logits back to full size + argmax, the part map
    written to a PNG file; then a second pass that reads each map back, pools x4, interpolates,
-   fuses (builder.occlusion.occlude, the same work as the build) and writes the occluded image
+   fuses (occluded_ccreid.occlusion.occlude, the same work as the build) and writes the occluded image
    and mask as PNG files. It runs on a subset (--reference-images) right after the first floor,
    model loading not counted, with glibc's default malloc options as such a script would; for
    transparency it is run a second time with the build's malloc options (printed, not the ratio's
@@ -264,7 +264,7 @@ def child_reference(source: str, out: str, model: str, paths: list[str], build_m
     from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
     from builder.images import load_rgb
-    from builder.occlusion import image_rng, occlude
+    from occluded_ccreid.occlusion import image_rng, occlude
     from builder.parsing.label_mapping import PartMapper
 
     processor = AutoImageProcessor.from_pretrained(model)  # size 512x512, PIL resize

@@ -5,7 +5,7 @@ by a realistic estimate, builder.shards.REALISTIC_BYTES_PER_PIXEL; this measures
 constant stands for. Person crops are cut from photos at random places, resized to re-id crop
 sizes (100-250 px wide, 250-550 tall, as PRCC's), saved as JPEG and decoded (as a build reads
 them), given a part map (tests/support/synthetic.py's pedestrian layout at the crop's size) and occluded
-with the default options (builder.occlusion), then PNG-encoded as rows are (builder.rows.make_row).
+with the default options (occluded_ccreid.occlusion), then PNG-encoded as rows are (builder.rows.make_row).
 Printed per source of crops: bytes per pixel of each PNG column and of the whole row, and the
 upper bound's size over the measured one.
 
@@ -30,7 +30,7 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from synthetic import draw_person  # noqa: E402
 
-from builder.occlusion import OcclusionConfig, image_rng, occlude_batch  # noqa: E402
+from occluded_ccreid.occlusion import OcclusionConfig, image_rng, occlude_batch  # noqa: E402
 from builder.rows import encode_parts, encode_png  # noqa: E402
 from builder.shards import REALISTIC_BYTES_PER_PIXEL, row_bytes_bound  # noqa: E402
 

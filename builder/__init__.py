@@ -4,8 +4,7 @@ Modules, in the order data flows through them:
   occluded_ccreid.sources  source layouts (reading labels from paths)
   builder.images           decoding source images to RGB
   builder.parsing          part maps: SCHP or a transformers segmentation model, or precomputed maps
-  builder.occlusion        the paper's occluder (pooling x4, interpolation, additive fusion)
-  builder.fills            how an occluder is fused into the image (additive, blends, texture)
+  occluded_ccreid.occlusion  occluders (the paper's parts, rectangles, people, objects), fills, presets
   builder.rows             one output row per image (encoding)
   builder.processing       records -> rows: the stages above on threads with bounded queues
   builder.config           what a build is asked to do (BuildConfig) and the parser it asks for

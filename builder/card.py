@@ -41,7 +41,38 @@ FILL_TEXT = {
     "blur": "The image is blended towards a strongly blurred copy of itself under the occluder.",
     "texture": ("The occluder is filled with background pixels of another identity's image from the same "
                 "source dataset, so it looks like scene clutter."),
+    "paste": "Person and object occluders are pasted with their own pixels, blended by their alpha.",
 }
+# What each occluder kind other than the paper's part occluder is, in the card's words.
+KIND_TEXT = {
+    "rectangle": ("**Rectangles** (Feng et al.'s baseline): a band over the top, bottom, left or right "
+                  "{rectangle_fraction} of the crop, placed without looking at the person."),
+    "person": ("**Other people** (as KPR occludes with other pedestrians): another identity's person from the same "
+               "split (its part map > 0, edges softened by one average pooling), scaled to 50-100% of the crop's "
+               "height, centred on a drawn point of the person's box and pasted with its own pixels; the donors are "
+               "in `person_donors`, the one drawn in `occluders`."),
+    "objects": ("**Objects** (as BPBreID pastes Pascal VOC objects): one of {objects} RGBA cut-outs from the "
+                "user's folder (sha256 of names and bytes `{objects_sha256}`), scaled to 25-60% of the crop's height, "
+                "centred on a drawn point of the person's box, its alpha from the file; the file is in `occluders`."),
+}
+
+
+def occluder_text(occlusion: dict) -> str:
+    """The paragraphs on the build's occluder kinds (beyond the paper's), count and preset."""
+    kinds = [k.strip() for k in occlusion["occluder"].split(",")]
+    lines = [KIND_TEXT[k].format(**occlusion) for k in kinds if k in KIND_TEXT and kinds != ["rectangle"]]
+    if len(kinds) > 1:
+        lines.insert(0, f"Occluder kinds of this build: {', '.join(kinds)}; each occluder draws its kind among them.")
+    low, high = occlusion.get("occluders", (1, 1))
+    if high > 1:
+        count = f"{low}" if low == high else f"{low}-{high} (drawn per image)"
+        lines.append(f"**{count} occluders per occluded image**, drawn over each other in order: `occlusion_mask` "
+                     "is their union (1 - prod(1 - alpha)), the coverage band applies to it, and `occluders` lists "
+                     "each one (`occluded_part` and `pool_scale` are the first part occluder's).")
+    if occlusion.get("preset") == "occluded-duke":
+        lines.append("**Which rows are occluded: the occluded-duke preset**, as Occluded-Duke: every query, a tenth "
+                     "of the gallery (each row's own draw) and none of the other splits.")
+    return "\n\n".join(lines)
 TAGS = ["person-re-identification", "reid", "cloth-changing", "occlusion", "occluded-person-reid"]
 PAPER_URL = "https://github.com/1024AILab/Occluded-Cloth-Changing-Person-Re-Identification"
 PAPER_TITLE = "Occluded Cloth-Changing Person Re-Identification"
@@ -273,6 +304,7 @@ def render_card(
         "parser_text": parser_text,
         "pool_scales": ", ".join(str(s) for s in report.occlusion["pool_scales"]),
         "fill_text": FILL_TEXT[report.occlusion["fill"]],
+        "occluder_text": occluder_text(report.occlusion),
         "occlusion": report.occlusion,
         "seed": report.seed,
         "tool_version": __version__,

@@ -17,7 +17,7 @@ from occluded_ccreid.sources import source_names
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser that can add its arguments when it first parses (`add_arguments=`).
 
-    The build options take their choices and defaults from builder.occlusion, which imports torch
+    The build options take their choices and defaults from occluded_ccreid.occlusion, which imports torch
     (~1.5 s): they are added only once `build` is chosen, so `push` and `preview` never import it.
     """
 
@@ -48,7 +48,13 @@ def _add_build(commands) -> None:
 
 def _build_arguments(p: argparse.ArgumentParser) -> None:
     from builder.config import DEFAULT_PARSE_SIZE
-    from builder.occlusion import DEFAULT_MIN_COVERAGE, DEFAULT_RECTANGLE_FRACTION, FILLS, OCCLUDERS
+    from occluded_ccreid.occlusion import (
+        DEFAULT_MIN_COVERAGE,
+        DEFAULT_RECTANGLE_FRACTION,
+        FILLS,
+        OCCLUDERS,
+        PRESETS,
+    )
 
     p.add_argument("dataset", choices=source_names(), help="source dataset layout")
     p.add_argument("source_dir", type=Path,
@@ -90,10 +96,18 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
                    help="autocast the model: bf16 on CUDA or a CPU with native bf16 (~1.7x on AVX512-BF16), "
                         "fp16 on CUDA (default fp32; part maps may differ at part borders)")
     occ = p.add_argument_group("occlusion (default: the paper's method)")
-    occ.add_argument("--occluder", choices=list(OCCLUDERS), default="parts",
-                     help="parts: grown body-part occluder (the paper); rectangle: Feng et al.'s black bands")
+    occ.add_argument("--occluder", default="parts", metavar="{" + ",".join(OCCLUDERS) + "}[,...]",
+                     help="parts: grown body-part occluder (the paper); rectangle: Feng et al.'s black bands; "
+                          "person: another identity of the same split, pasted; objects: RGBA cut-outs from "
+                          "--objects-dir; several comma-separated: each occluder draws its kind among them")
+    occ.add_argument("--occluders", default="1", metavar="K|K1-K2",
+                     help="occluders per occluded image, or a range drawn per image (default 1); the coverage band "
+                          "applies to their union")
+    occ.add_argument("--objects-dir", type=Path, default=None,
+                     help="folder of RGBA cut-outs (e.g. Pascal VOC objects) for --occluder objects")
     occ.add_argument("--fill", choices=list(FILLS), default=None,
-                     help="how the occluder is fused (default: add for parts, black for rectangle)")
+                     help="how parts / rectangle occluders are fused (default: add for parts, black for rectangle); "
+                          "person and objects are pasted with their own pixels")
     occ.add_argument("--min-coverage", type=float, default=DEFAULT_MIN_COVERAGE,
                      help="least (alpha-weighted) share of the person the occluder must cover "
                           f"(default {DEFAULT_MIN_COVERAGE})")
@@ -104,6 +118,9 @@ def _build_arguments(p: argparse.ArgumentParser) -> None:
     occ.add_argument("--occlude-splits", default=None,
                      help="comma-separated splits to occlude (default: all, as the paper)")
     occ.add_argument("--occlusion-prob", type=float, default=1.0, help="share of rows occluded (default 1.0)")
+    occ.add_argument("--occlusion-preset", choices=list(PRESETS), default=None,
+                     help="which rows are occluded, as a benchmark does: occluded-duke = every query, 10%% of the "
+                          "gallery, none of the other splits (instead of --occlude-splits / --occlusion-prob)")
     occ.add_argument("--keep-clean", action="store_true", help="add the original image as column clean_image")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output folder")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -113,16 +130,21 @@ def _run_build(args: argparse.Namespace) -> int:
     from builder.devices import prepare_this_process
 
     prepare_this_process(args.device, network=args.parsing_dir is None)  # before `datasets` starts threads
-    from builder.occlusion import OcclusionConfig
+    from occluded_ccreid.occlusion import OcclusionConfig, parse_count
     from builder.pipeline import BuildConfig, build
 
     if args.no_progress:  # no bars at all: also not transformers' "Loading weights" one
         from transformers.utils import logging as transformers_logging
 
         transformers_logging.disable_progress_bar()
+    try:
+        count = parse_count(args.occluders)
+    except ValueError as exc:
+        raise BuildError(str(exc)) from None
     occlusion = OcclusionConfig(
         occluder=args.occluder, fill=args.fill, min_coverage=args.min_coverage, max_coverage=args.max_coverage,
-        occlusion_prob=args.occlusion_prob, rectangle_fraction=args.rectangle_fraction,
+        occlusion_prob=args.occlusion_prob, rectangle_fraction=args.rectangle_fraction, occluders=count,
+        objects_dir=str(args.objects_dir) if args.objects_dir is not None else None, preset=args.occlusion_preset,
     )
     splits = tuple(s.strip() for s in args.occlude_splits.split(",") if s.strip()) if args.occlude_splits else None
     try:

@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from builder.occlusion import OcclusionConfig
+from occluded_ccreid.occlusion import OcclusionConfig
 from builder.parsing import PartParser
 
 # The model input box (H, W) each crop is fitted into: the default of `--parse-size`, in this one place.

@@ -58,6 +58,16 @@ def check_options(config: BuildConfig, layout: SourceLayout, splits: Sequence[st
         config.occlusion.validate()
     except ValueError as exc:
         raise BuildError(str(exc)) from None
+    if config.occlusion.preset is not None:
+        if config.occlude_splits:
+            raise BuildError(f"--occlusion-preset {config.occlusion.preset} says which splits are occluded: "
+                             "drop --occlude-splits")
+        from occluded_ccreid.occlusion import PRESETS
+
+        if missing := [s for s in PRESETS[config.occlusion.preset] if s not in splits]:
+            raise BuildError(f"--occlusion-preset {config.occlusion.preset} needs the split(s) {', '.join(missing)}, "
+                             f"which {layout.pretty_name} does not have ({', '.join(splits)})")
+        return frozenset(s for s in splits if config.occlusion.split_probability(s, ()) > 0)
     occlude_splits = frozenset(config.occlude_splits or splits)
     if unknown := occlude_splits - set(splits):
         raise BuildError(f"--occlude-splits {', '.join(sorted(unknown))} not in {layout.pretty_name}'s splits "

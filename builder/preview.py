@@ -3,7 +3,8 @@
 Each tile shows one row three times: the occluded image, the same image tinted red in proportion
 to the occluder's alpha (`occlusion_mask` / 255: untouched pixels keep their colour, fully occluded
 ones are 45% red) with a red outline where the alpha crosses 1/2 (mask >= 128), and the part map
-in colour, captioned with split, part and (alpha-weighted) ratio.
+in colour, captioned with split, what was drawn (the part, rectangle side, person, object; several
+joined by "+") and the (alpha-weighted) ratio of the occluders' union.
 Rows are a deterministic sample: the n source paths with the smallest SHA-256, which spreads over
 splits and identities and is the same for the same build.
 """
@@ -61,6 +62,22 @@ def _decode(value: dict, mode: str) -> Image.Image:
     return Image.open(io.BytesIO(value["bytes"])).convert(mode)
 
 
+KIND_LABELS = {"rectangle": "rect", "objects": "object"}  # short enough for a 192-pixel caption
+
+
+def caption(split: str, row: dict) -> str:
+    """"<split>: <what was drawn>": each occluder by its kind (a part occluder by its part, a
+    rectangle by its side), several joined by "+"."""
+    names: list[str] = []
+    for name in row["occluder"].split("+"):
+        kind, _, side = name.partition("-")
+        if kind == "parts":  # `occluded_part` is the first part occluder's
+            names.append("part" if "parts" in row["occluder"].split("+")[: len(names)] else PART_NAMES[row["occluded_part"]])
+        else:
+            names.append(KIND_LABELS.get(kind, kind) + (f"-{side}" if side else ""))
+    return f"{split}: {'+'.join(names)}"
+
+
 def tile(split: str, row: dict) -> Image.Image:
     image = _decode(row["image"], "RGB").resize(PANEL, Image.Resampling.BILINEAR)
     mask = _decode(row["occlusion_mask"], "L").resize(PANEL, Image.Resampling.BILINEAR)
@@ -75,9 +92,8 @@ def tile(split: str, row: dict) -> Image.Image:
     out = Image.new("RGB", (PANEL[0] * 3, PANEL[1] + CAPTION), (255, 255, 255))
     for i, panel in enumerate((image, tinted, coloured)):
         out.paste(panel, (i * PANEL[0], 0))
-    what = PART_NAMES[row["occluded_part"]] if row["occluder"] == "parts" else row["occluder"]
     draw = ImageDraw.Draw(out)
-    draw.text((2, PANEL[1] + 1), f"{split}: {what}", fill=(0, 0, 0))
+    draw.text((2, PANEL[1] + 1), caption(split, row), fill=(0, 0, 0))
     draw.text((2, PANEL[1] + 12), f"ratio {row['occluded_ratio']:.2f}", fill=(0, 0, 0))
     return out
 

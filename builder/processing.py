@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ import torch
 
 from builder.devices import model_streams
 from builder.images import DecodeError, load_rgb
-from builder.occlusion import Donor, OcclusionConfig, image_rng, occlude_batch
+from occluded_ccreid.occlusion import Donor, OcclusionConfig, image_rng, occlude_batch
 from builder.parsing import PartParser
 from builder.parsing.network import NetworkParser
 from builder.rows import make_row
@@ -47,12 +48,13 @@ def _batches(items: Sequence, size: int) -> Iterator[Sequence]:
         yield items[start : start + size]
 
 
-DONOR_DRAWS = 20  # bounded search for a texture donor of another identity that decodes
+DONOR_DRAWS = 20  # bounded search for a donor of another identity that decodes
 
 
-def pick_donor(record: SourceRecord, pool: Sequence[SourceRecord], root: Path, seed: int):
-    """A decodable image of another identity, chosen by the image's own "texture" stream."""
-    rng = image_rng(seed, record.source_path, "texture")
+def pick_donor(record: SourceRecord, pool: Sequence[SourceRecord], root: Path, seed: int, stream: str = "texture"):
+    """A decodable image of another identity, chosen by the image's own `stream`: "texture" (the
+    texture fill, from the whole dataset) or "person<slot>" (`--occluder person`, from its split)."""
+    rng = image_rng(seed, record.source_path, stream)
     for _ in range(DONOR_DRAWS):
         candidate = pool[int(rng.integers(len(pool)))]
         if candidate.pid != record.pid:
@@ -60,6 +62,29 @@ def pick_donor(record: SourceRecord, pool: Sequence[SourceRecord], root: Path, s
             if not isinstance(image, DecodeError):
                 return candidate, image
     return None, None
+
+
+def split_bounds(records: Sequence[SourceRecord]) -> dict[str, tuple[int, int]]:
+    """split -> (start, stop) of its records: records come sorted by split, so each split is one
+    run, found by bisection (a few reads of a lazy RecordTable, not a pass over it)."""
+    bounds, start = {}, 0
+    while start < len(records):
+        split = records[start].split
+        low, high = start + 1, len(records)
+        while low < high:  # first index past the run of `split`
+            middle = (low + high) // 2
+            low, high = (middle + 1, high) if records[middle].split == split else (low, middle)
+        bounds[split], start = (start, low), low
+    return bounds
+
+
+@dataclass(frozen=True)
+class RowDonors:
+    """The other images a row's occlusion takes pixels from: the texture fill's donor and, for
+    `--occluder person`, one person per occluder slot (its source path is the row's `person_donors`)."""
+
+    texture: Donor | None = None
+    people: tuple[Donor | None, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -75,42 +100,71 @@ class Stage:
     donor_pool: Sequence[SourceRecord]
     device: torch.device  # where occlusion runs: OCCLUSION_DEVICE (the CPU)
 
-    def parse(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray]):
-        """Part maps of the batch, and texture donors (parsed in the same model call)."""
-        donors: list[tuple[SourceRecord | None, np.ndarray | None]] = [(None, None)] * len(records)
+    @property
+    def needs_donors(self) -> bool:
+        return self.occlusion.fill_name == "texture" or self.occlusion.needs_person_donors
+
+    @cached_property
+    def split_pools(self) -> dict[str, Sequence[SourceRecord]]:
+        """Each split's records: where `--occluder person` draws its donors."""
+        from builder.shards import RecordRange
+
+        return {split: RecordRange(self.donor_pool, *bounds) for split, bounds in split_bounds(self.donor_pool).items()}
+
+    def _picks(self, record: SourceRecord) -> list:
+        """(record, image) of the row's donors, texture first, then one person per occluder slot;
+        a row that is never occluded gets none. Chosen from the seed and the row's path only, so
+        independent of batches and shards."""
+        if self.occlusion.split_probability(record.split, self.occlude_splits) == 0:
+            return []
+        picks = []
         if self.occlusion.fill_name == "texture":
-            donors = [pick_donor(r, self.donor_pool, self.root, self.seed)
-                      if r.split in self.occlude_splits else (None, None) for r in records]
-        donor_items = [(r.source_path, im) for r, im in donors if r is not None and im is not None]
+            picks.append(pick_donor(record, self.donor_pool, self.root, self.seed))
+        if self.occlusion.needs_person_donors:
+            pool = self.split_pools[record.split]
+            picks += [pick_donor(record, pool, self.root, self.seed, f"person{slot}")
+                      for slot in range(self.occlusion.occluders[1])]
+        return picks
+
+    def parse(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray]):
+        """Part maps of the batch, and each row's donors (parsed in the same model call)."""
+        picks = [self._picks(r) for r in records] if self.needs_donors else [[] for _ in records]
+        donor_items = [(r.source_path, im) for row in picks for r, im in row if r is not None and im is not None]
         maps = self.parser([r.source_path for r in records] + [p for p, _ in donor_items],
                            list(images) + [im for _, im in donor_items]) if records else []
         donor_maps = iter(maps[len(records):])
-        donor_objs = [Donor(im, next(donor_maps), r.source_path) if r is not None and im is not None else None
-                      for r, im in donors]
-        return maps[: len(records)], donor_objs
+        donors = [[Donor(im, next(donor_maps), r.source_path) if r is not None and im is not None else None
+                   for r, im in row] for row in picks]
+        texture = self.occlusion.fill_name == "texture"
+        return maps[: len(records)], [RowDonors(row[0], tuple(row[1:])) if texture and row
+                                      else RowDonors(None, tuple(row)) for row in donors]
 
     def finish(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray], part_maps: Sequence[np.ndarray],
-               donors: Sequence[Donor | None]) -> list[dict]:
-        """Rows of a batch: occluded together on the device (splits that are not occluded go
-        through the same step with occlusion probability 0), then PNG-encoded."""
+               donors: Sequence[RowDonors | None]) -> list[dict]:
+        """Rows of a batch: occluded together on the device, a group per occlusion probability
+        (splits that are not occluded go through the same step with probability 0), then PNG-encoded."""
         occlusions: list = [None] * len(records)
-        for occluding in (True, False):
-            config = self.occlusion if occluding else replace(self.occlusion, occlusion_prob=0.0)
-            chosen = [i for i, r in enumerate(records) if (r.split in self.occlude_splits) == occluding]
+        given = [d or RowDonors() for d in donors]
+        probability = [self.occlusion.split_probability(r.split, self.occlude_splits) for r in records]
+        for prob in sorted(set(probability)):
+            config = replace(self.occlusion, occlusion_prob=prob, preset=None)
+            chosen = [i for i, p in enumerate(probability) if p == prob]
             done = occlude_batch([images[i] for i in chosen], [part_maps[i] for i in chosen],
                                  [image_rng(self.seed, records[i].source_path) for i in chosen], config,
-                                 [donors[i] for i in chosen], self.device)
+                                 [given[i].texture for i in chosen], self.device, [given[i].people for i in chosen])
             for i, occlusion in zip(chosen, done, strict=True):
                 occlusions[i] = occlusion
-        return [make_row(record, parts, occlusion, self.occlusion.fill_name, image if self.keep_clean else None)
-                for record, image, parts, occlusion in zip(records, images, part_maps, occlusions, strict=True)]
+        return [make_row(record, parts, occlusion, [d.source_path if d else None for d in row.people],
+                         image if self.keep_clean else None)
+                for record, image, parts, occlusion, row in zip(records, images, part_maps, occlusions, given,
+                                                                   strict=True)]
 
 
 def process(
     records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
 ) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
     """Yield (record, row, part map, skip reason) for every record, in record order."""
-    if isinstance(stage.parser, NetworkParser) and stage.occlusion.fill_name != "texture":
+    if isinstance(stage.parser, NetworkParser) and not stage.needs_donors:
         yield from _pipelined(records, stage, batch_size, workers)
     else:
         yield from _batched(records, stage, batch_size, workers)
@@ -119,8 +173,8 @@ def process(
 def _batched(
     records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
 ) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
-    """Batch by batch: used for precomputed maps (no model to keep busy) and texture donors
-    (which need the parser mid-batch). The next batch is decoded while this one is parsed."""
+    """Batch by batch: used for precomputed maps (no model to keep busy) and donors (texture,
+    person), which need the parser mid-batch. The next batch is decoded while this one is parsed."""
     root = stage.root
     with _executor(max_workers=max(1, workers)) as pool:
         batches = _batches(records, batch_size)  # lazily: records may be an Arrow-backed RecordTable

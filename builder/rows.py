@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import io
 import zlib
+from collections.abc import Sequence
 
 import numpy as np
 from PIL import Image
 
-from builder.occlusion import Occlusion
+from occluded_ccreid.occlusion import Occlusion
 from occluded_ccreid.parts import PART_PALETTE
 from occluded_ccreid.sources import SourceRecord
 
@@ -50,7 +51,8 @@ def encode_parts(parts: np.ndarray) -> dict:
 
 
 def make_row(
-    record: SourceRecord, parts: np.ndarray, occlusion: Occlusion, fill: str, clean: np.ndarray | None = None
+    record: SourceRecord, parts: np.ndarray, occlusion: Occlusion, person_donors: Sequence[str | None] = (),
+    clean: np.ndarray | None = None,
 ) -> dict:
     row = {
         "image": encode_png(occlusion.image),
@@ -61,8 +63,11 @@ def make_row(
         "pool_scale": occlusion.pool_scale,
         "occluded_ratio": occlusion.ratio,
         "occluder": occlusion.occluder,
-        "fill": fill if occlusion.occluder != "none" else "none",
+        "fill": occlusion.fill,
         "coverage_in_band": occlusion.in_band,
+        "part_visibility": list(occlusion.visibility),
+        "occluders": [drawn.as_row() for drawn in occlusion.drawn],
+        "person_donors": list(person_donors),
         "occlusion_mask": encode_png(occlusion.mask),  # the 8-bit alpha the fill used
         "parsing": encode_parts(parts),
         "source_path": record.source_path,

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING
 import pyarrow as pa
 import pyarrow.parquet as pq
 from datasets import Features
-from datasets.features.features import require_storage_embed
+from datasets.arrow_writer import get_parquet_column_options
 
 from builder.report import SplitStats
 
@@ -45,22 +45,10 @@ CDC_OPTIONS = {"min_chunk_size": 256 * 1024, "max_chunk_size": 1024 * 1024, "nor
 
 
 def parquet_column_options(features: Features, schema: pa.Schema) -> dict:
-    """Per-leaf `compression` / `use_dictionary` / `column_encoding`, as datasets' get_parquet_column_options:
-    columns whose storage embeds file bytes (Image) uncompressed and PLAIN, others snappy + dictionary."""
-    compression: dict[str, str] = {}
-    dictionary: list[str] = []
-    encoding: dict[str, str] = {}
-    for field in schema:
-        embed = require_storage_embed(features[field.name])
-        # Parquet names leaf columns by path; ours are scalars or Image structs {bytes, path} (no lists)
-        leaves = [f"{field.name}.{sub.name}" for sub in field.type] if pa.types.is_struct(field.type) else [field.name]
-        for leaf in leaves:
-            compression[leaf] = "none" if embed else "snappy"
-            if embed:
-                encoding[leaf] = "PLAIN"
-            else:
-                dictionary.append(leaf)
-    return {"compression": compression, "use_dictionary": dictionary, "column_encoding": encoding}
+    """Per-leaf `compression` / `use_dictionary` / `column_encoding`, as `datasets` writes them: columns
+    whose storage embeds file bytes (Image) uncompressed and PLAIN, others snappy + dictionary, keyed
+    by Parquet's leaf paths (`occluders.list.element.source` for the list columns)."""
+    return get_parquet_column_options(features, schema)
 
 
 def parquet_writer(path: Path, features: Features) -> pq.ParquetWriter:

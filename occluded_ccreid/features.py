@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from datasets import ClassLabel, Features, Image, Value
+from datasets import ClassLabel, Features, Image, List, Value
 
 from .parts import PART_NAMES
 
@@ -19,9 +19,20 @@ CORE_COLUMNS: dict[str, object] = {
     # alpha-weighted share of the person's pixels under the occluder: sum of mask / 255 over the
     # part map's person pixels, divided by their count
     "occluded_ratio": Value("float32"),
-    "occluder": Value("string"),  # "none", "parts" (the paper's), "rectangle-top|bottom|left|right"
-    "fill": Value("string"),  # how the occluder was fused: add (the paper's), white, black, ...
+    # "none", "parts" (the paper's), "rectangle-top|bottom|left|right", "person", "objects";
+    # several occluders joined by "+" in draw order
+    "occluder": Value("string"),
+    "fill": Value("string"),  # how the occluders were fused: add (the paper's), white, black, ..., paste
     "coverage_in_band": Value("bool"),  # occluded_ratio inside the build's coverage band
+    # per body part 1..6 (head .. lower_legs): 1 - the alpha-weighted share of the part's pixels
+    # under the occluders; null where the part map has no pixel of the part
+    "part_visibility": List(Value("float32")),
+    # what was drawn, in draw order: kind name, part and pool scale (part occluders), and the
+    # donor's source_path (person) or the object file relative to --objects-dir (objects)
+    "occluders": List({"occluder": Value("string"), "part": Value("int32"), "pool_scale": Value("int32"),
+                       "source": Value("string")}),
+    # `--occluder person`: the donor drawn for each occluder slot (whether or not the slot drew a person)
+    "person_donors": List(Value("string")),
     # the occluder's alpha as drawn, 8-bit grey: 0 = pixel untouched (equal to the source) ..
     # 255 = fully occluded; soft edges in between; rectangles 0/255; same size as the image
     "occlusion_mask": Image(),

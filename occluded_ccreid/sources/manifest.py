@@ -29,7 +29,7 @@ OPTIONAL = ("camid", "clothes_id")
 # a manifest column of the same name would be overwritten, so it is refused.
 RESERVED = frozenset({"image", "pid", "camid", "clothes_id", "occluded_part", "pool_scale", "occluded_ratio",
                       "occluder", "fill", "coverage_in_band", "occlusion_mask", "parsing", "source_path",
-                      "clean_image"})
+                      "clean_image", "part_visibility", "occluders", "person_donors"})
 _SPLIT = re.compile(r"^[A-Za-z0-9_]+$")
 _INTEGER = re.compile(r"^-?[0-9]+$")
 _INT32 = (-(2**31), 2**31 - 1)

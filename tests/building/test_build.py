@@ -173,7 +173,7 @@ def test_shards_carry_the_datasets_schema(prcc_build):
 
 
 def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_model):
-    from builder.occlusion import OcclusionConfig
+    from occluded_ccreid.occlusion import OcclusionConfig
     from builder.parsing.segmenter import SegformerParser
     from builder.processing import Stage, _batched, _pipelined
 

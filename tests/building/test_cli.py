@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
-from builder.occlusion import FILLS, OCCLUDERS
+from occluded_ccreid.occlusion import FILLS, OCCLUDERS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -57,12 +57,13 @@ def test_push_and_preview_do_not_import_torch(prcc_build, tmp_path):
     assert (tmp_path / "sheet.png").is_file()
 
 
-def test_build_options_still_come_from_builder_occlusion(capsys):
+def test_build_options_still_come_from_the_occlusion_package(capsys):
     # The build options are added only when `build` is chosen; they are all there.
     with pytest.raises(SystemExit) as stop:
         main(["build", "--help"])
     assert stop.value.code == 0
     usage = " ".join(capsys.readouterr().out.split())
     assert "{" + ",".join(OCCLUDERS) + "}" in usage and "{" + ",".join(FILLS) + "}" in usage
-    for option in ("--parsing-dir", "--min-coverage", "--rectangle-fraction", "--keep-clean", "--precision"):
+    for option in ("--parsing-dir", "--min-coverage", "--rectangle-fraction", "--keep-clean", "--precision",
+                   "--occluders", "--objects-dir", "--occlusion-preset"):
         assert option in usage

@@ -7,7 +7,7 @@ from PIL import Image
 from synthetic import draw_person
 
 from builder.images import DecodeError, load_rgb
-from builder.occlusion import grow_mask, image_rng, occlude
+from occluded_ccreid.occlusion import grow_mask, image_rng, occlude
 
 
 @pytest.mark.parametrize("mode", ["L", "RGBA", "P", "I;16", "RGB", "CMYK"])

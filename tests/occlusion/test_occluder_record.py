@@ -12,7 +12,7 @@ from PIL import Image
 from synthetic import make_prcc_tree
 
 from builder.cli import main
-from builder.fills import FILLS
+from occluded_ccreid.occlusion import FILLS
 from builder.images import load_rgb
 
 

@@ -9,9 +9,9 @@ from datasets import load_dataset
 from synthetic import draw_person
 
 from builder.cli import main
-from builder.fills import FILLS, Donor
+from occluded_ccreid.occlusion import FILLS, Donor
 from builder.images import load_rgb
-from builder.occlusion import OCCLUDERS, OcclusionConfig, image_rng, occlude, occlude_batch
+from occluded_ccreid.occlusion import OCCLUDERS, OcclusionConfig, Target, image_rng, occlude, occlude_batch
 from builder.processing import pick_donor
 from occluded_ccreid.sources import get_source
 
@@ -25,8 +25,8 @@ def shape_alpha(parts, seed, path, config):
     rng = image_rng(seed, path)
     rng.random()  # the occlusion-probability draw
     occluder = OCCLUDERS[config.occluder]
-    draw = occluder.draw(parts, rng, config)
-    return occluder.render([torch.from_numpy(parts)], [draw], config)[0].numpy()
+    draw = occluder.draw(Target(parts), rng, config)
+    return occluder.render([torch.from_numpy(parts)], [draw], config)[0].alpha.numpy()
 
 
 @pytest.mark.parametrize("band", [(0.3, 0.6), (0.05, 0.2), (0.25, 1.0)])

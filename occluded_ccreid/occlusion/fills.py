@@ -1,4 +1,4 @@
-"""Fills: how an occluder's alpha is fused into the image (builder.occlusion draws the alpha).
+"""Fills: how an occluder's alpha is fused into the image (the occluder kinds draw the alpha).
 
 Each fill gets the image (HxWx3 uint8 tensor), the recorded alpha (HxW float, level / 255, on the
 image's device), the image's generator and an optional texture donor, and returns the occluded
@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from PIL import Image, ImageFilter
 
-from occluded_ccreid.parts import NONE
+from ..parts import NONE
 
 
 @dataclass(frozen=True)
@@ -27,7 +27,8 @@ class Donor:
     source_path: str
 
 
-def _blend(image: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def blend(image: torch.Tensor, alpha: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """image * (1 - alpha) + target * alpha, rounded: exact (the source bytes) where alpha is 0."""
     a = alpha[..., None]
     return (image.float() * (1 - a) + target.float() * a).round_().clamp_(0, 255).to(torch.uint8)
 
@@ -38,27 +39,27 @@ def fill_add(image, alpha, rng, donor):
 
 
 def fill_white(image, alpha, rng, donor):
-    return _blend(image, alpha, torch.full_like(image, 255))
+    return blend(image, alpha, torch.full_like(image, 255))
 
 
 def fill_black(image, alpha, rng, donor):
-    return _blend(image, alpha, torch.zeros_like(image))
+    return blend(image, alpha, torch.zeros_like(image))
 
 
 def fill_mean(image, alpha, rng, donor):
     mean = image.float().mean(dim=(0, 1)).round()
-    return _blend(image, alpha, mean.expand(image.shape))
+    return blend(image, alpha, mean.expand(image.shape))
 
 
 def fill_noise(image, alpha, rng, donor):
     noise = torch.from_numpy(rng.integers(0, 256, size=tuple(image.shape), dtype=np.uint8)).to(image.device)
-    return _blend(image, alpha, noise)
+    return blend(image, alpha, noise)
 
 
 def fill_blur(image, alpha, rng, donor):
     radius = max(2.0, 0.06 * max(image.shape[:2]))  # blurs a person's details away at any size
     blurred = Image.fromarray(image.cpu().numpy()).filter(ImageFilter.GaussianBlur(radius))
-    return _blend(image, alpha, torch.from_numpy(np.asarray(blurred).copy()).to(image.device))
+    return blend(image, alpha, torch.from_numpy(np.asarray(blurred).copy()).to(image.device))
 
 
 def background_patch(donor: Donor, height: int, width: int) -> np.ndarray | None:
@@ -91,8 +92,10 @@ def fill_texture(image, alpha, rng, donor):
         return fill_mean(image, alpha, rng, donor)
     target = image.clone()
     target[r0:r1, c0:c1] = torch.from_numpy(patch).to(image.device)
-    return _blend(image, alpha, target)
+    return blend(image, alpha, target)
 
+
+PASTE = "paste"  # not a fill of FILLS: occluders with their own pixels (person, objects) are blended onto the image
 
 Fill = Callable[[torch.Tensor, torch.Tensor, np.random.Generator, "Donor | None"], torch.Tensor]
 FILLS: dict[str, Fill] = {
