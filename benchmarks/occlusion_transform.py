@@ -24,8 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 
-from synthetic import SyntheticTree, draw_person  # noqa: E402
-from test_occluder_kinds import make_objects  # noqa: E402
+from synthetic import SyntheticTree, draw_person, make_objects  # noqa: E402
 
 from builder.pipeline import BuildConfig, build  # noqa: E402
 from occluded_ccreid.loading import load  # noqa: E402

@@ -19,7 +19,7 @@ from builder.preview import caption
 from occluded_ccreid.loading import load
 from occluded_ccreid.occlusion import image_rng
 from occluded_ccreid.occlusion.transform import OcclusionTransform, PersonPool
-from synthetic import make_prcc_tree
+from synthetic import make_objects, make_prcc_tree
 
 KINDS = ["parts", "rectangle", "person", "objects", "parts,person,objects"]
 
@@ -37,21 +37,6 @@ def rows(folder):
 
 def folder_bytes(folder):
     return {p.relative_to(folder).as_posix(): p.read_bytes() for p in sorted(folder.rglob("*")) if p.is_file()}
-
-
-def make_objects(folder):
-    """Three RGBA cut-outs with soft alpha (a bag, a pole, a box), a JPEG and an opaque PNG (not usable)."""
-    folder.mkdir(parents=True, exist_ok=True)
-    for name, (h, w), colour in (("bag.png", (30, 24), (150, 40, 40)), ("pole.png", (80, 8), (90, 90, 90)),
-                                 ("sub/box.png", (20, 30), (40, 140, 60))):
-        rows_, cols = np.mgrid[0:h, 0:w]
-        alpha = np.clip(255 * (1.2 - np.hypot((rows_ - h / 2) / (h / 2), (cols - w / 2) / (w / 2))), 0, 255)
-        rgba = np.dstack([np.broadcast_to(np.array(colour, np.uint8), (h, w, 3)), alpha.astype(np.uint8)])
-        (folder / name).parent.mkdir(exist_ok=True)
-        Image.fromarray(rgba, "RGBA").save(folder / name)
-    Image.new("RGB", (10, 10), (1, 2, 3)).save(folder / "photo.jpg")
-    Image.new("RGB", (10, 10), (1, 2, 3)).save(folder / "opaque.png")
-    return folder
 
 
 @pytest.fixture(scope="module")
@@ -156,6 +141,10 @@ def test_new_options_are_deterministic_resumable_and_banded(tree, objects, tmp_p
     again = tmp_path / "again"
     assert build(tree, again, *options, "--batch-size", "5", "--workers", "2", objects=objects) == 0
     assert folder_bytes(again) == folder_bytes(reference)
+    if "person,objects" in options:  # worker processes draw the same donors and objects
+        spawned = tmp_path / "spawned"
+        assert build(tree, spawned, *options, "--processes", "2", objects=objects) == 0
+        assert folder_bytes(spawned) == folder_bytes(reference)
     # a build stopped after its first shard resumes to the same files
     commit = staging_module.Staging.commit
 

@@ -328,3 +328,18 @@ def make_tiny_segformer(path: Path, id2label: dict[int, str] | None = None) -> P
     SegformerForSemanticSegmentation(config).save_pretrained(path)
     SegformerImageProcessor().save_pretrained(path)
     return path
+
+
+def make_objects(folder: Path) -> Path:
+    """Three RGBA cut-outs with soft alpha (a bag, a pole, a box), a JPEG and an opaque PNG (not usable)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name, (h, w), colour in (("bag.png", (30, 24), (150, 40, 40)), ("pole.png", (80, 8), (90, 90, 90)),
+                                 ("sub/box.png", (20, 30), (40, 140, 60))):
+        rows_, cols = np.mgrid[0:h, 0:w]
+        alpha = np.clip(255 * (1.2 - np.hypot((rows_ - h / 2) / (h / 2), (cols - w / 2) / (w / 2))), 0, 255)
+        rgba = np.dstack([np.broadcast_to(np.array(colour, np.uint8), (h, w, 3)), alpha.astype(np.uint8)])
+        (folder / name).parent.mkdir(exist_ok=True)
+        Image.fromarray(rgba, "RGBA").save(folder / name)
+    Image.new("RGB", (10, 10), (1, 2, 3)).save(folder / "photo.jpg")
+    Image.new("RGB", (10, 10), (1, 2, 3)).save(folder / "opaque.png")
+    return folder
