@@ -59,7 +59,9 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
         rows.append({
             "image": encode_png(image), "pid": i % 150, "camid": i % 3, "clothes_id": i % 300,
             "occluded_part": 1 + i % 6, "pool_scale": 8, "occluded_ratio": float(rng.uniform(0.2, 0.6)),
-            "occluder": "parts", "fill": "add", "coverage_in_band": True,
+            "occluder": "parts", "fill": "add", "coverage_in_band": True, "part_visibility": [1.0, 0.5, 1, 1, 1, 1],
+            "occluders": [{"occluder": "parts", "part": 1 + i % 6, "pool_scale": 8, "source": None}],
+            "person_donors": [],
             "occlusion_mask": encode_png(mask), "parsing": encode_png(parts), "source_path": f"rgb/train/{i:06d}.jpg",
         })
     return rows

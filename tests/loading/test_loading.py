@@ -53,6 +53,11 @@ def _rows(split: str, specs: list[tuple[int, int, int]], first: int) -> dict[str
         rows["occluder"].append("none" if n % 7 == 0 else "parts")
         rows["fill"].append("none" if n % 7 == 0 else "add")
         rows["coverage_in_band"].append(True)
+        # the part map is part n % 7 everywhere, the mask 0 or 255 everywhere
+        rows["part_visibility"].append([1.0 - n % 2 if p == n % 7 else None for p in range(1, 7)])
+        rows["occluders"].append([] if n % 7 == 0 else [{"occluder": "parts", "part": n % 7, "pool_scale": 15,
+                                                         "source": None}])
+        rows["person_donors"].append([])
         rows["occlusion_mask"].append(Image.new("L", (4, 6), 255 * (n % 2)))
         rows["parsing"].append(Image.new("L", (4, 6), n % 7))
         rows["source_path"].append(path)
