@@ -264,8 +264,8 @@ def child_reference(source: str, out: str, model: str, paths: list[str], build_m
     from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
     from builder.images import load_rgb
-    from occluded_ccreid.occlusion import image_rng, occlude
     from builder.parsing.label_mapping import PartMapper
+    from occluded_ccreid.occlusion import image_rng, occlude
 
     processor = AutoImageProcessor.from_pretrained(model)  # size 512x512, PIL resize
     net = AutoModelForSemanticSegmentation.from_pretrained(model).eval()

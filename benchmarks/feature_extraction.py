@@ -101,7 +101,8 @@ def make_build(folder: Path, images: int, seed: int = 0) -> Path:
             rows["fill"].append("add")
             rows["coverage_in_band"].append(True)
             rows["part_visibility"].append([None] * 6)
-            rows["occluders"].append([{"occluder": "parts", "part": part, "pool_scale": 4, "source": None}] if part else [])
+            drawn = {"occluder": "parts", "part": part, "pool_scale": 4, "source": None}
+            rows["occluders"].append([drawn] if part else [])
             rows["person_donors"].append([])
             rows["occlusion_mask"].append({"bytes": png(np.zeros((height, width), np.uint8)), "path": None})
             rows["parsing"].append({"bytes": png(np.zeros((height, width), np.uint8)), "path": None})

@@ -25,8 +25,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from synthetic import SIZES, SyntheticTree, draw_person  # noqa: E402
 
-from occluded_ccreid.occlusion import OcclusionConfig  # noqa: E402
 from builder.pipeline import BuildConfig, build  # noqa: E402
+from occluded_ccreid.occlusion import OcclusionConfig  # noqa: E402
 from occluded_ccreid.parts import PART_NAMES  # noqa: E402
 
 METHODS = {

@@ -45,9 +45,9 @@ from synthetic import draw_person  # noqa: E402
 from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor  # noqa: E402
 from transformers.utils import logging as hf_logging  # noqa: E402
 
-from occluded_ccreid.occlusion import image_rng, occlude  # noqa: E402
 from builder.parsing.network import cpu_has_native_bf16, fit_size  # noqa: E402
 from builder.parsing.segmenter import SegformerParser  # noqa: E402
+from occluded_ccreid.occlusion import image_rng, occlude  # noqa: E402
 
 LABELS = ["background", "head", "torso", "upper arms", "lower arms", "upper legs", "lower legs"]
 SEED = 0

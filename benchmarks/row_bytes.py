@@ -30,9 +30,9 @@ sys.path[:0] = [str(REPO), str(REPO / "tests" / "support")]
 
 from synthetic import draw_person  # noqa: E402
 
-from occluded_ccreid.occlusion import OcclusionConfig, image_rng, occlude_batch  # noqa: E402
 from builder.rows import encode_parts, encode_png  # noqa: E402
 from builder.shards import REALISTIC_BYTES_PER_PIXEL, row_bytes_bound  # noqa: E402
+from occluded_ccreid.occlusion import OcclusionConfig, image_rng, occlude_batch  # noqa: E402
 
 SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
                   "motorcycle_right.png", "color.png")

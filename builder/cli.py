@@ -130,8 +130,8 @@ def _run_build(args: argparse.Namespace) -> int:
     from builder.devices import prepare_this_process
 
     prepare_this_process(args.device, network=args.parsing_dir is None)  # before `datasets` starts threads
-    from occluded_ccreid.occlusion import OcclusionConfig, parse_count
     from builder.pipeline import BuildConfig, build
+    from occluded_ccreid.occlusion import OcclusionConfig, parse_count
 
     if args.no_progress:  # no bars at all: also not transformers' "Loading weights" one
         from transformers.utils import logging as transformers_logging

@@ -6,8 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from occluded_ccreid.occlusion import OcclusionConfig
 from builder.parsing import PartParser
+from occluded_ccreid.occlusion import OcclusionConfig
 
 # The model input box (H, W) each crop is fitted into: the default of `--parse-size`, in this one place.
 DEFAULT_PARSE_SIZE: tuple[int, int] = (512, 256)

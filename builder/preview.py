@@ -72,7 +72,8 @@ def caption(split: str, row: dict) -> str:
     for name in row["occluder"].split("+"):
         kind, _, side = name.partition("-")
         if kind == "parts":  # `occluded_part` is the first part occluder's
-            names.append("part" if "parts" in row["occluder"].split("+")[: len(names)] else PART_NAMES[row["occluded_part"]])
+            earlier = row["occluder"].split("+")[: len(names)]
+            names.append("part" if "parts" in earlier else PART_NAMES[row["occluded_part"]])
         else:
             names.append(KIND_LABELS.get(kind, kind) + (f"-{side}" if side else ""))
     return f"{split}: {'+'.join(names)}"

@@ -24,10 +24,10 @@ import torch
 
 from builder.devices import model_streams
 from builder.images import DecodeError, load_rgb
-from occluded_ccreid.occlusion import Donor, OcclusionConfig, image_rng, occlude_batch
 from builder.parsing import PartParser
 from builder.parsing.network import NetworkParser
 from builder.rows import make_row
+from occluded_ccreid.occlusion import Donor, OcclusionConfig, image_rng, occlude_batch
 from occluded_ccreid.sources import SourceRecord
 
 # Occlusion runs in the worker threads on the CPU, also when the model is on a GPU: ~2 ms of CPU an

@@ -148,3 +148,6 @@ class OcclusionConfig:
                    occlusion_prob=occlusion["occlusion_prob"], rectangle_fraction=occlusion["rectangle_fraction"],
                    occluders=tuple(occlusion.get("occluders", (1, 1))),  # type: ignore[arg-type]
                    objects_dir=occlusion.get("objects_dir"), preset=occlusion.get("preset"))
+
+
+DEFAULT_CONFIG = OcclusionConfig()  # the paper's method with the default band

@@ -28,7 +28,7 @@ import numpy as np
 import torch
 
 from ..parts import BODY_PARTS, NONE
-from .config import OcclusionConfig
+from .config import DEFAULT_CONFIG, OcclusionConfig
 from .draws import ALPHA_LEVELS, Draw, Layer, Target, quantise, union_levels
 from .fills import FILLS, PASTE, Donor, blend
 from .kinds import OCCLUDERS
@@ -143,7 +143,7 @@ def occlude_batch(
     images: Sequence[np.ndarray],
     part_maps: Sequence[np.ndarray],
     rngs: Sequence[np.random.Generator],
-    config: OcclusionConfig = OcclusionConfig(),
+    config: OcclusionConfig = DEFAULT_CONFIG,
     donors: Sequence[Donor | None] | None = None,
     device: torch.device | str = "cpu",
     person_donors: Sequence[Sequence[Donor | None]] | None = None,
@@ -184,7 +184,8 @@ def occlude_batch(
         levels = {i: [quantise(layer.alpha) for layer in layers[i]] for i in draws}
         masks = {i: union_levels(levels[i]) for i in draws}
         # alpha levels summed over the person (exact integers; one device-to-host copy per round)
-        covered = dict(zip(draws, torch.stack([masks[i].mul(person_on_device[i]).sum() for i in draws]).tolist(), strict=True))
+        sums = torch.stack([masks[i].mul(person_on_device[i]).sum() for i in draws]).tolist()
+        covered = dict(zip(draws, sums, strict=True))
         targets = {}
         for i in draws:
             ratio = covered[i] / (ALPHA_LEVELS * person_pixels[i]) if person_pixels[i] else 0.0
@@ -212,7 +213,7 @@ def occlude(
     image: np.ndarray,
     parts: np.ndarray,
     rng: np.random.Generator,
-    config: OcclusionConfig = OcclusionConfig(),
+    config: OcclusionConfig = DEFAULT_CONFIG,
     donor: Donor | None = None,
     person_donors: Sequence[Donor | None] = (),
 ) -> Occlusion:

@@ -173,9 +173,9 @@ def test_shards_carry_the_datasets_schema(prcc_build):
 
 
 def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_model):
-    from occluded_ccreid.occlusion import OcclusionConfig
     from builder.parsing.segmenter import SegformerParser
     from builder.processing import Stage, _batched, _pipelined
+    from occluded_ccreid.occlusion import OcclusionConfig
 
     records = get_source("prcc").scan(prcc_tree.root).records
     parser = SegformerParser(str(tiny_model), "cpu", (64, 32), keep_aspect=True)

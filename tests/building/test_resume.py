@@ -21,9 +21,9 @@ from synthetic import make_prcc_tree
 from builder import processing
 from builder import staging as staging_module
 from builder.cli import main
-from occluded_ccreid.occlusion import DEFAULT_MIN_COVERAGE
 from builder.shards import MAX_SHARD_BYTES, READERS, REALISTIC_BYTES_PER_PIXEL, plan_shards, row_bytes_bound
 from builder.staging import JOURNAL_NAME, aside_path, staging_path
+from occluded_ccreid.occlusion import DEFAULT_MIN_COVERAGE
 from occluded_ccreid.sources import SourceRecord
 
 REPO = Path(__file__).resolve().parents[2]

@@ -11,6 +11,7 @@ import numpy as np
 import pyarrow.parquet as pq
 import pytest
 from PIL import Image
+from synthetic import make_objects, make_prcc_tree
 
 from builder import staging as staging_module
 from builder.cli import main
@@ -19,7 +20,6 @@ from builder.preview import caption
 from occluded_ccreid.loading import load
 from occluded_ccreid.occlusion import image_rng
 from occluded_ccreid.occlusion.transform import OcclusionTransform, PersonPool
-from synthetic import make_objects, make_prcc_tree
 
 KINDS = ["parts", "rectangle", "person", "objects", "parts,person,objects"]
 

@@ -12,8 +12,8 @@ from PIL import Image
 from synthetic import make_prcc_tree
 
 from builder.cli import main
-from occluded_ccreid.occlusion import FILLS
 from builder.images import load_rgb
+from occluded_ccreid.occlusion import FILLS
 
 
 def decode(value: dict) -> np.ndarray:

@@ -9,10 +9,18 @@ from datasets import load_dataset
 from synthetic import draw_person
 
 from builder.cli import main
-from occluded_ccreid.occlusion import FILLS, Donor
 from builder.images import load_rgb
-from occluded_ccreid.occlusion import OCCLUDERS, OcclusionConfig, Target, image_rng, occlude, occlude_batch
 from builder.processing import pick_donor
+from occluded_ccreid.occlusion import (
+    FILLS,
+    OCCLUDERS,
+    Donor,
+    OcclusionConfig,
+    Target,
+    image_rng,
+    occlude,
+    occlude_batch,
+)
 from occluded_ccreid.sources import get_source
 
 

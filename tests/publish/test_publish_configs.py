@@ -54,8 +54,8 @@ with open(out, "w") as f:
 def _build(out: Path, dataset: str, **options) -> Path:
     from synthetic import make_ltcc_tree, make_prcc_tree
 
-    from occluded_ccreid.occlusion import OcclusionConfig
     from builder.pipeline import BuildConfig, build
+    from occluded_ccreid.occlusion import OcclusionConfig
 
     tree = (make_prcc_tree if dataset == "prcc" else make_ltcc_tree)(out.parent / f"{out.name}-source")
     occlusion = OcclusionConfig(**options.pop("occlusion", {}))
