@@ -169,7 +169,8 @@ def test_two_rows_for_one_file_are_refused(tmp_path):
         rows["parsing"].append(Image.new("L", (4, 6)))
         for column, value in (("pid", 1), ("camid", 0), ("clothes_id", 0), ("occluded_part", 0), ("pool_scale", 0),
                               ("occluded_ratio", 0.0), ("occluder", "none"), ("fill", "none"),
-                              ("coverage_in_band", True), ("source_path", path)):
+                              ("coverage_in_band", True), ("source_path", path), ("part_visibility", [None] * 6),
+                              ("occluders", []), ("person_donors", [])):
             rows[column].append(value)
     build = tmp_path / "build"
     (build / "data").mkdir(parents=True)
