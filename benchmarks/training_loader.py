@@ -10,7 +10,8 @@ CAL's train transform (384 x 192) in three ways, each with 0 and 2 DataLoader wo
 * pk_loader + batched: workers only resize (uint8), the random augmentation runs on each batch.
 
 Printed: rows/s of each and the ratio to plain with the same workers; then the per-image cost of
-each stage of a training sample in one process (decoding, the transform, ...). To add a stage (e.g.
+each stage of a training sample in one process (decoding, the occlusion transform drawn afresh per
+epoch (`occluded_ccreid.occlusion.transform`), the transform, ...). To add a stage (e.g.
 an occlusion augmentation), append one ``Stage`` to `stages`; to add a loader, one entry to `LOADERS`.
 
     python benchmarks/training_loader.py                  # 2,048 rows, best of 2 runs
@@ -41,6 +42,8 @@ from builder.rows import encode_png  # noqa: E402
 from builder.writer import ShardWriter  # noqa: E402
 from occluded_ccreid.features import dataset_features  # noqa: E402
 from occluded_ccreid.loading import load  # noqa: E402
+from occluded_ccreid.occlusion import OcclusionConfig, part_visibility  # noqa: E402
+from occluded_ccreid.occlusion.transform import OcclusionTransform  # noqa: E402
 
 BATCH = 64
 
@@ -66,7 +69,8 @@ def write_build(out: Path, rows: int, shards: int = 4, seed: int = 0) -> Path:
                 "image": encode_png(image), "pid": i % 150, "camid": i % 3, "clothes_id": i % 300,
                 "occluded_part": 2, "pool_scale": 8, "occluded_ratio": 0.3, "occluder": "parts", "fill": "add",
                 "coverage_in_band": True, "occlusion_mask": encode_png(mask), "parsing": encode_png(parts),
-                "source_path": f"rgb/train/{i:06d}.jpg",
+                "source_path": f"rgb/train/{i:06d}.jpg", "part_visibility": list(part_visibility(mask, parts)),
+                "occluders": [{"occluder": "parts", "part": 2, "pool_scale": 8, "source": None}], "person_donors": [],
             })
         writer.close()
     return out
@@ -139,8 +143,14 @@ def stages(train: Any, height: int, width: int) -> list[Stage]:
 
     from occluded_ccreid.transforms import Resize, cal_train_transform
 
-    raw = train.select_columns(["image"]).cast_column("image", type(train.features["image"])(decode=False))
+    undecoded = type(train.features["image"])(decode=False)
+    raw = train.select_columns(["image", "parsing", "source_path"])
+    raw = raw.cast_column("image", undecoded).cast_column("parsing", undecoded)
     encoded = [raw[i]["image"]["bytes"] for i in range(64)]
+    # the stored image stands for a `--keep-clean` build's clean_image: the transform decodes it and the part map
+    clean_rows = [{"clean_image": raw[i]["image"], "parsing": raw[i]["parsing"], "source_path": raw[i]["source_path"]}
+                  for i in range(64)]
+    occlude = OcclusionTransform(OcclusionConfig(), seed=0)
     pictures = [Image.open(io.BytesIO(b)).convert("RGB") for b in encoded]
     transform = cal_train_transform(height, width)
     batch = torch.stack([Resize(height, width)(p) for p in pictures])
@@ -154,6 +164,8 @@ def stages(train: Any, height: int, width: int) -> list[Stage]:
 
     return [
         Stage("decode image (PNG -> PIL RGB)", decode),
+        Stage("occlude afresh: parts (decodes clean + map)",
+              lambda: occlude(clean_rows[(n := next(counter)) % len(clean_rows)], epoch=1 + n)),
         Stage("cal_train_transform, per image", lambda: transform(picture())),
         Stage("Resize only (workers of the batched loader)", lambda: Resize(height, width)(picture())),
         Stage(f"cal_train_transform on a batch of {BATCH}", lambda: transform(batch), per_call=BATCH),
