@@ -167,6 +167,10 @@ def _blocky_split():
         rows["image"].append(Image.fromarray(np.repeat(parts[:, :, None] * 30, 3, axis=2)))
         rows["parsing"].append(Image.fromarray(parts))
         rows["occlusion_mask"].append(Image.fromarray((parts > 3).astype(np.uint8) * 255))
+        # the mask covers parts 4..6 fully and leaves 1..3 visible
+        rows["part_visibility"].append([(0.0 if p > 3 else 1.0) if (parts == p).any() else None for p in range(1, 7)])
+        rows["occluders"].append([])
+        rows["person_donors"].append([])
         for column, value in (("pid", n % 2), ("camid", 0), ("clothes_id", n % 2), ("occluded_part", 0),
                               ("pool_scale", 0), ("occluded_ratio", 0.0), ("occluder", "none"), ("fill", "none"),
                               ("coverage_in_band", True), ("source_path", f"x/{n}.png")):
