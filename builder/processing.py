@@ -36,6 +36,9 @@ from occluded_ccreid.sources import SourceRecord
 OCCLUSION_DEVICE = torch.device("cpu")
 
 
+Output = tuple[SourceRecord, dict | None, np.ndarray | None, str | None]  # (record, row, part map, skip reason)
+
+
 def _decode(record: SourceRecord, root: Path) -> np.ndarray | DecodeError:
     try:
         return load_rgb(root / record.source_path)
@@ -162,7 +165,7 @@ class Stage:
 
 def process(
     records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
-) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
+) -> Iterator[Output]:
     """Yield (record, row, part map, skip reason) for every record, in record order."""
     if isinstance(stage.parser, NetworkParser) and not stage.needs_donors:
         yield from _pipelined(records, stage, batch_size, workers)
@@ -172,7 +175,7 @@ def process(
 
 def _batched(
     records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
-) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
+) -> Iterator[Output]:
     """Batch by batch: used for precomputed maps (no model to keep busy) and donors (texture,
     person), which need the parser mid-batch. The next batch is decoded while this one is parsed."""
     root = stage.root
@@ -223,9 +226,7 @@ def _single_threaded_torch() -> None:
     torch.set_num_threads(1)
 
 
-def _pipelined(
-    records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
-) -> Iterator[tuple[SourceRecord, dict | None, np.ndarray | None, str | None]]:
+def _pipelined(records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int) -> Iterator[Output]:
     """Decode+resize (workers, an image a task) -> model (streams) -> part maps, occlusion on the
     CPU, encoding (workers, a batch a task), overlapping, with bounded queues so
     memory stays flat whatever the dataset size: decoded images ahead <= (streams + 1) batches;
@@ -238,85 +239,96 @@ def _pipelined(
     batch, so the output is the same for any batch size, worker count or completion order."""
     parser: NetworkParser = stage.parser  # type: ignore[assignment]
     streams = model_streams(parser.device)
-    ahead, window = (streams + 1) * batch_size, 4 * batch_size
-    backlog = max(4, workers + 1) * batch_size
-
-    def load(record: SourceRecord):
-        image = _decode(record, stage.root)
-        return (image, None) if isinstance(image, DecodeError) else (image, parser.prepare(image))
-
-    def finish(items: list, logits: Callable[[], torch.Tensor]) -> list[tuple[dict, np.ndarray]]:
-        records, images = [r for _, r, _, _ in items], [im for _, _, im, _ in items]
-        host = logits()  # interpolation and argmax on the CPU, in the workers, whatever the model's device
-        part_maps = [parser.postprocess(host[row], image.shape[:2]) for row, image in enumerate(images)]
-        return list(zip(stage.finish(records, images, part_maps, [None] * len(items)), part_maps, strict=True))
-
     with _executor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
          _executor(streams, "build-model") as model:
+        yield from _Pipeline(stage, parser, pool, model, streams, batch_size, workers).run(records)
+
+
+class _Pipeline:
+    """The queues of `_pipelined` and the steps that move items between them."""
+
+    def __init__(self, stage: Stage, parser: NetworkParser, pool: ThreadPoolExecutor, model: ThreadPoolExecutor,
+                 streams: int, batch_size: int, workers: int):
+        self.stage, self.parser, self.pool, self.model = stage, parser, pool, model
+        self.streams, self.batch_size = streams, batch_size
+        self.ahead, self.window = (streams + 1) * batch_size, 4 * batch_size
+        self.backlog = max(4, workers + 1) * batch_size
+        self.loads: deque[tuple[int, SourceRecord, Future]] = deque()
+        self.buckets: dict[tuple, list] = {}  # input shape -> [(index, record, image, tensor)]
+        self.inflight: deque[tuple[list, Future]] = deque()
+        self.results: dict[int, tuple[SourceRecord, Future | str, int]] = {}  # index -> (record, batch, row)
+        self.waiting = self.next_out = 0
+
+    def run(self, records: Sequence[SourceRecord]) -> Iterator[Output]:
         todo = iter(enumerate(records))
-        loads: deque[tuple[int, SourceRecord, Future]] = deque()
-        buckets: dict[tuple, list] = {}  # input shape -> [(index, record, image, tensor)]
-        inflight: deque[tuple[list, Future]] = deque()
-        results: dict[int, tuple[SourceRecord, Future | str, int]] = {}  # index -> (record, batch, row)
-        waiting, next_out = 0, 0
+        self._top_up(todo)
+        while self.loads:
+            index, record, future = self.loads.popleft()
+            self._top_up(todo)
+            self._add(index, record, *future.result())
+            self._harvest(block=False)
+            yield from self._ready(block=len(self.results) > self.backlog)
+        for shape in sorted(self.buckets, key=lambda s: self.buckets[s][0][0]):
+            self._send(shape)
+        while self.inflight:
+            self._harvest(block=True)
+        yield from self._ready(block=True)
 
-        def top_up() -> None:
-            while len(loads) < ahead and (item := next(todo, None)) is not None:
-                loads.append((item[0], item[1], pool.submit(load, item[1])))
+    def _load(self, record: SourceRecord):
+        image = _decode(record, self.stage.root)
+        return (image, None) if isinstance(image, DecodeError) else (image, self.parser.prepare(image))
 
-        def harvest(block: bool) -> None:
-            while inflight and (block or inflight[0][1].done()):
-                items, future = inflight.popleft()
-                finished = pool.submit(finish, items, future.result())
-                for row, (index, record, _, _) in enumerate(items):
-                    results[index] = (record, finished, row)
-                block = False
+    def _finish(self, items: list, logits: Callable[[], torch.Tensor]) -> list[tuple[dict, np.ndarray]]:
+        records, images = [r for _, r, _, _ in items], [im for _, _, im, _ in items]
+        host = logits()  # interpolation and argmax on the CPU, in the workers, whatever the model's device
+        part_maps = [self.parser.postprocess(host[row], image.shape[:2]) for row, image in enumerate(images)]
+        rows = self.stage.finish(records, images, part_maps, [None] * len(items))
+        return list(zip(rows, part_maps, strict=True))
 
-        def send(shape: tuple) -> None:
-            nonlocal waiting
-            items = buckets.pop(shape)
-            waiting -= len(items)
-            while len(inflight) > streams:  # one batch queued: a stream that finishes starts the next at once
-                harvest(block=True)
-            # infer_to_host: on CUDA the model thread only queues the work and returns, so the device
-            # always has the next batch waiting; the finishing worker waits for the logits' copy.
-            inflight.append((items, model.submit(parser.infer_to_host, [t for *_, t in items])))
+    def _top_up(self, todo: Iterator[tuple[int, SourceRecord]]) -> None:
+        while len(self.loads) < self.ahead and (item := next(todo, None)) is not None:
+            self.loads.append((item[0], item[1], self.pool.submit(self._load, item[1])))
 
-        def ready(block: bool):
-            nonlocal next_out
-            while next_out in results:
-                record, value, position = results[next_out]
-                out: tuple[SourceRecord, dict | None, np.ndarray | None, str | None]
-                if isinstance(value, str):
-                    out = (record, None, None, value)
-                elif block or value.done():
-                    row, parts = value.result()[position]
-                    out = (record, row, parts, None)
-                else:
-                    return
-                del results[next_out]
-                next_out += 1
-                yield out
+    def _add(self, index: int, record: SourceRecord, image, tensor) -> None:
+        if tensor is None:
+            self.results[index] = (record, image.skip_reason(), 0)
+            return
+        shape = tuple(tensor.shape)
+        self.buckets.setdefault(shape, []).append((index, record, image, tensor))
+        self.waiting += 1
+        if len(self.buckets[shape]) >= self.batch_size:
+            self._send(shape)
+        elif self.waiting >= self.window:
+            self._send(min(self.buckets, key=lambda s: self.buckets[s][0][0]))
 
-        top_up()
-        while loads:
-            index, record, future = loads.popleft()
-            top_up()
-            image, tensor = future.result()
-            if tensor is None:
-                results[index] = (record, image.skip_reason(), 0)
+    def _harvest(self, block: bool) -> None:
+        while self.inflight and (block or self.inflight[0][1].done()):
+            items, future = self.inflight.popleft()
+            finished = self.pool.submit(self._finish, items, future.result())
+            for row, (index, record, _, _) in enumerate(items):
+                self.results[index] = (record, finished, row)
+            block = False
+
+    def _send(self, shape: tuple) -> None:
+        items = self.buckets.pop(shape)
+        self.waiting -= len(items)
+        while len(self.inflight) > self.streams:  # one batch queued: a stream that finishes starts the next at once
+            self._harvest(block=True)
+        # infer_to_host: on CUDA the model thread only queues the work and returns, so the device
+        # always has the next batch waiting; the finishing worker waits for the logits' copy.
+        self.inflight.append((items, self.model.submit(self.parser.infer_to_host, [t for *_, t in items])))
+
+    def _ready(self, block: bool) -> Iterator[Output]:
+        while self.next_out in self.results:
+            record, value, position = self.results[self.next_out]
+            out: Output
+            if isinstance(value, str):
+                out = (record, None, None, value)
+            elif block or value.done():
+                row, parts = value.result()[position]
+                out = (record, row, parts, None)
             else:
-                shape = tuple(tensor.shape)
-                buckets.setdefault(shape, []).append((index, record, image, tensor))
-                waiting += 1
-                if len(buckets[shape]) >= batch_size:
-                    send(shape)
-                elif waiting >= window:
-                    send(min(buckets, key=lambda s: buckets[s][0][0]))
-            harvest(block=False)
-            yield from ready(block=len(results) > backlog)
-        for shape in sorted(buckets, key=lambda s: buckets[s][0][0]):
-            send(shape)
-        while inflight:
-            harvest(block=True)
-        yield from ready(block=True)
+                return
+            del self.results[self.next_out]
+            self.next_out += 1
+            yield out

@@ -1,9 +1,19 @@
-"""Shared fixtures. Tests never reach the Hub: offline mode is set before any HF import."""
+"""Shared fixtures. Tests never reach the Hub: offline mode is set before any HF import. Nor do
+they use the user's caches: `datasets` and the Hub client cache into a folder of this test run, so
+a cached dataset description of an earlier run (pytest reuses its tmp paths) is never read back,
+and nothing is left in ~/.cache."""
 
+import atexit
 import os
+import shutil
+import tempfile
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+_CACHE = tempfile.mkdtemp(prefix="occluded-ccreid-tests-cache-")
+atexit.register(shutil.rmtree, _CACHE, ignore_errors=True)
+os.environ["HF_DATASETS_CACHE"] = os.path.join(_CACHE, "datasets")
+os.environ["HF_HUB_CACHE"] = os.path.join(_CACHE, "hub")
 
 from pathlib import Path  # noqa: E402
 
