@@ -68,8 +68,26 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-ATR_LABELS = ["Background", "Hat", "Hair", "Sunglasses", "Upper-clothes", "Skirt", "Pants", "Dress", "Belt",
-              "Left-shoe", "Right-shoe", "Face", "Left-leg", "Right-leg", "Left-arm", "Right-arm", "Bag", "Scarf"]
+ATR_LABELS = [
+    "Background",
+    "Hat",
+    "Hair",
+    "Sunglasses",
+    "Upper-clothes",
+    "Skirt",
+    "Pants",
+    "Dress",
+    "Belt",
+    "Left-shoe",
+    "Right-shoe",
+    "Face",
+    "Left-leg",
+    "Right-leg",
+    "Left-arm",
+    "Right-arm",
+    "Bag",
+    "Scarf",
+]
 REFERENCE_SIZE = (512, 512)  # SegformerImageProcessor's default `size`
 
 
@@ -82,12 +100,16 @@ def _draw(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
     top, bottom, skin = rng.integers(0, 255, size=3), rng.integers(0, 255, size=3), np.array([224, 172, 105])
     dy, dx = rng.uniform(-0.03, 0.03, size=2)
     for (r0, r1, c0, c1), colour in (
-        ((0.18, 0.50, 0.30, 0.70), top), ((0.18, 0.46, 0.18, 0.30), top), ((0.18, 0.46, 0.70, 0.82), top),
-        ((0.46, 0.52, 0.18, 0.30), skin), ((0.46, 0.52, 0.70, 0.82), skin),
-        ((0.50, 0.95, 0.32, 0.49), bottom), ((0.50, 0.95, 0.51, 0.68), bottom),
+        ((0.18, 0.50, 0.30, 0.70), top),
+        ((0.18, 0.46, 0.18, 0.30), top),
+        ((0.18, 0.46, 0.70, 0.82), top),
+        ((0.46, 0.52, 0.18, 0.30), skin),
+        ((0.46, 0.52, 0.70, 0.82), skin),
+        ((0.50, 0.95, 0.32, 0.49), bottom),
+        ((0.50, 0.95, 0.51, 0.68), bottom),
     ):
         rows = slice(round((r0 + dy) * height), round((r1 + dy) * height))
-        image[rows, round((c0 + dx) * width):round((c1 + dx) * width)] = colour
+        image[rows, round((c0 + dx) * width) : round((c1 + dx) * width)] = colour
     yy, xx = np.ogrid[:height, :width]
     head = ((yy - (0.10 + dy) * height) / (0.08 * height)) ** 2 + ((xx - (0.5 + dx) * width) / (0.12 * width)) ** 2 <= 1
     image[head] = skin
@@ -133,9 +155,21 @@ def make_model(path: Path, kind: str) -> Path:
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
 
     id2label = dict(enumerate(ATR_LABELS))
-    extra = {} if kind == "b0" else dict(
-        num_encoder_blocks=2, depths=[1, 1], sr_ratios=[8, 4], hidden_sizes=[8, 16], patch_sizes=[7, 3],
-        strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2], decoder_hidden_size=16)
+    extra = (
+        {}
+        if kind == "b0"
+        else dict(
+            num_encoder_blocks=2,
+            depths=[1, 1],
+            sr_ratios=[8, 4],
+            hidden_sizes=[8, 16],
+            patch_sizes=[7, 3],
+            strides=[4, 2],
+            num_attention_heads=[1, 1],
+            mlp_ratios=[2, 2],
+            decoder_hidden_size=16,
+        )
+    )
     config = SegformerConfig(id2label=id2label, label2id={v: k for k, v in id2label.items()}, **extra)
     torch.manual_seed(0)
     with contextlib.redirect_stderr(io.StringIO()):
@@ -209,8 +243,22 @@ def child_build(source: str, out: str, model: str, args: list[str]) -> dict:
     start = time.perf_counter()
     sampler.start()
     with contextlib.redirect_stdout(io.StringIO()):
-        code = main(["build", "prcc", source, "--out", out, "--model", model, "--device", "cpu",
-                     "--no-progress", "--overwrite", *args])
+        code = main(
+            [
+                "build",
+                "prcc",
+                source,
+                "--out",
+                out,
+                "--model",
+                model,
+                "--device",
+                "cpu",
+                "--no-progress",
+                "--overwrite",
+                *args,
+            ]
+        )
     seconds = time.perf_counter() - start
     done.set()
     sampler.join()
@@ -218,8 +266,13 @@ def child_build(source: str, out: str, model: str, args: list[str]) -> dict:
         raise RuntimeError(f"builder build exited with {code}")
     rows = json.loads((Path(out) / "build_report.json").read_text())["num_rows"]
     quartiles = [samples[min(len(samples) - 1, int(q * len(samples)))] for q in (0.25, 0.5, 0.75)] if samples else []
-    return {"rows": rows, "seconds": seconds, "peak_rss_mib": _status_mib("VmHWM"), "rss_quartiles": quartiles,
-            "foreign_cores": foreign.cores()}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "peak_rss_mib": _status_mib("VmHWM"),
+        "rss_quartiles": quartiles,
+        "foreign_cores": foreign.cores(),
+    }
 
 
 def child_floor(model: str, shapes: list[tuple[int, int]], batch_size: int, chunks: int, precision: str) -> dict:
@@ -278,7 +331,8 @@ def child_reference(source: str, out: str, model: str, paths: list[str], build_m
             inputs = processor(images=image, return_tensors="pt")
             logits = net(**inputs).logits
             labels = processor.post_process_semantic_segmentation(
-                SimpleNamespace(logits=logits), target_sizes=[image.shape[:2]])[0]
+                SimpleNamespace(logits=logits), target_sizes=[image.shape[:2]]
+            )[0]
             target = (masks / rel).with_suffix(".png")
             target.parent.mkdir(parents=True, exist_ok=True)
             Image.fromarray(mapper(labels.numpy())).save(target)
@@ -352,20 +406,35 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--parse-size", type=parse_size_arg, default=(512, 256), help="HxW (default 512x256)")
-    parser.add_argument("--keep-aspect", action=argparse.BooleanOptionalAction, default=True,
-                        help="builds with --keep-aspect (default) or --no-keep-aspect; the floor uses the same shapes")
-    parser.add_argument("--precision", choices=["fp32", "bf16"], default="fp32",
-                        help="builds with --precision (the floor runs under the same autocast)")
-    parser.add_argument("--build-args", default="",
-                        help="more `builder build` flags: --build-args=\"--shard-size 500\"")
+    parser.add_argument(
+        "--keep-aspect",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="builds with --keep-aspect (default) or --no-keep-aspect; the floor uses the same shapes",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=["fp32", "bf16"],
+        default="fp32",
+        help="builds with --precision (the floor runs under the same autocast)",
+    )
+    parser.add_argument("--build-args", default="", help='more `builder build` flags: --build-args="--shard-size 500"')
     parser.add_argument("--skip", default="", help="comma list of parts to skip: build,floor,reference,rss")
     parser.add_argument("--workdir", type=Path, default=None, help="keep sources/builds here (default: a temp dir)")
     parser.add_argument("--quick", action="store_true", help="smoke run (< 1 min): 64 images, RSS builds of 60 and 240")
     return parser
 
 
-def _measure_speed(args: argparse.Namespace, skip: set[str], work: Path, b0: Path, source: Path,
-                   paths: list[str], build_args: list[str], keep_aspect: bool) -> dict[str, float]:
+def _measure_speed(
+    args: argparse.Namespace,
+    skip: set[str],
+    work: Path,
+    b0: Path,
+    source: Path,
+    paths: list[str],
+    build_args: list[str],
+    keep_aspect: bool,
+) -> dict[str, float]:
     """images/s of the build, the forward pass alone (floor) and the paper-style reference."""
     results: dict[str, float] = {}
     shapes = input_shapes(source, paths, args.parse_size, keep_aspect)
@@ -381,8 +450,11 @@ def _measure_speed(args: argparse.Namespace, skip: set[str], work: Path, b0: Pat
     def report_floor(got: dict) -> None:
         floor_medians.append(statistics.median(got["rates"]))
         chunk_rates = ", ".join(f"{r:.1f}" for r in got["rates"])
-        print(f"  forward only: {floor_medians[-1]:.2f} img/s (chunks {chunk_rates}; "
-              f"other processes used {got['foreign_cores']:.2f} cores)", flush=True)
+        print(
+            f"  forward only: {floor_medians[-1]:.2f} img/s (chunks {chunk_rates}; "
+            f"other processes used {got['foreign_cores']:.2f} cores)",
+            flush=True,
+        )
         foreign_loads.append(got["foreign_cores"])
 
     # Each measurement in a fresh child (malloc options are per process): the floor, the reference
@@ -396,15 +468,20 @@ def _measure_speed(args: argparse.Namespace, skip: set[str], work: Path, b0: Pat
             got = in_child(*reference_call, build_malloc)
             rate = got["rows"] / got["seconds"]
             results["reference" + ("_build_malloc" if build_malloc else "")] = rate
-            print(f"  reference{' (build malloc options)' if build_malloc else ''}: {rate:.2f} img/s "
-                  f"({got['rows']} images in {got['seconds']:.1f} s)", flush=True)
+            print(
+                f"  reference{' (build malloc options)' if build_malloc else ''}: {rate:.2f} img/s "
+                f"({got['rows']} images in {got['seconds']:.1f} s)",
+                flush=True,
+            )
     shutil.rmtree(work / "reference", ignore_errors=True)
     if "build" not in skip:
         got = in_child(child_build, str(source), str(work / "out"), str(b0), build_args)
         results["build"] = got["rows"] / got["seconds"]
-        print(f"  builder build: {results['build']:.2f} img/s ({got['rows']} images in {got['seconds']:.1f} s, "
-              f"peak RSS {got['peak_rss_mib']:.0f} MiB; other processes used {got['foreign_cores']:.2f} cores)",
-              flush=True)
+        print(
+            f"  builder build: {results['build']:.2f} img/s ({got['rows']} images in {got['seconds']:.1f} s, "
+            f"peak RSS {got['peak_rss_mib']:.0f} MiB; other processes used {got['foreign_cores']:.2f} cores)",
+            flush=True,
+        )
         foreign_loads.append(got["foreign_cores"])
         shutil.rmtree(work / "out", ignore_errors=True)
         if "floor" not in skip and not args.quick:
@@ -412,14 +489,18 @@ def _measure_speed(args: argparse.Namespace, skip: set[str], work: Path, b0: Pat
     if floor_medians:
         results["floor"] = max(floor_medians)
     if floor_medians and min(floor_medians) < 0.85 * max(floor_medians) or max(foreign_loads, default=0) > 0.1:
-        print("  WARNING: other processes took CPU time during the run, or the floors before and after the "
-              "build disagree: the timings are not comparable; rerun on a quiet machine", flush=True)
+        print(
+            "  WARNING: other processes took CPU time during the run, or the floors before and after the "
+            "build disagree: the timings are not comparable; rerun on a quiet machine",
+            flush=True,
+        )
 
     return results
 
 
-def _measure_rss(args: argparse.Namespace, skip: set[str], work: Path, b0: Path,
-                 build_args: list[str]) -> dict[int, float]:
+def _measure_rss(
+    args: argparse.Namespace, skip: set[str], work: Path, b0: Path, build_args: list[str]
+) -> dict[int, float]:
     """Peak RSS in MiB of builds of each of --rss-images sizes."""
     # Quick RSS builds are too small to fill a 1000-row shard; smaller shards let every buffer that
     # is bounded by the shard size reach its bound, as it does in the full-size builds.
@@ -432,9 +513,12 @@ def _measure_rss(args: argparse.Namespace, skip: set[str], work: Path, b0: Path,
             src = make_source(work / f"rss-{n}" / "PRCC", n, seed=1)
             got = in_child(child_build, str(src), str(work / f"rss-out-{n}"), str(rss_model), build_args + rss_args)
             rss[n] = got["peak_rss_mib"]
-            print(f"  RSS build of {got['rows']} images ({args.rss_model} model): peak {rss[n]:.0f} MiB "
-                  f"(RSS at 1/4, 1/2, 3/4 of the build: {', '.join(f'{v:.0f}' for v in got['rss_quartiles'])}), "
-                  f"{got['rows'] / got['seconds']:.1f} img/s", flush=True)
+            print(
+                f"  RSS build of {got['rows']} images ({args.rss_model} model): peak {rss[n]:.0f} MiB "
+                f"(RSS at 1/4, 1/2, 3/4 of the build: {', '.join(f'{v:.0f}' for v in got['rss_quartiles'])}), "
+                f"{got['rows'] / got['seconds']:.1f} img/s",
+                flush=True,
+            )
             shutil.rmtree(work / f"rss-{n}", ignore_errors=True)
             shutil.rmtree(work / f"rss-out-{n}", ignore_errors=True)
 
@@ -444,10 +528,12 @@ def _measure_rss(args: argparse.Namespace, skip: set[str], work: Path, b0: Path,
 def _print_summary(args: argparse.Namespace, results: dict[str, float], rss: dict[int, float]) -> None:
     print()
     print(f"{'measurement':<44}{'images/s':>10}")
-    for key, label in (("build", f"builder build ({args.images} images)"),
-                       ("floor", "forward pass alone (floor)"),
-                       ("reference", "paper-style reference (batch 1, 512x512)"),
-                       ("reference_build_malloc", "  the same with the build's malloc options")):
+    for key, label in (
+        ("build", f"builder build ({args.images} images)"),
+        ("floor", "forward pass alone (floor)"),
+        ("reference", "paper-style reference (batch 1, 512x512)"),
+        ("reference_build_malloc", "  the same with the build's malloc options"),
+    ):
         if key in results:
             print(f"{label:<44}{results[key]:>10.2f}")
     if "build" in results and "floor" in results:
@@ -472,18 +558,30 @@ def main(argv: list[str] | None = None) -> int:
         args.rss_images = "60,240"
     skip = set(filter(None, args.skip.split(",")))
     extra = shlex.split(args.build_args) + ([] if args.keep_aspect else ["--no-keep-aspect"])
-    build_args = ["--batch-size", str(args.batch_size), "--workers", str(args.workers),
-                  "--parse-size", f"{args.parse_size[0]}x{args.parse_size[1]}", "--precision", args.precision, *extra]
+    build_args = [
+        "--batch-size",
+        str(args.batch_size),
+        "--workers",
+        str(args.workers),
+        "--parse-size",
+        f"{args.parse_size[0]}x{args.parse_size[1]}",
+        "--precision",
+        args.precision,
+        *extra,
+    ]
 
     import torch
 
     work = args.workdir or Path(tempfile.mkdtemp(prefix="build-throughput-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; "
-              f"batch {args.batch_size}, workers {args.workers}, parse size {args.parse_size[0]}x{args.parse_size[1]}, "
-              f"{args.precision}"
-              f"{' ' + ' '.join(extra) if extra else ''}", flush=True)
+        print(
+            f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; "
+            f"batch {args.batch_size}, workers {args.workers}, parse size {args.parse_size[0]}x{args.parse_size[1]}, "
+            f"{args.precision}"
+            f"{' ' + ' '.join(extra) if extra else ''}",
+            flush=True,
+        )
         begin = time.perf_counter()
         b0 = make_model(work / "segformer-b0", "b0")
         source = make_source(work / "src" / "PRCC", args.images)

@@ -67,8 +67,11 @@ def child_ray_overhead(cpus: int) -> dict:
 
         return os.getpid()
 
-    times = {"init": timed(lambda: ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False,
-                                            logging_level="ERROR"))}
+    times = {
+        "init": timed(
+            lambda: ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+        )
+    }
     times["first task"] = timed(lambda: ray.get(touch.remote()))
     times["warm task"] = timed(lambda: ray.get(touch.remote()))
     times["shutdown"] = timed(ray.shutdown)
@@ -131,36 +134,48 @@ def configurations(args) -> list[tuple[str, list[str]]]:
 
 
 def estimate_last(rate: float, source: str, bytes_per_image: float, driver_rate: float, startup: float) -> None:
-    print(f"\nLaST (~{LAST_IMAGES:,} images) at {rate:.0f} img/s per GPU ({source}); rows of "
-          f"{bytes_per_image / 1e3:.0f} KB (this run's) committed by one driver at {driver_rate / 1e6:.0f} MB/s; "
-          f"start-up {startup:.0f} s:")
+    print(
+        f"\nLaST (~{LAST_IMAGES:,} images) at {rate:.0f} img/s per GPU ({source}); rows of "
+        f"{bytes_per_image / 1e3:.0f} KB (this run's) committed by one driver at {driver_rate / 1e6:.0f} MB/s; "
+        f"start-up {startup:.0f} s:"
+    )
     for gpus in (1, 8, 32):
         compute = LAST_IMAGES / (rate * gpus)
         commit = LAST_IMAGES * bytes_per_image / driver_rate
         total = max(compute, commit) + startup
         bound = "the driver's commits" if commit > compute else "the GPUs"
-        print(f"  {gpus:>2} GPU(s): {total / 60:7.1f} min   (bound by {bound}; compute {compute:.0f} s, "
-              f"commits {commit:.0f} s)")
+        print(
+            f"  {gpus:>2} GPU(s): {total / 60:7.1f} min   (bound by {bound}; compute {compute:.0f} s, "
+            f"commits {commit:.0f} s)"
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=200)
-    parser.add_argument("--model", choices=["tiny", "b0", "schp"], default="tiny",
-                        help="random-weight model: tiny SegFormer (default), SegFormer-B0, or SCHP (the default "
-                             "parser)")
+    parser.add_argument(
+        "--model",
+        choices=["tiny", "b0", "schp"],
+        default="tiny",
+        help="random-weight model: tiny SegFormer (default), SegFormer-B0, or SCHP (the default parser)",
+    )
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--parse-size", type=parse_size_arg, default=None,
-                        help="HxW (default 128x64 on CPU, 512x256 elsewhere)")
+    parser.add_argument(
+        "--parse-size", type=parse_size_arg, default=None, help="HxW (default 128x64 on CPU, 512x256 elsewhere)"
+    )
     parser.add_argument("--shard-size", type=int, default=16, help="images per shard (default 16)")
     parser.add_argument("--processes", default="1,2", help="worker counts of --distributor processes (default 1,2)")
     parser.add_argument("--ray-tasks", default="1,2", help="tasks at once of --distributor ray ('' for none)")
     parser.add_argument("--floor", action="store_true", help="also measure the forward pass alone")
     parser.add_argument("--floor-images", type=int, default=64)
-    parser.add_argument("--gpu-rate", type=float, default=None,
-                        help=f"per-GPU build rate for the LaST estimate (default: measured on CUDA, else "
-                             f"{H100_BUILD_RATE:.0f}, the H100 figure)")
+    parser.add_argument(
+        "--gpu-rate",
+        type=float,
+        default=None,
+        help=f"per-GPU build rate for the LaST estimate (default: measured on CUDA, else "
+        f"{H100_BUILD_RATE:.0f}, the H100 figure)",
+    )
     args = parser.parse_args(argv)
     args.parse_size = args.parse_size or ((128, 64) if args.device == "cpu" else (512, 256))
     if counts(args.ray_tasks):
@@ -169,25 +184,42 @@ def main(argv: list[str] | None = None) -> int:
         except ImportError:
             print("ray is not installed (pip install 'occluded-ccreid[ray]'): skipping the ray builds")
             args.ray_tasks = ""
-    common = ["--device", args.device, "--batch-size", str(args.batch_size), "--shard-size", str(args.shard_size),
-              "--parse-size", f"{args.parse_size[0]}x{args.parse_size[1]}"]
+    common = [
+        "--device",
+        args.device,
+        "--batch-size",
+        str(args.batch_size),
+        "--shard-size",
+        str(args.shard_size),
+        "--parse-size",
+        f"{args.parse_size[0]}x{args.parse_size[1]}",
+    ]
     work = Path(tempfile.mkdtemp(prefix="distributors-"))
     try:
         begin = time.perf_counter()
-        model = (make_checkpoint(work / "exp-schp-random-pascal-person-part.pth") if args.model == "schp"
-                 else make_model(work / f"segformer-{args.model}", args.model))
+        model = (
+            make_checkpoint(work / "exp-schp-random-pascal-person-part.pth")
+            if args.model == "schp"
+            else make_model(work / f"segformer-{args.model}", args.model)
+        )
         source = make_source(work / "src" / "PRCC", args.images)
-        print(f"{args.images} images, {args.model} model, device {args.device}, parse size "
-              f"{args.parse_size[0]}x{args.parse_size[1]}, batch {args.batch_size}, {os.cpu_count()} CPUs; "
-              f"made in {time.perf_counter() - begin:.0f} s", flush=True)
+        print(
+            f"{args.images} images, {args.model} model, device {args.device}, parse size "
+            f"{args.parse_size[0]}x{args.parse_size[1]}, batch {args.batch_size}, {os.cpu_count()} CPUs; "
+            f"made in {time.perf_counter() - begin:.0f} s",
+            flush=True,
+        )
         results: dict[str, dict] = {}
         for name, extra in configurations(args):
             out = work / "out" / name.replace(" ", "-")
             got = in_child(child_build, str(source), str(out), str(model), common + extra)
             got["digest"] = folder_digest(out)
             results[name] = got
-            print(f"  {name:<14} {got['rows'] / got['seconds']:8.2f} img/s ({got['rows']} rows in "
-                  f"{got['seconds']:.1f} s; other processes used {got['foreign_cores']:.2f} cores)", flush=True)
+            print(
+                f"  {name:<14} {got['rows'] / got['seconds']:8.2f} img/s ({got['rows']} rows in "
+                f"{got['seconds']:.1f} s; other processes used {got['foreign_cores']:.2f} cores)",
+                flush=True,
+            )
         overhead = in_child(child_ray_overhead, os.cpu_count() or 1) if counts(args.ray_tasks) else None
         found_floors = floors(args, model, source) if args.floor else {}
 
@@ -196,16 +228,22 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\n{'distributor':<16}{'img/s':>10}{'vs local':>10}{'seconds':>10}  identical to local")
         for name, got in results.items():
             rate = got["rows"] / got["seconds"]
-            print(f"{name:<16}{rate:>10.2f}{rate / local_rate:>10.2f}{got['seconds']:>10.1f}  "
-                  f"{got['digest'] == local['digest']}")
+            print(
+                f"{name:<16}{rate:>10.2f}{rate / local_rate:>10.2f}{got['seconds']:>10.1f}  "
+                f"{got['digest'] == local['digest']}"
+            )
         if overhead:
-            print(f"Ray's fixed overhead (local cluster of {os.cpu_count()} CPUs): " +
-                  ", ".join(f"{key} {value:.1f} s" for key, value in overhead.items()) +
-                  f"; {sum(overhead.values()):.1f} s in all")
+            print(
+                f"Ray's fixed overhead (local cluster of {os.cpu_count()} CPUs): "
+                + ", ".join(f"{key} {value:.1f} s" for key, value in overhead.items())
+                + f"; {sum(overhead.values()):.1f} s in all"
+            )
         for what, floor in found_floors.items():
             best = max(got["rows"] / got["seconds"] for got in results.values())
-            print(f"{what}: {floor:.2f} img/s; best build / it: {best / floor:.2f}; "
-                  + ", ".join(f"{name} {got['rows'] / got['seconds'] / floor:.2f}" for name, got in results.items()))
+            print(
+                f"{what}: {floor:.2f} img/s; best build / it: {best / floor:.2f}; "
+                + ", ".join(f"{name} {got['rows'] / got['seconds'] / floor:.2f}" for name, got in results.items())
+            )
 
         driver_rate, total = commit_rate(work / "out" / "local", work / "commit")
         report = json.loads((work / "out" / "local" / "build_report.json").read_text())

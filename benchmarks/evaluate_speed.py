@@ -57,8 +57,10 @@ def main() -> None:
         start = time.perf_counter()
         loop_map, loop_cmc, _ = cal_evaluate(*data, mode=mode)
         slow = time.perf_counter() - start
-        if not (np.isclose(result["mAP"], loop_map, rtol=0, atol=1e-9)
-                and np.allclose(result["cmc"], loop_cmc, rtol=0, atol=1e-9)):
+        if not (
+            np.isclose(result["mAP"], loop_map, rtol=0, atol=1e-9)
+            and np.allclose(result["cmc"], loop_cmc, rtol=0, atol=1e-9)
+        ):
             raise SystemExit(f"{mode}: evaluate and the loop disagree (mAP {result['mAP']} vs {loop_map})")
         print(f"{mode:<16}{fast:>14.2f}{slow:>20.2f}{slow / fast:>9.1f}x{result['mAP']:>9.4f}{result['rank1']:>8.4f}")
     print("results identical (mAP and CMC within 1e-9)")

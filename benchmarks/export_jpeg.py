@@ -28,11 +28,22 @@ sys.path[:0] = [str(REPO)]
 
 from occluded_ccreid.export.images import JPEG_OPTIONS  # noqa: E402
 
-SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
-                  "motorcycle_right.png")
-SETTINGS = [("export (q100 4:4:4)", JPEG_OPTIONS), ("q99 4:4:4", {"quality": 99, "subsampling": 0}),
-            ("q97 4:4:4", {"quality": 97, "subsampling": 0}), ("q95 4:4:4", {"quality": 95, "subsampling": 0}),
-            ("q95 4:2:0", {"quality": 95, "subsampling": 2}), ("q100 4:2:0", {"quality": 100, "subsampling": 2})]
+SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+)
+SETTINGS = [
+    ("export (q100 4:4:4)", JPEG_OPTIONS),
+    ("q99 4:4:4", {"quality": 99, "subsampling": 0}),
+    ("q97 4:4:4", {"quality": 97, "subsampling": 0}),
+    ("q95 4:4:4", {"quality": 95, "subsampling": 0}),
+    ("q95 4:2:0", {"quality": 95, "subsampling": 2}),
+    ("q100 4:2:0", {"quality": 100, "subsampling": 2}),
+]
 
 
 def roundtrip(image: np.ndarray, **options) -> tuple[np.ndarray, int]:
@@ -61,7 +72,7 @@ def crops(paths: list[Path], per_photo: int, rng: np.random.Generator) -> list[n
             h = int(rng.integers(min(128, height), min(height, 400) + 1))
             w = min(width, max(32, h * 5 // 12))
             r, c = rng.integers(0, height - h + 1), rng.integers(0, width - w + 1)
-            out.append(image[r:r + h, c:c + w].copy())
+            out.append(image[r : r + h, c : c + w].copy())
     return out
 
 
@@ -73,10 +84,12 @@ def main() -> None:
     rng = np.random.default_rng(0)
     raw = crops(photos(args.photos), args.crops_per_photo, rng)
     flat = [np.full((16, 16, 3), colour, np.uint8) for colour in rng.integers(0, 256, (3000, 3))]
-    sets = {"raw photo crops": raw,
-            "JPEG-decoded crops": [roundtrip(c, quality=85)[0] for c in raw],
-            "flat colours": flat,
-            "uniform noise": [rng.integers(0, 256, (256, 128, 3), dtype=np.uint8) for _ in range(8)]}
+    sets = {
+        "raw photo crops": raw,
+        "JPEG-decoded crops": [roundtrip(c, quality=85)[0] for c in raw],
+        "flat colours": flat,
+        "uniform noise": [rng.integers(0, 256, (256, 128, 3), dtype=np.uint8) for _ in range(8)],
+    }
     if not raw:
         print("no photos (pass --photos DIR or pip install scikit-image): photo rows left out")
     print(f"{'images':20s} {'setting':20s} {'MAE mean':>9s} {'MAE max':>8s} {'p99':>5s} {'B/px':>6s}")
@@ -91,8 +104,10 @@ def main() -> None:
                 errors.append(error.mean())
                 p99.append(np.percentile(error, 99))
                 sizes.append(size / (image.shape[0] * image.shape[1]))
-            print(f"{label + f' ({len(images)})':20s} {name:20s} {np.mean(errors):9.3f} {np.max(errors):8.3f} "
-                  f"{np.mean(p99):5.1f} {np.mean(sizes):6.2f}")
+            print(
+                f"{label + f' ({len(images)})':20s} {name:20s} {np.mean(errors):9.3f} {np.max(errors):8.3f} "
+                f"{np.mean(p99):5.1f} {np.mean(sizes):6.2f}"
+            )
 
 
 if __name__ == "__main__":

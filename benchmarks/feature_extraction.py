@@ -51,11 +51,15 @@ os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 MODELS = {  # name -> (config class, kwargs)
-    "vit-s16": ("ViTConfig", dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6,
-                                  intermediate_size=1536)),
+    "vit-s16": (
+        "ViTConfig",
+        dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, intermediate_size=1536),
+    ),
     "vit-b16": ("ViTConfig", dict()),
-    "vit-tiny": ("ViTConfig", dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3,
-                                   intermediate_size=768)),
+    "vit-tiny": (
+        "ViTConfig",
+        dict(hidden_size=192, num_hidden_layers=12, num_attention_heads=3, intermediate_size=768),
+    ),
 }
 
 
@@ -80,7 +84,7 @@ def make_build(folder: Path, images: int, seed: int = 0) -> Path:
         image = np.empty((height, width, 3), np.uint8)
         image[:] = rng.integers(40, 200, 3)
         for r0, r1, c0, c1 in ((0.05, 0.2, 0.4, 0.6), (0.2, 0.55, 0.3, 0.7), (0.55, 0.95, 0.32, 0.68)):
-            image[int(r0 * height):int(r1 * height), int(c0 * width):int(c1 * width)] = rng.integers(0, 255, 3)
+            image[int(r0 * height) : int(r1 * height), int(c0 * width) : int(c1 * width)] = rng.integers(0, 255, 3)
         noise = rng.integers(-6, 7, (height, width, 1))
         return np.clip(image.astype(np.int16) + noise, 0, 255).astype(np.uint8)
 
@@ -156,8 +160,12 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "fp16"))
     parser.add_argument("--workers", type=int, default=None, help="decoding threads (default: the command's)")
-    parser.add_argument("--processes", type=int, default=None,
-                        help="also measure decoding in this many worker processes (the command's --processes)")
+    parser.add_argument(
+        "--processes",
+        type=int,
+        default=None,
+        help="also measure decoding in this many worker processes (the command's --processes)",
+    )
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--data", type=Path, help="keep the synthetic build here and reuse it in later runs")
     args = parser.parse_args()
@@ -179,19 +187,23 @@ def main() -> None:
         device = extractor.device
         opened = open_dataset(str(build))
         workers = args.workers or default_workers(device.type)  # as the command picks them for this device
-        print(f"device {device}, precision {args.precision}, batch size {args.batch_size}, torch threads "
-              f"{torch.get_num_threads()}, decoding threads {workers}, preprocessing: "
-              f"{extractor.describe()['preprocessing']}")
+        print(
+            f"device {device}, precision {args.precision}, batch size {args.batch_size}, torch threads "
+            f"{torch.get_num_threads()}, decoding threads {workers}, preprocessing: "
+            f"{extractor.describe()['preprocessing']}"
+        )
 
         # Ready-made inputs of the forward-only floor: the same images, batches and flips, on the device.
         from PIL import Image
 
         query = opened.splits["query"].select_columns(["image"])
-        images = [Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB")
-                  for row in query.cast_column("image", __import__("datasets").Image(decode=False))]
+        images = [
+            Image.open(io.BytesIO(row["image"]["bytes"])).convert("RGB")
+            for row in query.cast_column("image", __import__("datasets").Image(decode=False))
+        ]
         batches = []
         for start in range(0, len(images), args.batch_size):
-            prepared = prepare(extractor, images[start:start + args.batch_size])
+            prepared = prepare(extractor, images[start : start + args.batch_size])
             pixels = extractor.transform.to_pixels(prepared, device) if extractor.transform else prepared.to(device)
             batches.append(torch.cat([pixels, pixels.flip(3)]))
         # The extraction's batches leave the decoding side in pinned memory on CUDA (asynchronous copies).
@@ -215,8 +227,9 @@ def main() -> None:
             sync()
             start = time.perf_counter()
             timed = HostSideOnly(extractor) if host_only else extractor
-            result = extract_split(opened.splits["query"], ("image",), timed, args.batch_size, progress=False,
-                                   decoder=decoder)
+            result = extract_split(
+                opened.splits["query"], ("image",), timed, args.batch_size, progress=False, decoder=decoder
+            )
             sync()
             assert result.features["image"].shape[0] == len(images)
             return len(images) / (time.perf_counter() - start)
@@ -234,17 +247,24 @@ def main() -> None:
             fwd = forward_only()
             measured = {name: (extraction(d), extraction(d, host_only=True)) for name, d in decoders.items()}
             rounds.append((fwd, measured))
-            print(f"round {r + 1}: forward alone {fwd:8.1f} features/s" + "".join(
-                f"\n  decoding in {name}: extraction {ext:8.1f} features/s, ratio {ext / fwd:.3f}; "
-                f"host side alone {host:8.1f} features/s" for name, (ext, host) in measured.items()))
+            print(
+                f"round {r + 1}: forward alone {fwd:8.1f} features/s"
+                + "".join(
+                    f"\n  decoding in {name}: extraction {ext:8.1f} features/s, ratio {ext / fwd:.3f}; "
+                    f"host side alone {host:8.1f} features/s"
+                    for name, (ext, host) in measured.items()
+                )
+            )
         fwd_med = statistics.median(fwd for fwd, _ in rounds)
         print(f"median: forward alone {fwd_med:.1f} features/s")
         for name in decoders:
             median = statistics.median(m[name][0] / fwd for fwd, m in rounds)
             ext_med, host_med = (statistics.median(m[name][i] for _, m in rounds) for i in range(2))
-            print(f"  decoding in {name}: extraction {ext_med:.1f} features/s, ratio {median:.3f} (target >= 0.85: "
-                  f"{'met' if median >= 0.85 else 'NOT met'}); host side alone {host_med:.1f} features/s "
-                  f"({host_med / fwd_med:.2f} x the forward pass)")
+            print(
+                f"  decoding in {name}: extraction {ext_med:.1f} features/s, ratio {median:.3f} (target >= 0.85: "
+                f"{'met' if median >= 0.85 else 'NOT met'}); host side alone {host_med:.1f} features/s "
+                f"({host_med / fwd_med:.2f} x the forward pass)"
+            )
         for decoder in decoders.values():
             decoder.close()
 

@@ -59,8 +59,9 @@ def main() -> None:
     options = cli.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        subprocess.run([sys.executable, "-c", SETUP, str(ROOT), str(tmp), str(options.side)], check=True,
-                       capture_output=True)
+        subprocess.run(
+            [sys.executable, "-c", SETUP, str(ROOT), str(tmp), str(options.side)], check=True, capture_output=True
+        )
         source = tmp / "src" / "LTCC"
         common = ["--model", str(tmp / "model"), "--device", "cpu", "--no-progress"]
         status, plain, err = build_peak(["build", "ltcc", str(source), "--out", str(tmp / "plain"), *common])
@@ -68,8 +69,10 @@ def main() -> None:
         (tmp / "huge.png").rename(source / "train" / HUGE_NAME)
         status, big, err = build_peak(["build", "ltcc", str(source), "--out", str(tmp / "huge"), *common])
         print(f"peak RSS, build without the huge image: {plain} MiB")
-        print(f"peak RSS, build with one {options.side}x{options.side} PNG: {big} MiB (exit {status}); "
-              f"ratio {big / plain:.2f}")
+        print(
+            f"peak RSS, build with one {options.side}x{options.side} PNG: {big} MiB (exit {status}); "
+            f"ratio {big / plain:.2f}"
+        )
         if status == 0:
             report = json.loads((tmp / "huge" / "build_report.json").read_text())
             skips = [s["reason"] for s in report["skipped"] if s["source_path"].endswith(HUGE_NAME)]

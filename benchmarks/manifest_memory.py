@@ -61,8 +61,21 @@ def make_source(folder: Path, rows: int) -> Path:
 def build_peak_rss(manifest: Path, out: Path, batch_size: int) -> tuple[float, float]:
     """(peak RSS in MiB, seconds) of one build in a child process."""
     code = "import sys; from builder.cli import main; sys.exit(main())"
-    args = [sys.executable, "-c", code, "build", "manifest", str(manifest), "--out", str(out),
-            "--parsing-dir", str(manifest.parent / "parsing"), "--no-progress", "--batch-size", str(batch_size)]
+    args = [
+        sys.executable,
+        "-c",
+        code,
+        "build",
+        "manifest",
+        str(manifest),
+        "--out",
+        str(out),
+        "--parsing-dir",
+        str(manifest.parent / "parsing"),
+        "--no-progress",
+        "--batch-size",
+        str(batch_size),
+    ]
     start = time.perf_counter()
     child = subprocess.Popen(args, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     _, status, usage = os.wait4(child.pid, 0)
@@ -90,8 +103,9 @@ def main() -> None:
             print(f"{rows:,} rows: source written in {time.perf_counter() - start:.0f} s; building ...", flush=True)
             results[rows] = build_peak_rss(manifest, Path(tmp) / f"out-{rows}", args.batch_size)
             rss, seconds = results[rows]
-            print(f"{rows:>9,} rows: peak RSS {rss:,.0f} MiB, {seconds:,.0f} s ({rows / seconds:,.0f} rows/s)",
-                  flush=True)
+            print(
+                f"{rows:>9,} rows: peak RSS {rss:,.0f} MiB, {seconds:,.0f} s ({rows / seconds:,.0f} rows/s)", flush=True
+            )
     (small, (rss_small, _)), (large, (rss_large, _)) = results.items()
     print(f"peak RSS {large:,} / {small:,} rows: {rss_large / rss_small:.3f} (target <= 1.10)")
 

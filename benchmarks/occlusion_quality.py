@@ -57,8 +57,10 @@ def measure(tree: SyntheticTree, out: Path, config: OcclusionConfig) -> dict:
     import pyarrow.parquet as pq
 
     build(BuildConfig("ltcc", tree.root, out, parsing_dir=tree.parsing_dir, occlusion=config, progress=False))
-    table = pq.read_table(sorted((out / "data").glob("*.parquet")),
-                          columns=["occluded_ratio", "occluded_part", "occluder", "coverage_in_band"])
+    table = pq.read_table(
+        sorted((out / "data").glob("*.parquet")),
+        columns=["occluded_ratio", "occluded_part", "occluder", "coverage_in_band"],
+    )
     occluded = np.array([o != "none" for o in table["occluder"].to_pylist()])
     ratio = np.array(table["occluded_ratio"].to_pylist())[occluded]
     parts = np.bincount(np.array(table["occluded_part"].to_pylist())[occluded], minlength=len(PART_NAMES))
@@ -79,16 +81,22 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         tree = make_loose_ltcc(Path(tmp), args.images)
         print(f"{args.images} synthetic crops, people at 45-100% of the crop size, true part maps\n")
-        header = f"{'method':34s} {'<5% of person':>13s} {'mean ratio':>10s} {'std':>6s} {'out of band':>11s}   " + \
-                 " ".join(f"{n[:8]:>8s}" for n in PART_NAMES[1:])
+        header = (
+            f"{'method':34s} {'<5% of person':>13s} {'mean ratio':>10s} {'std':>6s} {'out of band':>11s}   "
+            + " ".join(f"{n[:8]:>8s}" for n in PART_NAMES[1:])
+        )
         print(header)
         print("-" * len(header))
         for i, (name, config) in enumerate(METHODS.items()):
             r = measure(tree, Path(tmp) / f"out{i}", config)
-            parts = " ".join(f"{p:8.1%}" for p in r["parts"]) if config.occluder == "parts" else \
-                " ".join(f"{'-':>8s}" for _ in r["parts"])
-            print(f"{name:34s} {r['under_5pct']:13.1%} {r['mean']:10.3f} {r['std']:6.3f} {r['out_of_band']:11d}"
-                  f"   {parts}")
+            parts = (
+                " ".join(f"{p:8.1%}" for p in r["parts"])
+                if config.occluder == "parts"
+                else " ".join(f"{'-':>8s}" for _ in r["parts"])
+            )
+            print(
+                f"{name:34s} {r['under_5pct']:13.1%} {r['mean']:10.3f} {r['std']:6.3f} {r['out_of_band']:11d}   {parts}"
+            )
         print("\nparts columns: share of occluded images whose occluder is that part")
 
 

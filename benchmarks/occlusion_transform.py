@@ -81,16 +81,21 @@ def main() -> None:
             "rectangle": OcclusionConfig(occluder="rectangle"),
             "person": OcclusionConfig(occluder="person"),
             "objects": OcclusionConfig(occluder="objects", objects_dir=str(objects)),
-            "parts,person,objects x 1-3": OcclusionConfig(occluder="parts,person,objects", occluders=(1, 3),
-                                                          objects_dir=str(objects)),
+            "parts,person,objects x 1-3": OcclusionConfig(
+                occluder="parts,person,objects", occluders=(1, 3), objects_dir=str(objects)
+            ),
         }
         for name, config in kinds.items():
             transform = OcclusionTransform(config, seed=0, people=people)
             epochs = iter(range(1, 10**9))
             cost = per_image_ms(rows, lambda row: transform(row, next(epochs)))  # noqa: B023
             print(f"  {'transform: ' + name:44s} {cost:7.2f} ms {cost / decode:6.2f}x")
-        same = np.mean([np.array_equal(OcclusionTransform(OcclusionConfig(), 0)(row, 0).image,
-                                       to_array(row["image"], "RGB")) for row in rows[:20]])
+        same = np.mean(
+            [
+                np.array_equal(OcclusionTransform(OcclusionConfig(), 0)(row, 0).image, to_array(row["image"], "RGB"))
+                for row in rows[:20]
+            ]
+        )
         print(f"  (check: epoch 0 equals the built image for {same:.0%} of 20 rows)")
 
 

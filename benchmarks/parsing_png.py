@@ -65,8 +65,10 @@ def main() -> None:
     for name, ragged in (("clean", False), ("ragged", True)):
         maps = part_maps(args.maps, ragged)
         (grey, grey_ms), (palette, palette_ms) = measure(maps, encode_png), measure(maps, encode_parts)
-        print(f"{name:<14} {grey / 1e3:8.1f} {grey_ms:6.2f} {palette / 1e3:10.1f} {palette_ms:6.2f} "
-              f"{palette / grey:11.3f} {palette_ms / grey_ms:10.3f}")
+        print(
+            f"{name:<14} {grey / 1e3:8.1f} {grey_ms:6.2f} {palette / 1e3:10.1f} {palette_ms:6.2f} "
+            f"{palette / grey:11.3f} {palette_ms / grey_ms:10.3f}"
+        )
 
 
 if __name__ == "__main__":

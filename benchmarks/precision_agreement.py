@@ -78,8 +78,13 @@ def model_inputs(crops: list[Crop], box: tuple[int, int], keep_aspect: bool) -> 
     groups: dict[tuple[int, int], list[tuple[torch.Tensor, torch.Tensor]]] = {}
     for _, image, parts in crops:
         size = fit_size(*parts.shape, box) if keep_aspect else box
-        x = F.interpolate(torch.from_numpy(image).permute(2, 0, 1)[None], size=size, mode="bilinear",
-                          align_corners=False, antialias=True).float()
+        x = F.interpolate(
+            torch.from_numpy(image).permute(2, 0, 1)[None],
+            size=size,
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        ).float()
         y = F.interpolate(torch.from_numpy(parts)[None, None].float(), size=size, mode="nearest-exact")
         groups.setdefault(size, []).append(((x / 255 - mean) / std, y[:, 0].long()))
     return [(torch.cat([g[0] for g in group]), torch.cat([g[1] for g in group])) for group in groups.values()]
@@ -88,8 +93,9 @@ def model_inputs(crops: list[Crop], box: tuple[int, int], keep_aspect: bool) -> 
 def segformer(seed: int) -> SegformerForSemanticSegmentation:
     """B0 (SegformerConfig's defaults) with Pascal-Person-Part labels, which PartMapper maps 1:1."""
     torch.manual_seed(seed)
-    return SegformerForSemanticSegmentation(SegformerConfig(
-        id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)}))
+    return SegformerForSemanticSegmentation(
+        SegformerConfig(id2label=dict(enumerate(LABELS)), label2id={name: i for i, name in enumerate(LABELS)})
+    )
 
 
 def save(model: SegformerForSemanticSegmentation, out: Path) -> Path:
@@ -98,8 +104,9 @@ def save(model: SegformerForSemanticSegmentation, out: Path) -> Path:
     return out
 
 
-def train(crops: list[Crop], box: tuple[int, int], keep_aspect: bool, steps: int, batch: int,
-          lr: float) -> SegformerForSemanticSegmentation:
+def train(
+    crops: list[Crop], box: tuple[int, int], keep_aspect: bool, steps: int, batch: int, lr: float
+) -> SegformerForSemanticSegmentation:
     groups = model_inputs(crops, box, keep_aspect)
     weights = torch.tensor([len(x) for x, _ in groups], dtype=torch.float)
     model = segformer(SEED).train()
@@ -110,8 +117,9 @@ def train(crops: list[Crop], box: tuple[int, int], keep_aspect: bool, steps: int
         # One input size per batch, as in a build; sizes drawn in proportion to their crops.
         x, y = groups[int(torch.multinomial(weights, 1, generator=order))]
         idx = torch.randint(len(x), (batch,), generator=order)
-        logits = F.interpolate(model(pixel_values=x[idx]).logits, size=y.shape[1:], mode="bilinear",
-                               align_corners=False)
+        logits = F.interpolate(
+            model(pixel_values=x[idx]).logits, size=y.shape[1:], mode="bilinear", align_corners=False
+        )
         loss = F.cross_entropy(logits, y[idx])
         optimiser.zero_grad()
         loss.backward()
@@ -125,7 +133,7 @@ def train(crops: list[Crop], box: tuple[int, int], keep_aspect: bool, steps: int
 def parse(parser: SegformerParser, crops: list[Crop], batch: int = 8) -> list[np.ndarray]:
     maps: list[np.ndarray] = []
     for i in range(0, len(crops), batch):
-        chunk = crops[i:i + batch]
+        chunk = crops[i : i + batch]
         maps += parser([c[0] for c in chunk], [c[1] for c in chunk])
     return maps
 
@@ -134,8 +142,10 @@ def compare(crops: list[Crop], fp32: list[np.ndarray], bf16: list[np.ndarray]) -
     """fp32 vs bf16 part maps, and the occluders `occlude()` draws from each with the same generator."""
     pixels = sum(m.size for m in fp32)
     same_pixels = sum(int((a == b).sum()) for a, b in zip(fp32, bf16, strict=True))
-    truth = {p: sum(int((m == c[2]).sum()) for m, c in zip(ms, crops, strict=True)) / pixels
-             for p, ms in (("fp32", fp32), ("bf16", bf16))}
+    truth = {
+        p: sum(int((m == c[2]).sum()) for m, c in zip(ms, crops, strict=True)) / pixels
+        for p, ms in (("fp32", fp32), ("bf16", bf16))
+    }
     same_draw, ious, ratio_diffs = 0, [], []
     for (name, image, _), a, b in zip(crops, fp32, bf16, strict=True):
         oa, ob = occlude(image, a, image_rng(SEED, name)), occlude(image, b, image_rng(SEED, name))
@@ -157,12 +167,21 @@ def compare(crops: list[Crop], fp32: list[np.ndarray], bf16: list[np.ndarray]) -
     }
 
 
-def forward_speed(parsers: dict[str, SegformerParser], crops: list[Crop], box: tuple[int, int],
-                  reps: int) -> dict[str, float]:
+def forward_speed(
+    parsers: dict[str, SegformerParser], crops: list[Crop], box: tuple[int, int], reps: int
+) -> dict[str, float]:
     """Median seconds of `infer` (normalise + forward) on 8 crops resized to the full parse size,
     precisions interleaved so load changes hit both alike."""
-    tensors = [F.interpolate(torch.from_numpy(c[1]).permute(2, 0, 1)[None], size=box, mode="bilinear",
-                             align_corners=False, antialias=True)[0] for c in crops[:8]]
+    tensors = [
+        F.interpolate(
+            torch.from_numpy(c[1]).permute(2, 0, 1)[None],
+            size=box,
+            mode="bilinear",
+            align_corners=False,
+            antialias=True,
+        )[0]
+        for c in crops[:8]
+    ]
     times: dict[str, list[float]] = {p: [] for p in parsers}
     for rep in range(reps + 1):
         for precision, parser in parsers.items():
@@ -177,8 +196,11 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true", help="smoke run: small data, few steps, < 1 min")
     ap.add_argument("--parse-size", default="256x128", help="HxW box for training and parsing (default 256x128)")
-    ap.add_argument("--no-keep-aspect", action="store_true", help="stretch crops to the parse size, as "
-                    "`builder build --no-keep-aspect` does")
+    ap.add_argument(
+        "--no-keep-aspect",
+        action="store_true",
+        help="stretch crops to the parse size, as `builder build --no-keep-aspect` does",
+    )
     args = ap.parse_args(argv)
     box = tuple(int(v) for v in args.parse_size.lower().split("x"))
     keep_aspect = not args.no_keep_aspect
@@ -190,27 +212,37 @@ def main(argv: list[str] | None = None) -> int:
     background = sum(int((c[2] == 0).sum()) for c in test_crops) / sum(c[2].size for c in test_crops)
     with tempfile.TemporaryDirectory() as tmp:
         # Small batches, many steps: from scratch, the number of updates is what gets B0 past its plateau.
-        print(f"training B0 from scratch on {n_train} crops in a {box[0]}x{box[1]} box "
-              f"({'aspect kept' if keep_aspect else 'stretched'}): {steps} steps of 4, fp32 AdamW")
+        print(
+            f"training B0 from scratch on {n_train} crops in a {box[0]}x{box[1]} box "
+            f"({'aspect kept' if keep_aspect else 'stretched'}): {steps} steps of 4, fp32 AdamW"
+        )
         t = time.perf_counter()
-        models = {"trained": save(train(train_crops, box, keep_aspect, steps, 4, 1e-3), Path(tmp) / "trained"),
-                  "random": save(segformer(SEED + 1), Path(tmp) / "random")}
+        models = {
+            "trained": save(train(train_crops, box, keep_aspect, steps, 4, 1e-3), Path(tmp) / "trained"),
+            "random": save(segformer(SEED + 1), Path(tmp) / "random"),
+        }
         print(f"  {time.perf_counter() - t:.0f} s")
         rows, speed = {}, {}
         for kind, path in models.items():
-            parsers = {p: SegformerParser(str(path), "cpu", box, keep_aspect=keep_aspect, precision=p)
-                       for p in ("fp32", "bf16")}
+            parsers = {
+                p: SegformerParser(str(path), "cpu", box, keep_aspect=keep_aspect, precision=p)
+                for p in ("fp32", "bf16")
+            }
             rows[kind] = compare(test_crops, *(parse(parsers[p], test_crops) for p in ("fp32", "bf16")))
             if kind == "trained":  # weights do not change the cost: time one model
                 speed = forward_speed(parsers, test_crops, box, reps)
-    print(f"\n{n_test} held-out crops (PRCC-like sizes), parsed in a {box[0]}x{box[1]} box, fp32 vs bf16; "
-          f"background is {background:.1%} of their pixels (an all-background map's accuracy)")
+    print(
+        f"\n{n_test} held-out crops (PRCC-like sizes), parsed in a {box[0]}x{box[1]} box, fp32 vs bf16; "
+        f"background is {background:.1%} of their pixels (an all-background map's accuracy)"
+    )
     print(f"{'':34s}{'trained':>12s}{'random':>12s}")
     for metric in rows["trained"]:
         print(f"{metric:34s}{rows['trained'][metric]:>12s}{rows['random'][metric]:>12s}")
     print(f"\nforward (normalise + model) at {box[0]}x{box[1]}, batch 8, median of {reps}, interleaved:")
-    print(f"  fp32 {speed['fp32'] / 8 * 1e3:.1f} ms/image   bf16 {speed['bf16'] / 8 * 1e3:.1f} ms/image   "
-          f"bf16 speed-up {speed['fp32'] / speed['bf16']:.2f}x")
+    print(
+        f"  fp32 {speed['fp32'] / 8 * 1e3:.1f} ms/image   bf16 {speed['bf16'] / 8 * 1e3:.1f} ms/image   "
+        f"bf16 speed-up {speed['fp32'] / speed['bf16']:.2f}x"
+    )
     print(f"total {time.perf_counter() - started:.0f} s")
     return 0
 

@@ -34,8 +34,15 @@ from builder.rows import encode_parts, encode_png  # noqa: E402
 from builder.shards import REALISTIC_BYTES_PER_PIXEL, row_bytes_bound  # noqa: E402
 from occluded_ccreid.occlusion import OcclusionConfig, image_rng, occlude_batch  # noqa: E402
 
-SKIMAGE_PHOTOS = ("astronaut.png", "chelsea.png", "coffee.png", "rocket.jpg", "motorcycle_left.png",
-                  "motorcycle_right.png", "color.png")
+SKIMAGE_PHOTOS = (
+    "astronaut.png",
+    "chelsea.png",
+    "coffee.png",
+    "rocket.jpg",
+    "motorcycle_left.png",
+    "motorcycle_right.png",
+    "color.png",
+)
 
 
 def jpeg_roundtrip(image: np.ndarray, quality: int) -> np.ndarray:
@@ -66,8 +73,7 @@ def synthetic_crops(count: int, quality: int, rng: np.random.Generator):
 def measure(crops: list[np.ndarray]) -> dict[str, float]:
     """Bytes per pixel of each PNG column of the rows of these crops, and the bound's ratio."""
     parts = [draw_person(*c.shape[:2], ("parts", i), ("outfit", i))[1] for i, c in enumerate(crops)]
-    occlusions = occlude_batch(crops, parts, [image_rng(0, f"crop{i}") for i in range(len(crops))],
-                               OcclusionConfig())
+    occlusions = occlude_batch(crops, parts, [image_rng(0, f"crop{i}") for i in range(len(crops))], OcclusionConfig())
     pixels = sum(c.shape[0] * c.shape[1] for c in crops)
     sizes = {
         "clean": sum(len(encode_png(c)["bytes"]) for c in crops),
@@ -96,11 +102,20 @@ def main() -> None:
             folder = Path(skimage.__file__).parent / "data"
         except ImportError:
             print("scikit-image is not installed: synthetic people only (pass --photos DIR for real ones)")
-    files = ([p for p in sorted(folder.iterdir()) if p.suffix.lower() in (".jpg", ".jpeg", ".png")
-              and (args.photos is not None or p.name in SKIMAGE_PHOTOS)] if folder is not None else [])
+    files = (
+        [
+            p
+            for p in sorted(folder.iterdir())
+            if p.suffix.lower() in (".jpg", ".jpeg", ".png") and (args.photos is not None or p.name in SKIMAGE_PHOTOS)
+        ]
+        if folder is not None
+        else []
+    )
     photos = [np.asarray(Image.open(p).convert("RGB")) for p in files]
-    print(f"{'crops':<28} {'clean':>6} {'image':>6} {'mask':>6} {'parsing':>7} {'row':>6} {'bound/row':>9}"
-          "  (bytes per pixel; bound: builder.shards.row_bytes_bound)")
+    print(
+        f"{'crops':<28} {'clean':>6} {'image':>6} {'mask':>6} {'parsing':>7} {'row':>6} {'bound/row':>9}"
+        "  (bytes per pixel; bound: builder.shards.row_bytes_bound)"
+    )
     for quality in args.quality:
         rng = np.random.default_rng(0)
         sources = {f"synthetic people, q{quality}": list(synthetic_crops(args.crops, quality, rng))}
@@ -108,8 +123,10 @@ def main() -> None:
             sources[f"{len(photos)} photos, q{quality}"] = list(person_crops(photos, args.crops, quality, rng))
         for name, crops in sources.items():
             m = measure(crops)
-            print(f"{name:<28} {m['clean']:6.3f} {m['image']:6.3f} {m['mask']:6.3f} {m['parsing']:7.3f} "
-                  f"{m['row']:6.3f} {m['bound/row']:9.2f}")
+            print(
+                f"{name:<28} {m['clean']:6.3f} {m['image']:6.3f} {m['mask']:6.3f} {m['parsing']:7.3f} "
+                f"{m['row']:6.3f} {m['bound/row']:9.2f}"
+            )
     print(f"builder.shards.REALISTIC_BYTES_PER_PIXEL = {REALISTIC_BYTES_PER_PIXEL} (row, without clean_image)")
 
 

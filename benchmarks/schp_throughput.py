@@ -66,8 +66,9 @@ def make_checkpoint(path: Path, num_classes: int = 7, seed: int = 0) -> Path:
     return path
 
 
-def child_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_size: int, chunks: int, device: str,
-                streams: int = 1) -> dict:
+def child_floor(
+    checkpoint: str, shapes: list[tuple[int, int]], batch_size: int, chunks: int, device: str, streams: int = 1
+) -> dict:
     """SCHP's forward passes alone, over batches of the given input shapes (one shape per batch):
     one stream with torch's default threads, or (`streams` > 1) that many single-threaded streams
     at once, as `builder build` runs the model on CPU (builder/processing.py: model_streams)."""
@@ -90,6 +91,7 @@ def child_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_size: int,
             n = min(batch_size, count - start)
             batches.append(torch.randn(n, 3, *shape, device=device).contiguous(memory_format=torch.channels_last))
     sync = torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
+
     def run(batch):
         with torch.inference_mode():
             net(batch)
@@ -110,8 +112,14 @@ def child_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_size: int,
     return {"rates": rates, "foreign_cores": foreign.cores(), "images_per_cpu_second": images / cpu}
 
 
-def child_parser_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_size: int, chunks: int, device: str,
-                       parse_size: tuple[int, int]) -> dict:
+def child_parser_floor(
+    checkpoint: str,
+    shapes: list[tuple[int, int]],
+    batch_size: int,
+    chunks: int,
+    device: str,
+    parse_size: tuple[int, int],
+) -> dict:
     """The parser's own path without the rest of the build: `SchpParser.infer_to_host` on ready-made
     uint8 tensors of the same shapes and batches, waited for. On CUDA that is the build's forward
     path (pinned uint8 copies, one image a pass on parallel lanes with cuDNN's deterministic
@@ -127,8 +135,9 @@ def child_parser_floor(checkpoint: str, shapes: list[tuple[int, int]], batch_siz
         count = shapes.count(shape)
         for start in range(0, count, batch_size):
             n = min(batch_size, count - start)
-            batches.append([torch.randint(0, 256, (3, *shape), generator=generator, dtype=torch.uint8)
-                            for _ in range(n)])
+            batches.append(
+                [torch.randint(0, 256, (3, *shape), generator=generator, dtype=torch.uint8) for _ in range(n)]
+            )
     for batch in batches:  # warm-up: every shape (captures its graph on CUDA)
         parser.infer_to_host(batch)()
     rates = []
@@ -185,8 +194,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.quick:
         args.images, args.floor_images, args.parse_size = 24, 16, (256, 128)
-    build_args = ["--batch-size", str(args.batch_size), "--workers", str(args.workers),
-                  "--parse-size", f"{args.parse_size[0]}x{args.parse_size[1]}", *shlex.split(args.build_args)]
+    build_args = [
+        "--batch-size",
+        str(args.batch_size),
+        "--workers",
+        str(args.workers),
+        "--parse-size",
+        f"{args.parse_size[0]}x{args.parse_size[1]}",
+        *shlex.split(args.build_args),
+    ]
     if args.device != "cpu":
         build_args += ["--device", args.device]  # the last --device wins over child_build's cpu
 
@@ -195,9 +211,12 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="schp-throughput-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
-        print(f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; "
-              f"device {args.device}, batch {args.batch_size}, workers {args.workers}, "
-              f"parse size {args.parse_size[0]}x{args.parse_size[1]}", flush=True)
+        print(
+            f"torch {torch.__version__}, {os.cpu_count()} CPUs, torch threads {torch.get_num_threads()}; "
+            f"device {args.device}, batch {args.batch_size}, workers {args.workers}, "
+            f"parse size {args.parse_size[0]}x{args.parse_size[1]}",
+            flush=True,
+        )
         begin = time.perf_counter()
         checkpoint = make_checkpoint(work / "exp-schp-random-pascal-person-part.pth")
         source = make_source(work / "src" / "PRCC", args.images)
@@ -217,47 +236,69 @@ def main(argv: list[str] | None = None) -> int:
 
         def run_floor() -> None:
             for streams in stream_counts:
-                got = in_child(child_floor, str(checkpoint), floor_shapes, args.batch_size, chunks, args.device,
-                               streams)
+                got = in_child(
+                    child_floor, str(checkpoint), floor_shapes, args.batch_size, chunks, args.device, streams
+                )
                 floors.append(statistics.median(got["rates"]))
                 foreign.append(got["foreign_cores"])
                 per_cpu.append(got["images_per_cpu_second"])
-                print(f"  SCHP forward only, {streams} stream(s): {floors[-1]:.3f} img/s (chunks "
-                      f"{', '.join(f'{r:.3f}' for r in got['rates'])}; other processes used "
-                      f"{got['foreign_cores']:.2f} cores)", flush=True)
+                print(
+                    f"  SCHP forward only, {streams} stream(s): {floors[-1]:.3f} img/s (chunks "
+                    f"{', '.join(f'{r:.3f}' for r in got['rates'])}; other processes used "
+                    f"{got['foreign_cores']:.2f} cores)",
+                    flush=True,
+                )
 
         run_floor()
         parser_floors = []
         if args.device != "cpu":
-            got = in_child(child_parser_floor, str(checkpoint), floor_shapes, args.batch_size, chunks, args.device,
-                           args.parse_size)
+            got = in_child(
+                child_parser_floor, str(checkpoint), floor_shapes, args.batch_size, chunks, args.device, args.parse_size
+            )
             parser_floors.append(statistics.median(got["rates"]))
-            print(f"  SCHP through the parser alone (the build's forward path): {parser_floors[-1]:.3f} img/s "
-                  f"(chunks {', '.join(f'{r:.3f}' for r in got['rates'])})", flush=True)
+            print(
+                f"  SCHP through the parser alone (the build's forward path): {parser_floors[-1]:.3f} img/s "
+                f"(chunks {', '.join(f'{r:.3f}' for r in got['rates'])})",
+                flush=True,
+            )
         got = in_child(child_build_cpu, str(source), str(work / "out"), str(checkpoint), build_args)
         build_rate = got["rows"] / got["seconds"]
         build_per_cpu = got["rows"] / got["cpu_seconds"]
         foreign.append(got["foreign_cores"])
-        print(f"  builder build: {build_rate:.3f} img/s ({got['rows']} images in {got['seconds']:.1f} s, peak RSS "
-              f"{got['peak_rss_mib']:.0f} MiB; other processes used {got['foreign_cores']:.2f} cores)", flush=True)
+        print(
+            f"  builder build: {build_rate:.3f} img/s ({got['rows']} images in {got['seconds']:.1f} s, peak RSS "
+            f"{got['peak_rss_mib']:.0f} MiB; other processes used {got['foreign_cores']:.2f} cores)",
+            flush=True,
+        )
         run_floor()
         if max(foreign) > 0.1:
-            print("  WARNING: other processes took CPU time during the run, or the floors before and after the "
-                  "build disagree: the timings are not comparable; rerun on a quiet machine", flush=True)
-        print(f"  (floors in order: {', '.join(f'{f:.3f}' for f in floors)} img/s; images per CPU-second: "
-              f"{', '.join(f'{f:.3f}' for f in per_cpu)}, build {build_per_cpu:.3f})")
-        print(f"  the build's CPU: {got['cpu_seconds']:.1f} s, of which SCHP's forward passes "
-              f"{got['model_cpu_seconds']:.1f} s ({got['rows'] / got['model_cpu_seconds']:.3f} images per CPU-second "
-              f"inside the build) and everything else {got['cpu_seconds'] - got['model_cpu_seconds']:.1f} s")
+            print(
+                "  WARNING: other processes took CPU time during the run, or the floors before and after the "
+                "build disagree: the timings are not comparable; rerun on a quiet machine",
+                flush=True,
+            )
+        print(
+            f"  (floors in order: {', '.join(f'{f:.3f}' for f in floors)} img/s; images per CPU-second: "
+            f"{', '.join(f'{f:.3f}' for f in per_cpu)}, build {build_per_cpu:.3f})"
+        )
+        print(
+            f"  the build's CPU: {got['cpu_seconds']:.1f} s, of which SCHP's forward passes "
+            f"{got['model_cpu_seconds']:.1f} s ({got['rows'] / got['model_cpu_seconds']:.3f} images per CPU-second "
+            f"inside the build) and everything else {got['cpu_seconds'] - got['model_cpu_seconds']:.1f} s"
+        )
         print()
         print(f"{'SCHP builder build':<36}{build_rate:>10.3f} img/s")
         print(f"{'SCHP forward pass alone (floor)':<36}{max(floors):>10.3f} img/s")
         print(f"{'build / forward':<36}{build_rate / max(floors):>10.2f}   (target >= 0.9)")
         if parser_floors:
-            print(f"{'parser path alone':<36}{max(parser_floors):>10.3f} img/s   (build / parser path "
-                  f"{build_rate / max(parser_floors):.2f})")
-        print(f"{'  per CPU-second (build / forward)':<36}{build_per_cpu / max(per_cpu):>10.2f}   "
-              "(rough: efficiency per CPU-second also moves with the load)")
+            print(
+                f"{'parser path alone':<36}{max(parser_floors):>10.3f} img/s   (build / parser path "
+                f"{build_rate / max(parser_floors):.2f})"
+            )
+        print(
+            f"{'  per CPU-second (build / forward)':<36}{build_per_cpu / max(per_cpu):>10.2f}   "
+            "(rough: efficiency per CPU-second also moves with the load)"
+        )
         print(f"{'peak RSS of the build':<36}{got['peak_rss_mib']:>10.0f} MiB")
         print(f"total {time.perf_counter() - begin:.0f} s")
     finally:

@@ -53,17 +53,29 @@ def make_rows(n: int, seed: int = 0) -> list[dict]:
         image = np.asarray(PILImage.fromarray(small).resize((w, h), PILImage.BILINEAR))
         image = np.clip(image.astype(int) + rng.integers(-6, 6, size=image.shape), 0, 255).astype(np.uint8)
         parts = np.zeros((h, w), np.uint8)
-        parts[h // 8: 7 * h // 8, w // 4: 3 * w // 4] = 1 + (np.arange(h)[h // 8: 7 * h // 8, None] * 6 // h)
+        parts[h // 8 : 7 * h // 8, w // 4 : 3 * w // 4] = 1 + (np.arange(h)[h // 8 : 7 * h // 8, None] * 6 // h)
         mask = np.zeros((h, w), np.uint8)
-        mask[h // 3: 2 * h // 3, w // 4: 3 * w // 4] = 255
-        rows.append({
-            "image": encode_png(image), "pid": i % 150, "camid": i % 3, "clothes_id": i % 300,
-            "occluded_part": 1 + i % 6, "pool_scale": 8, "occluded_ratio": float(rng.uniform(0.2, 0.6)),
-            "occluder": "parts", "fill": "add", "coverage_in_band": True, "part_visibility": [1.0, 0.5, 1, 1, 1, 1],
-            "occluders": [{"occluder": "parts", "part": 1 + i % 6, "pool_scale": 8, "source": None}],
-            "person_donors": [],
-            "occlusion_mask": encode_png(mask), "parsing": encode_png(parts), "source_path": f"rgb/train/{i:06d}.jpg",
-        })
+        mask[h // 3 : 2 * h // 3, w // 4 : 3 * w // 4] = 255
+        rows.append(
+            {
+                "image": encode_png(image),
+                "pid": i % 150,
+                "camid": i % 3,
+                "clothes_id": i % 300,
+                "occluded_part": 1 + i % 6,
+                "pool_scale": 8,
+                "occluded_ratio": float(rng.uniform(0.2, 0.6)),
+                "occluder": "parts",
+                "fill": "add",
+                "coverage_in_band": True,
+                "part_visibility": [1.0, 0.5, 1, 1, 1, 1],
+                "occluders": [{"occluder": "parts", "part": 1 + i % 6, "pool_scale": 8, "source": None}],
+                "person_donors": [],
+                "occlusion_mask": encode_png(mask),
+                "parsing": encode_png(parts),
+                "source_path": f"rgb/train/{i:06d}.jpg",
+            }
+        )
     return rows
 
 
@@ -75,7 +87,7 @@ def write_old(rows: list[dict], out: Path, shard_size: int, features) -> list[st
     for s in range(total):
         path = out / f"train-{s:05d}-of-{total:05d}.parquet"
         with pq.ParquetWriter(path, schema) as writer:
-            chunk = [features.encode_example(r) for r in rows[s * shard_size:(s + 1) * shard_size]]
+            chunk = [features.encode_example(r) for r in rows[s * shard_size : (s + 1) * shard_size]]
             writer.write_table(pa.Table.from_pylist(chunk, schema=schema), row_group_size=OLD_ROW_GROUP_ROWS)
         paths.append(str(path))
     return paths
@@ -87,7 +99,7 @@ def write_new(rows: list[dict], out: Path, shard_size: int, features) -> list[st
     paths = []
     for s in range(total):
         writer = ShardWriter(out / shard_file_name("train", s, total), features)
-        for row in rows[s * shard_size:(s + 1) * shard_size]:
+        for row in rows[s * shard_size : (s + 1) * shard_size]:
             writer.add(row)
         writer.close()
         paths.append(str(writer.path))
@@ -118,8 +130,12 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--workers", default="0,4", help="DataLoader worker counts, comma-separated (default 0,4)")
     parser.add_argument("--modes", default="raw,decoded", help="raw and/or decoded (default both)")
-    parser.add_argument("--row-group-mb", type=float, default=None,
-                        help="row-group bound of the new writer in MiB (default: builder.writer.ROW_GROUP_MAX_BYTES)")
+    parser.add_argument(
+        "--row-group-mb",
+        type=float,
+        default=None,
+        help="row-group bound of the new writer in MiB (default: builder.writer.ROW_GROUP_MAX_BYTES)",
+    )
     args = parser.parse_args()
     if args.row_group_mb is not None:
         import builder.writer
@@ -130,8 +146,10 @@ def main() -> None:
     rows = make_rows(args.rows)
     shard_size = -(-args.rows // args.shards)
     with tempfile.TemporaryDirectory() as tmp:
-        files = {"old": write_old(rows, Path(tmp) / "old", shard_size, features),
-                 "new": write_new(rows, Path(tmp) / "new", shard_size, features)}
+        files = {
+            "old": write_old(rows, Path(tmp) / "old", shard_size, features),
+            "new": write_new(rows, Path(tmp) / "new", shard_size, features),
+        }
         for name, paths in files.items():
             size = sum(Path(p).stat().st_size for p in paths)
             groups = sum(pq.ParquetFile(p).metadata.num_row_groups for p in paths)
@@ -146,8 +164,11 @@ def main() -> None:
                         assert count == args.rows, (name, count)
                         best[name] = max(best[name], rate)
                 mode = "decoded" if decode else "raw"
-                print(f"{mode:<8} {workers:>7} {best['old']:>11.0f} {best['new']:>11.0f} "
-                      f"{best['new'] / best['old']:>8.2f}", flush=True)
+                print(
+                    f"{mode:<8} {workers:>7} {best['old']:>11.0f} {best['new']:>11.0f} "
+                    f"{best['new'] / best['old']:>8.2f}",
+                    flush=True,
+                )
 
 
 if __name__ == "__main__":

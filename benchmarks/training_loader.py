@@ -62,16 +62,29 @@ def write_build(out: Path, rows: int, shards: int = 4, seed: int = 0) -> Path:
             small = rng.integers(0, 255, size=(h // 4, w // 4, 3), dtype=np.uint8)
             image = np.asarray(Image.fromarray(small).resize((w, h), Image.Resampling.BILINEAR))
             parts = np.zeros((h, w), np.uint8)
-            parts[h // 8: 7 * h // 8, w // 4: 3 * w // 4] = 2
+            parts[h // 8 : 7 * h // 8, w // 4 : 3 * w // 4] = 2
             mask = np.zeros((h, w), np.uint8)
-            mask[h // 3: 2 * h // 3, w // 4: 3 * w // 4] = 255
-            writer.add({
-                "image": encode_png(image), "pid": i % 150, "camid": i % 3, "clothes_id": i % 300,
-                "occluded_part": 2, "pool_scale": 8, "occluded_ratio": 0.3, "occluder": "parts", "fill": "add",
-                "coverage_in_band": True, "occlusion_mask": encode_png(mask), "parsing": encode_png(parts),
-                "source_path": f"rgb/train/{i:06d}.jpg", "part_visibility": list(part_visibility(mask, parts)),
-                "occluders": [{"occluder": "parts", "part": 2, "pool_scale": 8, "source": None}], "person_donors": [],
-            })
+            mask[h // 3 : 2 * h // 3, w // 4 : 3 * w // 4] = 255
+            writer.add(
+                {
+                    "image": encode_png(image),
+                    "pid": i % 150,
+                    "camid": i % 3,
+                    "clothes_id": i % 300,
+                    "occluded_part": 2,
+                    "pool_scale": 8,
+                    "occluded_ratio": 0.3,
+                    "occluder": "parts",
+                    "fill": "add",
+                    "coverage_in_band": True,
+                    "occlusion_mask": encode_png(mask),
+                    "parsing": encode_png(parts),
+                    "source_path": f"rgb/train/{i:06d}.jpg",
+                    "part_visibility": list(part_visibility(mask, parts)),
+                    "occluders": [{"occluder": "parts", "part": 2, "pool_scale": 8, "source": None}],
+                    "person_donors": [],
+                }
+            )
         writer.close()
     return out
 
@@ -148,8 +161,10 @@ def stages(train: Any, height: int, width: int) -> list[Stage]:
     raw = raw.cast_column("image", undecoded).cast_column("parsing", undecoded)
     encoded = [raw[i]["image"]["bytes"] for i in range(64)]
     # the stored image stands for a `--keep-clean` build's clean_image: the transform decodes it and the part map
-    clean_rows = [{"clean_image": raw[i]["image"], "parsing": raw[i]["parsing"], "source_path": raw[i]["source_path"]}
-                  for i in range(64)]
+    clean_rows = [
+        {"clean_image": raw[i]["image"], "parsing": raw[i]["parsing"], "source_path": raw[i]["source_path"]}
+        for i in range(64)
+    ]
     occlude = OcclusionTransform(OcclusionConfig(), seed=0)
     pictures = [Image.open(io.BytesIO(b)).convert("RGB") for b in encoded]
     transform = cal_train_transform(height, width)
@@ -164,8 +179,10 @@ def stages(train: Any, height: int, width: int) -> list[Stage]:
 
     return [
         Stage("decode image (PNG -> PIL RGB)", decode),
-        Stage("occlude afresh: parts (decodes clean + map)",
-              lambda: occlude(clean_rows[(n := next(counter)) % len(clean_rows)], epoch=1 + n)),
+        Stage(
+            "occlude afresh: parts (decodes clean + map)",
+            lambda: occlude(clean_rows[(n := next(counter)) % len(clean_rows)], epoch=1 + n),
+        ),
         Stage("cal_train_transform, per image", lambda: transform(picture())),
         Stage("Resize only (workers of the batched loader)", lambda: Resize(height, width)(picture())),
         Stage(f"cal_train_transform on a batch of {BATCH}", lambda: transform(batch), per_call=BATCH),
@@ -188,8 +205,9 @@ def main() -> None:
     parser.add_argument("--workers", default="0,2", help="DataLoader worker counts, comma-separated (default 0,2)")
     parser.add_argument("--height", type=int, default=384)
     parser.add_argument("--width", type=int, default=192)
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads of the main process (DataLoader workers use 1); default 1")
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads of the main process (DataLoader workers use 1); default 1"
+    )
     args = parser.parse_args()
     import torch
 

@@ -39,21 +39,29 @@ FILL_TEXT = {
     "mean": "The image is blended towards its own mean colour under the occluder.",
     "noise": "The image is blended towards uniform noise under the occluder.",
     "blur": "The image is blended towards a strongly blurred copy of itself under the occluder.",
-    "texture": ("The occluder is filled with background pixels of another identity's image from the same "
-                "source dataset, so it looks like scene clutter."),
+    "texture": (
+        "The occluder is filled with background pixels of another identity's image from the same "
+        "source dataset, so it looks like scene clutter."
+    ),
     "paste": "Person and object occluders are pasted with their own pixels, blended by their alpha.",
 }
 # What each occluder kind other than the paper's part occluder is, in the card's words.
 KIND_TEXT = {
-    "rectangle": ("**Rectangles** (Feng et al.'s baseline): a band over the top, bottom, left or right "
-                  "{rectangle_fraction} of the crop, placed without looking at the person."),
-    "person": ("**Other people** (as KPR occludes with other pedestrians): another identity's person from the same "
-               "split (its part map > 0, edges softened by one average pooling), scaled to 50-100% of the crop's "
-               "height, centred on a drawn point of the person's box and pasted with its own pixels; the donors are "
-               "in `person_donors`, the one drawn in `occluders`."),
-    "objects": ("**Objects** (as BPBreID pastes Pascal VOC objects): one of {objects} RGBA cut-outs from the "
-                "user's folder (sha256 of names and bytes `{objects_sha256}`), scaled to 25-60% of the crop's height, "
-                "centred on a drawn point of the person's box, its alpha from the file; the file is in `occluders`."),
+    "rectangle": (
+        "**Rectangles** (Feng et al.'s baseline): a band over the top, bottom, left or right "
+        "{rectangle_fraction} of the crop, placed without looking at the person."
+    ),
+    "person": (
+        "**Other people** (as KPR occludes with other pedestrians): another identity's person from the same "
+        "split (its part map > 0, edges softened by one average pooling), scaled to 50-100% of the crop's "
+        "height, centred on a drawn point of the person's box and pasted with its own pixels; the donors are "
+        "in `person_donors`, the one drawn in `occluders`."
+    ),
+    "objects": (
+        "**Objects** (as BPBreID pastes Pascal VOC objects): one of {objects} RGBA cut-outs from the "
+        "user's folder (sha256 of names and bytes `{objects_sha256}`), scaled to 25-60% of the crop's height, "
+        "centred on a drawn point of the person's box, its alpha from the file; the file is in `occluders`."
+    ),
 }
 
 
@@ -66,13 +74,19 @@ def occluder_text(occlusion: dict) -> str:
     low, high = occlusion.get("occluders", (1, 1))
     if high > 1:
         count = f"{low}" if low == high else f"{low}-{high} (drawn per image)"
-        lines.append(f"**{count} occluders per occluded image**, drawn over each other in order: `occlusion_mask` "
-                     "is their union (1 - prod(1 - alpha)), the coverage band applies to it, and `occluders` lists "
-                     "each one (`occluded_part` and `pool_scale` are the first part occluder's).")
+        lines.append(
+            f"**{count} occluders per occluded image**, drawn over each other in order: `occlusion_mask` "
+            "is their union (1 - prod(1 - alpha)), the coverage band applies to it, and `occluders` lists "
+            "each one (`occluded_part` and `pool_scale` are the first part occluder's)."
+        )
     if occlusion.get("preset") == "occluded-duke":
-        lines.append("**Which rows are occluded: the occluded-duke preset**, as Occluded-Duke: every query, a tenth "
-                     "of the gallery (each row's own draw) and none of the other splits.")
+        lines.append(
+            "**Which rows are occluded: the occluded-duke preset**, as Occluded-Duke: every query, a tenth "
+            "of the gallery (each row's own draw) and none of the other splits."
+        )
     return "\n\n".join(lines)
+
+
 TAGS = ["person-re-identification", "reid", "cloth-changing", "occlusion", "occluded-person-reid"]
 PAPER_URL = "https://github.com/1024AILab/Occluded-Cloth-Changing-Person-Re-Identification"
 PAPER_TITLE = "Occluded Cloth-Changing Person Re-Identification"
@@ -127,11 +141,13 @@ def card_sources(header: dict) -> list[SourceLayout]:
 def license_text(sources: list[SourceLayout]) -> str:
     """`LICENSE.md` of a multi-config repo: the terms each source dataset's images remain under."""
     lines = [
-        LICENSE_HEADING, "",
+        LICENSE_HEADING,
+        "",
         "occluded-ccreid grants no rights over the images of this repository. Every config is derived from one "
         "source dataset, and its images remain subject to that dataset's terms of use, which generally restrict "
         "them to non-commercial research. Obtain the source dataset from its authors and accept its terms before "
-        "using a config derived from it.", "",
+        "using a config derived from it.",
+        "",
     ]
     for layout in sources:
         where = f"[{layout.homepage}]({layout.homepage})" if layout.homepage else "the dataset's authors"
@@ -163,8 +179,7 @@ def template_text() -> str:
 
 
 def size_category(n: int) -> str:
-    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
-                         (1_000_000, "100K<n<1M")):
+    for limit, label in ((1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"), (1_000_000, "100K<n<1M")):
         if n < limit:
             return label
     return "1M<n<10M"
@@ -205,7 +220,8 @@ def card_data(
     if default and config_name:
         config["default"] = True
     license_fields = (
-        {"license_name": MULTI_SOURCE_LICENSE, "license_link": LICENSE_NAME} if config_name
+        {"license_name": MULTI_SOURCE_LICENSE, "license_link": LICENSE_NAME}
+        if config_name
         else {"license_name": f"{layout.name}-terms-of-use", "license_link": layout.homepage or None}
     )
     data = DatasetCardData(
@@ -223,8 +239,9 @@ def card_data(
     splits = SplitDict()
     for split, stats in report.splits.items():
         splits.add(SplitInfo(name=split, num_bytes=memory.get(split, 0), num_examples=stats.num_rows))
-    info = DatasetInfo(features=features, splits=splits, download_size=sum(disk.values()),
-                       dataset_size=sum(memory.values()))
+    info = DatasetInfo(
+        features=features, splits=splits, download_size=sum(disk.values()), dataset_size=sum(memory.values())
+    )
     DatasetInfosDict({name: info}).to_dataset_card_data(data)
     return data
 
@@ -232,13 +249,17 @@ def card_data(
 def shard_text(plan: dict) -> str:
     """One sentence on how the Parquet shards were cut (builder.shards; `shard_plan` in the report)."""
     if plan.get("rule") == "rows":
-        return (f"Each split is stored in Parquet shards of {plan['shard_size']} consecutive source images "
-                "(in path order; skipped images leave their shard shorter).")
-    return (f"Each split is stored in Parquet shards of consecutive source images (in path order), cut before "
-            f"any image was read: at most {plan['max_shard_bytes'] / 1e6:.0f} MB each (bounded from pixel counts), "
-            f"and for a split of {plan['readers'] * plan['min_rows_per_shard']} images or more a multiple of "
-            f"{plan['readers']} shards with equal numbers of images, so "
-            "`datasets.distributed.split_dataset_by_node` gives each of 8, 16 or 32 nodes whole shards.")
+        return (
+            f"Each split is stored in Parquet shards of {plan['shard_size']} consecutive source images "
+            "(in path order; skipped images leave their shard shorter)."
+        )
+    return (
+        f"Each split is stored in Parquet shards of consecutive source images (in path order), cut before "
+        f"any image was read: at most {plan['max_shard_bytes'] / 1e6:.0f} MB each (bounded from pixel counts), "
+        f"and for a split of {plan['readers'] * plan['min_rows_per_shard']} images or more a multiple of "
+        f"{plan['readers']} shards with equal numbers of images, so "
+        "`datasets.distributed.split_dataset_by_node` gives each of 8, 16 or 32 nodes whole shards."
+    )
 
 
 def _model_text(parser: dict) -> str:
@@ -247,9 +268,11 @@ def _model_text(parser: dict) -> str:
     if "repo_id" in checkpoint:
         pinned = [f"revision `{checkpoint['revision']}`"] if checkpoint.get("revision") else []
         pinned += [f"sha256 `{checkpoint['sha256']}`"] if checkpoint.get("sha256") else []
-        weights = (f"the weights `{checkpoint['filename']}` from the Hub repository `{checkpoint['repo_id']}`"
-                   + (f" ({', '.join(pinned)})" if pinned else "")
-                   + (f", {checkpoint['provenance']}" if checkpoint.get("provenance") else ""))
+        weights = (
+            f"the weights `{checkpoint['filename']}` from the Hub repository `{checkpoint['repo_id']}`"
+            + (f" ({', '.join(pinned)})" if pinned else "")
+            + (f", {checkpoint['provenance']}" if checkpoint.get("provenance") else "")
+        )
     elif "path" in checkpoint:
         weights = f"the weights file `{Path(checkpoint['path']).name}` (sha256 `{checkpoint.get('sha256', '?')}`)"
     else:
@@ -281,8 +304,11 @@ def render_card(
     parser = report.parser
     if parser.get("kind") == "model":
         height, width = parser["parse_size"]
-        size = (f"each crop fitted into {height}x{width} with its aspect ratio kept" if parser.get("keep_aspect")
-                else f"every crop resized to {height}x{width}")
+        size = (
+            f"each crop fitted into {height}x{width} with its aspect ratio kept"
+            if parser.get("keep_aspect")
+            else f"every crop resized to {height}x{width}"
+        )
         precision = f", {parser['precision']} autocast" if "precision" in parser else ""
         parser_text = f"Part maps come from {_model_text(parser)} (inference: {size}{precision})."
     else:
@@ -309,9 +335,16 @@ def render_card(
         "seed": report.seed,
         "tool_version": __version__,
         "splits": [
-            {"name": n, "num_rows": s.num_rows, "num_shards": s.num_shards, "occluded": s.occluded,
-             "out_of_band": s.out_of_band, "ratio_mean": f"{s.ratio_summary()['mean']:.3f}",
-             "parquet_mb": f"{disk.get(n, 0) / 1e6:.1f}", "memory_mb": f"{memory.get(n, 0) / 1e6:.1f}"}
+            {
+                "name": n,
+                "num_rows": s.num_rows,
+                "num_shards": s.num_shards,
+                "occluded": s.occluded,
+                "out_of_band": s.out_of_band,
+                "ratio_mean": f"{s.ratio_summary()['mean']:.3f}",
+                "parquet_mb": f"{disk.get(n, 0) / 1e6:.1f}",
+                "memory_mb": f"{memory.get(n, 0) / 1e6:.1f}",
+            }
             for n, s in splits.items()
         ],
         "skipped": len(report.skipped),

@@ -112,8 +112,9 @@ def merge_header(old_header: str, new_header: str, config_name: str, default: bo
         elif key not in new_blocks:
             merged[key] = old_blocks[key]
         else:
-            merged[key] = _merge_value(key, old_blocks.get(key, ""), new_blocks[key], old_values.get(key),
-                                       new_values[key])
+            merged[key] = _merge_value(
+                key, old_blocks.get(key, ""), new_blocks[key], old_values.get(key), new_values[key]
+            )
     header = _lines(list(merged.values()))
     yaml.safe_load(header)  # a merge that does not parse is a bug: fail here, never on the Hub
     return header
@@ -162,9 +163,9 @@ def _merge_body(old: str, new: str, name: str) -> str:
     span = _section(new, name)
     if span is None or CONFIGS_END not in old:
         return new
-    section = new[span[0]:span[1]]
+    section = new[span[0] : span[1]]
     old_span = _section(old, name)
     if old_span is not None:
-        return old[:old_span[0]] + section + old[old_span[1]:]
+        return old[: old_span[0]] + section + old[old_span[1] :]
     at = old.index(CONFIGS_END)
     return old[:at] + section + "\n\n" + old[at:]

@@ -47,5 +47,10 @@ def make_parser(config: BuildConfig, device: str | None = None) -> PartParser:
         return PrecomputedParser(config.parsing_dir)
     from builder.parsing.models import make_model_parser
 
-    return make_model_parser(config.model, device or config.device, config.parse_size,
-                             keep_aspect=config.keep_aspect, precision=config.precision)
+    return make_model_parser(
+        config.model,
+        device or config.device,
+        config.parse_size,
+        keep_aspect=config.keep_aspect,
+        precision=config.precision,
+    )

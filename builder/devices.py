@@ -43,8 +43,10 @@ def resolve_device(device: str) -> torch.device:
     except (RuntimeError, TypeError, ValueError):
         resolved = None
     if resolved is None or resolved.type not in ("cpu", "cuda"):
-        raise BuildError(f"--device {device!r} is not one the builder can use; choose from {choices}"
-                         + ("" if cuda else " (torch sees no CUDA device here)"))
+        raise BuildError(
+            f"--device {device!r} is not one the builder can use; choose from {choices}"
+            + ("" if cuda else " (torch sees no CUDA device here)")
+        )
     if resolved.type == "cuda" and not cuda:
         raise BuildError(f"--device {device} was asked for but torch sees no CUDA device; use --device cpu")
     if resolved.type == "cuda" and resolved.index is not None and resolved.index >= cuda:
@@ -112,9 +114,13 @@ def device_policy(device: str, network: bool, workers: int | None = None, sharin
     cuda = network and device.startswith("cuda")
     if workers is None:  # one core for each maker's main thread, which feeds the GPU
         workers = max(2, (usable_cores() - sharing) // max(1, sharing)) if cuda else 2
-    return DevicePolicy(device=device, workers=workers, model_threads=1 if network and not cuda else None,
-                        lanes=DEVICE_LANES if cuda else 1,
-                        keep_memory_mapped=network and not cuda)
+    return DevicePolicy(
+        device=device,
+        workers=workers,
+        model_threads=1 if network and not cuda else None,
+        lanes=DEVICE_LANES if cuda else 1,
+        keep_memory_mapped=network and not cuda,
+    )
 
 
 def prepare_this_process(device: str, network: bool) -> None:

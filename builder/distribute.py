@@ -113,8 +113,12 @@ def distribute_processes(maker: ShardMaker, pending: PendingShards) -> None:
     policies = context.Queue()
     for device in devices:
         policies.put(pickle.dumps(maker.policy_for(device, sharing=len(devices))))
-    executor = ProcessPoolExecutor(len(devices), mp_context=context, initializer=_start_worker,
-                                   initargs=(pickle.dumps(maker), policies, os.getpid()))
+    executor = ProcessPoolExecutor(
+        len(devices),
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(pickle.dumps(maker), policies, os.getpid()),
+    )
     running: dict[Future, Shard] = {}
     queue = list(pending.shards)
     try:
@@ -132,7 +136,8 @@ def distribute_processes(maker: ShardMaker, pending: PendingShards) -> None:
         raise BuildStopped(
             f"a worker process stopped unexpectedly{f' (exit codes {codes})' if codes else ''}; -9 is usually the "
             f"kernel's out-of-memory killer. Run the same command again to resume (finished shards are kept), "
-            f"with fewer --processes if memory is short") from None
+            f"with fewer --processes if memory is short"
+        ) from None
     except BaseException:
         _stop(executor)
         raise
@@ -153,6 +158,7 @@ def _stop(executor: ProcessPoolExecutor) -> list[int]:
 
 
 # -- the registry ---------------------------------------------------------------------------------
+
 
 def distribute_ray(maker: ShardMaker, pending: PendingShards) -> None:
     """Tasks on a Ray cluster: builder/ray_distributor.py, imported only when asked for."""
@@ -179,13 +185,17 @@ def choose_distributor(config: BuildConfig) -> str:
     if config.processes is not None and config.processes < 1:
         raise BuildError(f"--processes must be >= 1 (got {config.processes}); 1 makes every shard in this process")
     if name == "local" and ((config.processes or 1) > 1 or config.devices is not None):
-        raise BuildError("--distributor local makes every shard in this process, on --device: use --distributor "
-                         "processes with --processes N or --devices")
+        raise BuildError(
+            "--distributor local makes every shard in this process, on --device: use --distributor "
+            "processes with --processes N or --devices"
+        )
     if name != "ray" and config.ray_address is not None:
         raise BuildError(f"--ray-address is for --distributor ray (got --distributor {name})")
     if name == "ray" and config.devices is not None:
-        raise BuildError("--devices is for --distributor processes: under ray, each GPU task is given one GPU "
-                         "by Ray (use --device cuda)")
+        raise BuildError(
+            "--devices is for --distributor processes: under ray, each GPU task is given one GPU "
+            "by Ray (use --device cuda)"
+        )
     if name == "processes":
         from builder.devices import worker_devices
         from occluded_ccreid.spawning import spawn_problem

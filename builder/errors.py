@@ -31,8 +31,10 @@ def disk_full_message(exc: OSError, out_dir: str | os.PathLike) -> str:
     except OSError:
         free = "free space unknown"
     reason = "disk quota exceeded" if exc.errno == errno.EDQUOT else "no space left on the disk"
-    return (f"{reason} while writing {where} ({free} on the disk of {folder}); free some space and run the "
-            "same command again to resume (finished shards are kept), or choose an --out on a disk with more room")
+    return (
+        f"{reason} while writing {where} ({free} on the disk of {folder}); free some space and run the "
+        "same command again to resume (finished shards are kept), or choose an --out on a disk with more room"
+    )
 
 
 def _size(n: float) -> str:

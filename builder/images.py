@@ -36,8 +36,13 @@ class ImageTooLargeError(DecodeError):
     skip_prefix = "image too large"
 
 
-_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISFIFO, "a FIFO (named pipe)"), (stat.S_ISCHR, "a character device"),
-          (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+    (stat.S_ISSOCK, "a socket"),
+)
 
 
 def open_regular(path: str | Path) -> BinaryIO:
@@ -82,7 +87,8 @@ def load_rgb(path: str | Path) -> np.ndarray:
                 if width * height > MAX_PIXELS:
                     raise ImageTooLargeError(
                         f"{width}x{height} (WxH) is {width * height / 1e6:.1f} Mpx, above the builder's limit of "
-                        f"{MAX_PIXELS / 1e6:.1f} Mpx (builder.images.MAX_PIXELS), which bounds a build's memory")
+                        f"{MAX_PIXELS / 1e6:.1f} Mpx (builder.images.MAX_PIXELS), which bounds a build's memory"
+                    )
                 img.load()
                 return _to_rgb(img)
     except UnidentifiedImageError as exc:  # its text names the file object, not the image

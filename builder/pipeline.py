@@ -56,14 +56,30 @@ def build(config: BuildConfig) -> BuildReport:
     progress = _NoProgress()  # closed in `finally`
     try:
         todo = [shard for shard in plan.shards if shard.name not in staging.done]
-        progress = _progress(len(scan.records), config.progress, f"Occluded-{layout.pretty_name}",
-                             initial=len(scan.records) - sum(s.num_records for s in todo))
-        maker = ShardMaker(config, root, scan.records, occlude_splits, features,
-                           device_policy(str(resolve_device(config.device)), config.parsing_dir is None,
-                                         config.workers), parser=parser)
-        DISTRIBUTORS[distributor](maker, PendingShards(
-            todo, lambda shard: staging.shard_tmp(shard.name), lambda shard, entry: staging.commit(shard.name, entry),
-            progress.update))
+        progress = _progress(
+            len(scan.records),
+            config.progress,
+            f"Occluded-{layout.pretty_name}",
+            initial=len(scan.records) - sum(s.num_records for s in todo),
+        )
+        maker = ShardMaker(
+            config,
+            root,
+            scan.records,
+            occlude_splits,
+            features,
+            device_policy(str(resolve_device(config.device)), config.parsing_dir is None, config.workers),
+            parser=parser,
+        )
+        DISTRIBUTORS[distributor](
+            maker,
+            PendingShards(
+                todo,
+                lambda shard: staging.shard_tmp(shard.name),
+                lambda shard, entry: staging.commit(shard.name, entry),
+                progress.update,
+            ),
+        )
         progress.close()
         _finish(report, plan, layout, features, staging)
     except BuildStopped:
@@ -88,8 +104,14 @@ def _scan(config: BuildConfig) -> tuple[SourceLayout, Scan, Path]:
     return layout, scan, Path(scan.root if scan.root is not None else config.source_dir)
 
 
-def _plan(config: BuildConfig, layout: SourceLayout, scan: Scan, root: Path, parser: PartParser,
-          occlude_splits: frozenset[str]) -> tuple[BuildReport, ShardPlan, Features, Staging]:
+def _plan(
+    config: BuildConfig,
+    layout: SourceLayout,
+    scan: Scan,
+    root: Path,
+    parser: PartParser,
+    occlude_splits: frozenset[str],
+) -> tuple[BuildReport, ShardPlan, Features, Staging]:
     """The report's settings, the shard plan, the columns, and the staging folder whose fingerprint
     they make (not opened yet), after checking that the disk can hold what is still to write."""
     features = dataset_features(keep_clean=config.keep_clean, extra_columns=scan.extra_columns)
@@ -98,8 +120,11 @@ def _plan(config: BuildConfig, layout: SourceLayout, scan: Scan, root: Path, par
         source_dir=source_name(config.source_dir),  # not the local path: the report is published
         seed=config.seed,
         parser=parser.describe(),
-        occlusion={**config.occlusion.describe(), "occlude_splits": sorted(occlude_splits),
-                   "keep_clean": config.keep_clean},
+        occlusion={
+            **config.occlusion.describe(),
+            "occlude_splits": sorted(occlude_splits),
+            "keep_clean": config.keep_clean,
+        },
         splits={split: SplitStats() for split in scan.splits},
         ignored_files=scan.ignored_files,
     )
@@ -134,8 +159,10 @@ def _refuse_empty_splits(report: BuildReport) -> None:
         if stats.num_rows == 0:
             skips = [s for s in report.skipped if s["split"] == split]
             example = f", e.g. {skips[0]['source_path']}: {skips[0]['reason']}" if skips else ""
-            raise BuildError(f"every image of split {split} was skipped ({len(skips)} image(s){example}); a split "
-                             "without rows cannot be loaded with load_dataset: fix or replace those images")
+            raise BuildError(
+                f"every image of split {split} was skipped ({len(skips)} image(s){example}); a split "
+                "without rows cannot be loaded with load_dataset: fix or replace those images"
+            )
 
 
 class _NoProgress:

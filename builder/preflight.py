@@ -41,9 +41,16 @@ def preflight(config: BuildConfig, layout: SourceLayout, splits: Sequence[str], 
 
     resolve_device(config.device)  # a wrong --device is an error even when --parsing-dir makes it unused
     model = Path(config.model) if config.model and Path(config.model).exists() else None
-    check_out(Path(config.out_dir), config.overwrite, {
-        "source folder": Path(source_root), "source": Path(config.source_dir), "--parsing-dir": config.parsing_dir,
-        "--model folder": model})
+    check_out(
+        Path(config.out_dir),
+        config.overwrite,
+        {
+            "source folder": Path(source_root),
+            "source": Path(config.source_dir),
+            "--parsing-dir": config.parsing_dir,
+            "--model folder": model,
+        },
+    )
     return occlude_splits
 
 
@@ -60,18 +67,22 @@ def check_options(config: BuildConfig, layout: SourceLayout, splits: Sequence[st
         raise BuildError(str(exc)) from None
     if config.occlusion.preset is not None:
         if config.occlude_splits:
-            raise BuildError(f"--occlusion-preset {config.occlusion.preset} says which splits are occluded: "
-                             "drop --occlude-splits")
+            raise BuildError(
+                f"--occlusion-preset {config.occlusion.preset} says which splits are occluded: drop --occlude-splits"
+            )
         from occluded_ccreid.occlusion import PRESETS
 
         if missing := [s for s in PRESETS[config.occlusion.preset] if s not in splits]:
-            raise BuildError(f"--occlusion-preset {config.occlusion.preset} needs the split(s) {', '.join(missing)}, "
-                             f"which {layout.pretty_name} does not have ({', '.join(splits)})")
+            raise BuildError(
+                f"--occlusion-preset {config.occlusion.preset} needs the split(s) {', '.join(missing)}, "
+                f"which {layout.pretty_name} does not have ({', '.join(splits)})"
+            )
         return frozenset(s for s in splits if config.occlusion.split_probability(s, ()) > 0)
     occlude_splits = frozenset(config.occlude_splits or splits)
     if unknown := occlude_splits - set(splits):
-        raise BuildError(f"--occlude-splits {', '.join(sorted(unknown))} not in {layout.pretty_name}'s splits "
-                         f"({', '.join(splits)})")
+        raise BuildError(
+            f"--occlude-splits {', '.join(sorted(unknown))} not in {layout.pretty_name}'s splits ({', '.join(splits)})"
+        )
     return occlude_splits
 
 
@@ -83,23 +94,31 @@ def check_out(out: Path, overwrite: bool, protected: dict[str, Path | None]) -> 
             continue
         folder = folder.resolve()
         if real == folder:
-            raise BuildError(f"--out {out} is the {what} itself; choose a new folder outside it, "
-                             f"e.g. --out {folder.parent / ('occluded-' + folder.name)}")
+            raise BuildError(
+                f"--out {out} is the {what} itself; choose a new folder outside it, "
+                f"e.g. --out {folder.parent / ('occluded-' + folder.name)}"
+            )
         if folder in real.parents:
             raise BuildError(f"--out {out} lies inside the {what} {folder}; choose a folder outside it")
         if real in folder.parents:
             raise BuildError(f"--out {out} contains the {what} {folder}; choose a folder that is not above it")
     if out.is_symlink():
-        raise BuildError(f"--out {out} is a symbolic link (to {real}); a build is renamed into place, which "
-                         f"would replace the link, not its target: give the folder itself or a new name")
+        raise BuildError(
+            f"--out {out} is a symbolic link (to {real}); a build is renamed into place, which "
+            f"would replace the link, not its target: give the folder itself or a new name"
+        )
     cwd = Path.cwd().resolve()
     if real == cwd or real in cwd.parents:
         here = "the current directory" if real == cwd else f"above the current directory {cwd}"
-        raise BuildError(f"--out {out} is {here}; a build is renamed into place, which cannot replace the folder "
-                         f"you are in: name a new folder, e.g. --out {out / 'occluded-build'}")
+        raise BuildError(
+            f"--out {out} is {here}; a build is renamed into place, which cannot replace the folder "
+            f"you are in: name a new folder, e.g. --out {out / 'occluded-build'}"
+        )
     if os.path.ismount(real):
-        raise BuildError(f"--out {out} is a mount point; a build is renamed into place, which cannot replace a "
-                         f"mount point: name a folder inside it, e.g. --out {out / 'occluded-build'}")
+        raise BuildError(
+            f"--out {out} is a mount point; a build is renamed into place, which cannot replace a "
+            f"mount point: name a folder inside it, e.g. --out {out / 'occluded-build'}"
+        )
     if real.exists():
         _check_replaceable(out, real, overwrite)
     _check_parent_writable(out, real)
@@ -113,10 +132,12 @@ def _check_replaceable(out: Path, real: Path, overwrite: bool) -> None:
     if foreign:
         count = f"more than {WALK_LIMIT}" if len(foreign) > WALK_LIMIT else str(len(foreign))
         names = ", ".join(foreign[:LISTED]) + (", ..." if len(foreign) > LISTED else "")
-        what = ("is a previous build but also holds" if report is not None else "holds")
-        raise BuildError(f"--out {out} {what} {count} file(s) or folder(s) that this tool did not write ({names}); "
-                         "--overwrite only replaces a previous build or an empty folder: choose another --out, "
-                         "or move those out of it")
+        what = "is a previous build but also holds" if report is not None else "holds"
+        raise BuildError(
+            f"--out {out} {what} {count} file(s) or folder(s) that this tool did not write ({names}); "
+            "--overwrite only replaces a previous build or an empty folder: choose another --out, "
+            "or move those out of it"
+        )
     if not overwrite:
         raise BuildError(f"output folder {out} already exists; pass --overwrite to replace it")
 

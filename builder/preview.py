@@ -34,6 +34,7 @@ COLUMNS_READ = ["image", "occlusion_mask", "parsing", "occluded_part", "occluded
 
 def sample_rows(folder: Path, n: int) -> list[tuple[str, dict]]:
     """(split, row) for the n rows whose source_path hashes lowest."""
+
     def keyed():
         for shard in sorted((folder / DATA_DIR).glob("*.parquet")):
             split = shard.name.rsplit("-", 3)[0]
@@ -66,7 +67,7 @@ KIND_LABELS = {"rectangle": "rect", "objects": "object"}  # short enough for a 1
 
 
 def caption(split: str, row: dict) -> str:
-    """"<split>: <what was drawn>": each occluder by its kind (a part occluder by its part, a
+    """ "<split>: <what was drawn>": each occluder by its kind (a part occluder by its part, a
     rectangle by its side), several joined by "+"."""
     names: list[str] = []
     for name in row["occluder"].split("+"):

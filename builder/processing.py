@@ -125,25 +125,41 @@ class Stage:
             picks.append(pick_donor(record, self.donor_pool, self.root, self.seed))
         if self.occlusion.needs_person_donors:
             pool = self.split_pools[record.split]
-            picks += [pick_donor(record, pool, self.root, self.seed, f"person{slot}")
-                      for slot in range(self.occlusion.occluders[1])]
+            picks += [
+                pick_donor(record, pool, self.root, self.seed, f"person{slot}")
+                for slot in range(self.occlusion.occluders[1])
+            ]
         return picks
 
     def parse(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray]):
         """Part maps of the batch, and each row's donors (parsed in the same model call)."""
         picks = [self._picks(r) for r in records] if self.needs_donors else [[] for _ in records]
         donor_items = [(r.source_path, im) for row in picks for r, im in row if r is not None and im is not None]
-        maps = self.parser([r.source_path for r in records] + [p for p, _ in donor_items],
-                           list(images) + [im for _, im in donor_items]) if records else []
-        donor_maps = iter(maps[len(records):])
-        donors = [[Donor(im, next(donor_maps), r.source_path) if r is not None and im is not None else None
-                   for r, im in row] for row in picks]
+        maps = (
+            self.parser(
+                [r.source_path for r in records] + [p for p, _ in donor_items],
+                list(images) + [im for _, im in donor_items],
+            )
+            if records
+            else []
+        )
+        donor_maps = iter(maps[len(records) :])
+        donors = [
+            [Donor(im, next(donor_maps), r.source_path) if r is not None and im is not None else None for r, im in row]
+            for row in picks
+        ]
         texture = self.occlusion.fill_name == "texture"
-        return maps[: len(records)], [RowDonors(row[0], tuple(row[1:])) if texture and row
-                                      else RowDonors(None, tuple(row)) for row in donors]
+        return maps[: len(records)], [
+            RowDonors(row[0], tuple(row[1:])) if texture and row else RowDonors(None, tuple(row)) for row in donors
+        ]
 
-    def finish(self, records: Sequence[SourceRecord], images: Sequence[np.ndarray], part_maps: Sequence[np.ndarray],
-               donors: Sequence[RowDonors | None]) -> list[dict]:
+    def finish(
+        self,
+        records: Sequence[SourceRecord],
+        images: Sequence[np.ndarray],
+        part_maps: Sequence[np.ndarray],
+        donors: Sequence[RowDonors | None],
+    ) -> list[dict]:
         """Rows of a batch: occluded together on the device, a group per occlusion probability
         (splits that are not occluded go through the same step with probability 0), then PNG-encoded."""
         occlusions: list = [None] * len(records)
@@ -152,20 +168,30 @@ class Stage:
         for prob in sorted(set(probability)):
             config = replace(self.occlusion, occlusion_prob=prob, preset=None)
             chosen = [i for i, p in enumerate(probability) if p == prob]
-            done = occlude_batch([images[i] for i in chosen], [part_maps[i] for i in chosen],
-                                 [image_rng(self.seed, records[i].source_path) for i in chosen], config,
-                                 [given[i].texture for i in chosen], self.device, [given[i].people for i in chosen])
+            done = occlude_batch(
+                [images[i] for i in chosen],
+                [part_maps[i] for i in chosen],
+                [image_rng(self.seed, records[i].source_path) for i in chosen],
+                config,
+                [given[i].texture for i in chosen],
+                self.device,
+                [given[i].people for i in chosen],
+            )
             for i, occlusion in zip(chosen, done, strict=True):
                 occlusions[i] = occlusion
-        return [make_row(record, parts, occlusion, [d.source_path if d else None for d in row.people],
-                         image if self.keep_clean else None)
-                for record, image, parts, occlusion, row in zip(records, images, part_maps, occlusions, given,
-                                                                   strict=True)]
+        return [
+            make_row(
+                record,
+                parts,
+                occlusion,
+                [d.source_path if d else None for d in row.people],
+                image if self.keep_clean else None,
+            )
+            for record, image, parts, occlusion, row in zip(records, images, part_maps, occlusions, given, strict=True)
+        ]
 
 
-def process(
-    records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
-) -> Iterator[Output]:
+def process(records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int) -> Iterator[Output]:
     """Yield (record, row, part map, skip reason) for every record, in record order."""
     if isinstance(stage.parser, NetworkParser) and not stage.needs_donors:
         yield from _pipelined(records, stage, batch_size, workers)
@@ -173,9 +199,7 @@ def process(
         yield from _batched(records, stage, batch_size, workers)
 
 
-def _batched(
-    records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int
-) -> Iterator[Output]:
+def _batched(records: Sequence[SourceRecord], stage: Stage, batch_size: int, workers: int) -> Iterator[Output]:
     """Batch by batch: used for precomputed maps (no model to keep busy) and donors (texture,
     person), which need the parser mid-batch. The next batch is decoded while this one is parsed."""
     root = stage.root
@@ -193,6 +217,7 @@ def _batched(
             part_maps, donors = stage.parse(good_records, good_images)
             share = max(1, -(-len(good) // max(1, workers)))  # one slice per worker (none when nothing decoded)
             slices = [slice(start, start + share) for start in range(0, len(good), share)]
+
             def finish_slice(s: slice) -> list[dict]:
                 # pool.map's results are all taken in this iteration: the loop variables cannot change under it
                 return stage.finish(good_records[s], good_images[s], part_maps[s], donors[s])  # noqa: B023
@@ -239,16 +264,26 @@ def _pipelined(records: Sequence[SourceRecord], stage: Stage, batch_size: int, w
     batch, so the output is the same for any batch size, worker count or completion order."""
     parser: NetworkParser = stage.parser  # type: ignore[assignment]
     streams = model_streams(parser.device)
-    with _executor(max(1, workers), "build-worker", _single_threaded_torch) as pool, \
-         _executor(streams, "build-model") as model:
+    with (
+        _executor(max(1, workers), "build-worker", _single_threaded_torch) as pool,
+        _executor(streams, "build-model") as model,
+    ):
         yield from _Pipeline(stage, parser, pool, model, streams, batch_size, workers).run(records)
 
 
 class _Pipeline:
     """The queues of `_pipelined` and the steps that move items between them."""
 
-    def __init__(self, stage: Stage, parser: NetworkParser, pool: ThreadPoolExecutor, model: ThreadPoolExecutor,
-                 streams: int, batch_size: int, workers: int):
+    def __init__(
+        self,
+        stage: Stage,
+        parser: NetworkParser,
+        pool: ThreadPoolExecutor,
+        model: ThreadPoolExecutor,
+        streams: int,
+        batch_size: int,
+        workers: int,
+    ):
         self.stage, self.parser, self.pool, self.model = stage, parser, pool, model
         self.streams, self.batch_size = streams, batch_size
         self.ahead, self.window = (streams + 1) * batch_size, 4 * batch_size

@@ -188,8 +188,17 @@ def push(
     api = HfApi(token=token)  # endpoint: HF_ENDPOINT, as huggingface_hub reads it
     context = _Context(api.endpoint, repo_id, namespace, name, revision, token_source)
     try:
-        return _push(api, Path(folder), verified, context, config=config, default=default, gated=gated,
-                     private=private, message=message)
+        return _push(
+            api,
+            Path(folder),
+            verified,
+            context,
+            config=config,
+            default=default,
+            gated=gated,
+            private=private,
+            message=message,
+        )
     except PushError:
         raise
     except Exception as exc:
@@ -226,8 +235,18 @@ def _resolve_token(token: str | None) -> tuple[str, str]:
     return found, ("the HF_TOKEN environment variable" if env and env.strip() == found else "the saved login")
 
 
-def _push(api, folder: Path, verified: VerifiedBuild, ctx: _Context, *, config: str | None, default: bool,
-          gated: bool, private: bool, message: str | None) -> PushResult:
+def _push(
+    api,
+    folder: Path,
+    verified: VerifiedBuild,
+    ctx: _Context,
+    *,
+    config: str | None,
+    default: bool,
+    gated: bool,
+    private: bool,
+    message: str | None,
+) -> PushResult:
     repo_id = ctx.repo_id
     _check_write_token(api, ctx)
     ctx.stage = f"creating dataset repo {repo_id}"
@@ -239,17 +258,27 @@ def _push(api, folder: Path, verified: VerifiedBuild, ctx: _Context, *, config: 
     ctx.stage = f"listing the files on {repo_id}@{branch}"
     remote = _remote_files(api, repo_id, head)
     ctx.stage = f"merging the dataset card of {repo_id}@{branch}"
-    remote_card, remote_license = (_remote_text(api, repo_id, head, name) if config and name in remote else None
-                                   for name in (CARD_NAME, LICENSE_NAME))
+    remote_card, remote_license = (
+        _remote_text(api, repo_id, head, name) if config and name in remote else None
+        for name in (CARD_NAME, LICENSE_NAME)
+    )
     local = _local_build(folder, verified, repo_id, config=config, default=default, gated=gated)
     plan = _plan(local, remote, remote_card, remote_license, repo_id, config=config, default=default, gated=gated)
 
     url = f"{ctx.endpoint}/datasets/{repo_id}" + ("" if branch == "main" else f"/tree/{branch}")
     result = PushResult(
-        repo_id=repo_id, revision=branch, config=config, url=url, created_repo=created,
-        private=getattr(info, "private", None), commit_oid=None, commit_url=None,
-        changed_files=[u.path for u in plan.uploads], unchanged_files=plan.unchanged,
-        deleted_files=plan.deletions, notes=list(plan.notes),
+        repo_id=repo_id,
+        revision=branch,
+        config=config,
+        url=url,
+        created_repo=created,
+        private=getattr(info, "private", None),
+        commit_oid=None,
+        commit_url=None,
+        changed_files=[u.path for u in plan.uploads],
+        unchanged_files=plan.unchanged,
+        deleted_files=plan.deletions,
+        notes=list(plan.notes),
     )
     if private and not created and result.private is False:
         result.notes.append(
@@ -319,18 +348,23 @@ def _remote_text(api, repo_id: str, revision: str, path: str) -> str:
     return Path(local).read_text(encoding="utf-8")
 
 
-def _local_build(folder: Path, verified: VerifiedBuild, repo_id: str, *, config: str | None, default: bool,
-                 gated: bool) -> LocalBuild:
+def _local_build(
+    folder: Path, verified: VerifiedBuild, repo_id: str, *, config: str | None, default: bool, gated: bool
+) -> LocalBuild:
     """The build with what the push makes for it: the card rendered for the repo (as config `config`,
     with the gated-access fields if `gated`) and the report without local paths."""
     report, redacted = public_report_bytes(folder / REPORT_NAME)
-    card = _render_card(folder, verified, repo_id, config=config, default=default, gated=gated) \
-        if config or gated else None
+    card = (
+        _render_card(folder, verified, repo_id, config=config, default=default, gated=gated)
+        if config or gated
+        else None
+    )
     return LocalBuild(folder, verified, card, report if redacted else None, redacted)
 
 
-def _render_card(folder: Path, verified: VerifiedBuild, repo_id: str, *, config: str | None, default: bool,
-                 gated: bool) -> str:
+def _render_card(
+    folder: Path, verified: VerifiedBuild, repo_id: str, *, config: str | None, default: bool, gated: bool
+) -> str:
     import pyarrow.parquet as pq
     from datasets import Features
 
@@ -340,17 +374,36 @@ def _render_card(folder: Path, verified: VerifiedBuild, repo_id: str, *, config:
     report = verified.report
     features = Features.from_arrow_schema(pq.read_schema(folder / sorted(report.shards)[0]))
     preview = PREVIEW_NAME if (folder / PREVIEW_NAME).is_file() else None
-    return render_card(report, get_source(report.dataset), features, folder, repo_id=repo_id, preview=preview,
-                       config_name=config, default=default, gated=gated)
+    return render_card(
+        report,
+        get_source(report.dataset),
+        features,
+        folder,
+        repo_id=repo_id,
+        preview=preview,
+        config_name=config,
+        default=default,
+        gated=gated,
+    )
 
 
-def _plan(local: LocalBuild, remote: dict[str, RemoteFile], remote_card: str | None, remote_license: str | None,
-          repo_id: str, *, config: str | None, default: bool, gated: bool) -> PushPlan:
+def _plan(
+    local: LocalBuild,
+    remote: dict[str, RemoteFile],
+    remote_card: str | None,
+    remote_license: str | None,
+    repo_id: str,
+    *,
+    config: str | None,
+    default: bool,
+    gated: bool,
+) -> PushPlan:
     from builder.card_merge import CardMergeError
 
     try:
-        return plan_push(local, remote, remote_card, config=config, default=default, gated=gated,
-                         remote_license=remote_license)
+        return plan_push(
+            local, remote, remote_card, config=config, default=default, gated=gated, remote_license=remote_license
+        )
     except CardMergeError as exc:
         raise PushError(
             f"the dataset card README.md of {repo_id} cannot take config {config!r}: {exc}; fix its YAML header "
@@ -358,8 +411,16 @@ def _plan(local: LocalBuild, remote: dict[str, RemoteFile], remote_card: str | N
         ) from exc
 
 
-def _apply(api, plan: PushPlan, verified: VerifiedBuild, repo_id: str, branch: str, head: str,
-           config: str | None, message: str | None):
+def _apply(
+    api,
+    plan: PushPlan,
+    verified: VerifiedBuild,
+    repo_id: str,
+    branch: str,
+    head: str,
+    config: str | None,
+    message: str | None,
+):
     """One commit of the plan's deletions and uploads, made against `head` (refused if the branch moved)."""
     from huggingface_hub import CommitOperationAdd, CommitOperationDelete
 
@@ -375,8 +436,12 @@ def _apply(api, plan: PushPlan, verified: VerifiedBuild, repo_id: str, branch: s
         repo_id,
         repo_type="dataset",
         operations=[*deletions, *additions],
-        commit_message=message or (f"Upload {verified.dataset or 'dataset'} build"
-                                   + (f" as config {config}" if config else "") + f" ({verified.num_rows} rows)"),
+        commit_message=message
+        or (
+            f"Upload {verified.dataset or 'dataset'} build"
+            + (f" as config {config}" if config else "")
+            + f" ({verified.num_rows} rows)"
+        ),
         commit_description=f"Splits: {splits}.",
         revision=branch,
         parent_commit=head,

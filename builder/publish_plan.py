@@ -67,8 +67,16 @@ class PushPlan:
         return not self.uploads and not self.deletions
 
 
-def plan_push(local: LocalBuild, remote: dict[str, RemoteFile], remote_card: str | None, *, config: str | None,
-              default: bool = False, gated: bool = False, remote_license: str | None = None) -> PushPlan:
+def plan_push(
+    local: LocalBuild,
+    remote: dict[str, RemoteFile],
+    remote_card: str | None,
+    *,
+    config: str | None,
+    default: bool = False,
+    gated: bool = False,
+    remote_license: str | None = None,
+) -> PushPlan:
     """The operations that make the branch (files `remote`, texts of its card and `LICENSE.md`) hold
     `local`, as config `config` or, with None, as the repo's only build. A `LICENSE.md` this tool
     did not write is left as it is (the card links it all the same)."""
@@ -81,8 +89,10 @@ def plan_push(local: LocalBuild, remote: dict[str, RemoteFile], remote_card: str
         if remote_license is None or remote_license.startswith(LICENSE_HEADING):
             planned[LICENSE_NAME] = Upload.of_bytes(LICENSE_NAME, license_text.encode("utf-8"))
         else:
-            notes.append(f"{LICENSE_NAME} of the repo was not written by occluded-ccreid and is left as it is: "
-                         "check that it names the terms of every config's source dataset")
+            notes.append(
+                f"{LICENSE_NAME} of the repo was not written by occluded-ccreid and is left as it is: "
+                "check that it names the terms of every config's source dataset"
+            )
     elif local.card is not None:
         planned[CARD_NAME] = Upload.of_bytes(CARD_NAME, local.card.encode("utf-8"))
 
@@ -96,8 +106,10 @@ def plan_push(local: LocalBuild, remote: dict[str, RemoteFile], remote_card: str
     # Stale: what an earlier build of the same layout left, and nothing else (other configs' folders stay).
     stale = sorted(path for path in remote if path not in planned and _owned(path, config))
     if local.redacted_paths:
-        notes.append(f"{REPORT_NAME} records local path(s) ({', '.join(local.redacted_paths)}): published with each "
-                     "reduced to its last component; the local file is unchanged")
+        notes.append(
+            f"{REPORT_NAME} records local path(s) ({', '.join(local.redacted_paths)}): published with each "
+            "reduced to its last component; the local file is unchanged"
+        )
     return PushPlan(uploads, unchanged, stale, notes)
 
 

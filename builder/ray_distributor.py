@@ -51,8 +51,9 @@ def check_ray() -> None:
     try:
         import ray  # noqa: F401
     except ImportError:
-        raise BuildError("--distributor ray needs Ray: pip install 'occluded-ccreid[ray]' (or: pip install ray)") \
-            from None
+        raise BuildError(
+            "--distributor ray needs Ray: pip install 'occluded-ccreid[ray]' (or: pip install ray)"
+        ) from None
 
 
 def task_runs(shards: Sequence[Shard], workers: int) -> list[list[Shard]]:
@@ -63,8 +64,9 @@ def task_runs(shards: Sequence[Shard], workers: int) -> list[list[Shard]]:
     for run in contiguous_runs(shards):
         current: list[Shard] = []
         for shard in run:
-            if current and (len(current) >= most or
-                            sum(s.estimated_bytes for s in current) + shard.estimated_bytes > TASK_BYTES):
+            if current and (
+                len(current) >= most or sum(s.estimated_bytes for s in current) + shard.estimated_bytes > TASK_BYTES
+            ):
                 runs.append(current)
                 current = []
             current.append(shard)
@@ -110,8 +112,12 @@ def distribute(maker: ShardMaker, pending: PendingShards) -> None:
 
     started = not ray.is_initialized()
     if started:
-        ray.init(address=maker.config.ray_address, include_dashboard=False, log_to_driver=False,
-                 logging_level=logging.WARNING)
+        ray.init(
+            address=maker.config.ray_address,
+            include_dashboard=False,
+            log_to_driver=False,
+            logging_level=logging.WARNING,
+        )
     try:
         _run_tasks(ray, maker, pending)
     finally:
@@ -123,13 +129,16 @@ def _run_tasks(ray, maker: ShardMaker, pending: PendingShards) -> None:
     resources = ray.cluster_resources()
     gpu = maker.network and maker.policy.is_cuda  # --device as resolved on this machine (builder.devices)
     if gpu and not resources.get("GPU"):
-        raise BuildError(f"--device {maker.config.device} asks for GPU tasks, but the Ray cluster has no GPU; "
-                         "use --device cpu, or a cluster with GPUs")
+        raise BuildError(
+            f"--device {maker.config.device} asks for GPU tasks, but the Ray cluster has no GPU; "
+            "use --device cpu, or a cluster with GPUs"
+        )
     workers = maker.config.processes or max(1, int(resources.get("GPU" if gpu else "CPU", 1)))
     # max_calls=0: a worker process keeps its loaded parser for the next task (Ray's default for GPU
     # tasks is a fresh process per task, which would load the model again for every run of shards).
-    task = ray.remote(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=RETRIES, retry_exceptions=False,
-                      max_calls=0)(make_run).options(name="occluded-shards")
+    task = ray.remote(num_gpus=1 if gpu else 0, num_cpus=1, max_retries=RETRIES, retry_exceptions=False, max_calls=0)(
+        make_run
+    ).options(name="occluded-shards")
     shared, build = ray.put(maker), uuid.uuid4().hex
     runs = task_runs(pending.shards, workers)
     running: dict = {}
@@ -162,5 +171,7 @@ def _result(ray, ref) -> list[tuple[str, dict, bytes]]:
             raise exc.cause from None
         raise
     except WorkerCrashedError:
-        raise BuildStopped(f"a Ray worker died {RETRIES + 1} times making the same shards (out of memory?); "
-                           "run the same command again to resume (finished shards are kept)") from None
+        raise BuildStopped(
+            f"a Ray worker died {RETRIES + 1} times making the same shards (out of memory?); "
+            "run the same command again to resume (finished shards are kept)"
+        ) from None

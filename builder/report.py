@@ -43,8 +43,16 @@ def source_name(source_dir: str | Path) -> str:
 
 def library_versions() -> dict[str, str]:
     versions = {"python": platform.python_version()}
-    for package in ("occluded-ccreid", "torch", "transformers", "datasets", "huggingface_hub",
-                    "pyarrow", "pillow", "numpy"):
+    for package in (
+        "occluded-ccreid",
+        "torch",
+        "transformers",
+        "datasets",
+        "huggingface_hub",
+        "pyarrow",
+        "pillow",
+        "numpy",
+    ):
         try:
             versions[package] = metadata.version(package)
         except metadata.PackageNotFoundError:
@@ -160,7 +168,6 @@ class BuildReport:
     def write(self, folder: Path) -> None:
         (folder / REPORT_NAME).write_text(json.dumps(self.to_json(), indent=2, sort_keys=False) + "\n")
 
-
     @classmethod
     def from_json(cls, data: Any, where: str = REPORT_NAME) -> BuildReport:
         """The report `to_json` wrote (`where` names it in errors); raises `ReportError` for
@@ -221,8 +228,12 @@ def _check_shards(shards: Any, where: str) -> dict[str, dict]:
     for rel, entry in shards.items():
         if SHARD_RE.match(rel) is None:
             raise ReportError(f"{where}: shard name {rel!r} is not data/<split>-<index:05d>-of-<count:05d>.parquet")
-        if not (isinstance(entry, dict) and _is_count(entry.get("num_rows")) and isinstance(entry.get("sha256"), str)
-                and re.fullmatch(r"[0-9a-fA-F]{64}", entry["sha256"])):
+        if not (
+            isinstance(entry, dict)
+            and _is_count(entry.get("num_rows"))
+            and isinstance(entry.get("sha256"), str)
+            and re.fullmatch(r"[0-9a-fA-F]{64}", entry["sha256"])
+        ):
             raise ReportError(f"{where}: shard {rel} needs an integer 'num_rows' and a hex 'sha256'")
     return shards
 

@@ -51,7 +51,10 @@ def encode_parts(parts: np.ndarray) -> dict:
 
 
 def make_row(
-    record: SourceRecord, parts: np.ndarray, occlusion: Occlusion, person_donors: Sequence[str | None] = (),
+    record: SourceRecord,
+    parts: np.ndarray,
+    occlusion: Occlusion,
+    person_donors: Sequence[str | None] = (),
     clean: np.ndarray | None = None,
 ) -> dict:
     row = {

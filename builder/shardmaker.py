@@ -73,12 +73,21 @@ class ShardMaker:
                 parser.num_threads = self.policy.model_threads or parser.num_threads  # type: ignore[attr-defined]
                 parser.lanes = self.policy.lanes  # type: ignore[attr-defined]
             self.parser = parser
-            self._stage = Stage(self.root, parser, self.config.seed, self.config.occlusion, self.occlude_splits,
-                                self.config.keep_clean, self.records, OCCLUSION_DEVICE)
+            self._stage = Stage(
+                self.root,
+                parser,
+                self.config.seed,
+                self.config.occlusion,
+                self.occlude_splits,
+                self.config.keep_clean,
+                self.records,
+                OCCLUSION_DEVICE,
+            )
         return self._stage
 
-    def make(self, run: Sequence[Shard], path: Callable[[Shard], Path],
-             on_record: Callable[[], None] = lambda: None) -> Iterator[tuple[Shard, dict]]:
+    def make(
+        self, run: Sequence[Shard], path: Callable[[Shard], Path], on_record: Callable[[], None] = lambda: None
+    ) -> Iterator[tuple[Shard, dict]]:
         """Make the shards of `run` (contiguous record ranges, in order) in one pass of the pipeline,
         each written to `path(shard)`; yield (shard, journal entry) as each file is complete. On any
         error the unfinished file is removed (see builder.writer.write_shard)."""
@@ -91,7 +100,8 @@ class ShardMaker:
         if not run:
             return
         stage = self.stage()
-        results = process(RecordRange(self.records, run[0].start, run[-1].stop), stage, self.config.batch_size,
-                          self.policy.workers)
+        results = process(
+            RecordRange(self.records, run[0].start, run[-1].stop), stage, self.config.batch_size, self.policy.workers
+        )
         for shard in run:
             yield shard, write_shard(shard, results, path(shard), self.features, on_record)

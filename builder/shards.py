@@ -79,14 +79,23 @@ class ShardPlan:
 
     def describe(self) -> dict:
         """For build_report.json: how shards were cut, and each shard's record range."""
-        rule = ({"rule": "rows", "shard_size": self.shard_size} if self.shard_size is not None else
-                {"rule": "bytes", "max_shard_bytes": MAX_SHARD_BYTES, "readers": READERS,
-                 "min_rows_per_shard": MIN_ROWS_PER_SHARD})
+        rule = (
+            {"rule": "rows", "shard_size": self.shard_size}
+            if self.shard_size is not None
+            else {
+                "rule": "bytes",
+                "max_shard_bytes": MAX_SHARD_BYTES,
+                "readers": READERS,
+                "min_rows_per_shard": MIN_ROWS_PER_SHARD,
+            }
+        )
         return {
             **rule,
             "estimated_bytes": self.estimated_bytes,
-            "shards": {f"data/{s.name}": {"records": [s.start, s.stop], "estimated_bytes": s.estimated_bytes}
-                       for s in self.shards},
+            "shards": {
+                f"data/{s.name}": {"records": [s.start, s.stop], "estimated_bytes": s.estimated_bytes}
+                for s in self.shards
+            },
         }
 
 
@@ -134,8 +143,9 @@ def estimate_row_bytes(root: Path, records: Iterable[SourceRecord], keep_clean: 
         pixels += size[0] * size[1]
         return row_bytes_bound(*size, keep_clean)
 
-    bounds = np.fromiter((bound(size) for size in _image_sizes(Path(root) / r.source_path for r in records)),
-                         dtype=np.int64)
+    bounds = np.fromiter(
+        (bound(size) for size in _image_sizes(Path(root) / r.source_path for r in records)), dtype=np.int64
+    )
     return RowSizes(bounds, int(pixels * per_pixel))
 
 
@@ -156,8 +166,13 @@ def _image_sizes(paths: Iterable[Path], chunk: int = 256) -> Iterator[tuple[int,
             yield from window.popleft().result()
 
 
-def plan_shards(records: Iterable[SourceRecord], splits: Sequence[str], row_bytes: Sequence[int] | np.ndarray,
-                shard_size: int | None = None, max_bytes: int = MAX_SHARD_BYTES) -> ShardPlan:
+def plan_shards(
+    records: Iterable[SourceRecord],
+    splits: Sequence[str],
+    row_bytes: Sequence[int] | np.ndarray,
+    shard_size: int | None = None,
+    max_bytes: int = MAX_SHARD_BYTES,
+) -> ShardPlan:
     """Cut each split's records (contiguous in `records`, in scan order) into shards."""
     counts = dict.fromkeys(splits, 0)
     order = list(splits)
@@ -173,8 +188,11 @@ def plan_shards(records: Iterable[SourceRecord], splits: Sequence[str], row_byte
     start = 0
     for split in splits:
         stop = start + counts[split]
-        bounds = _cut_by_rows(stop - start, shard_size) if shard_size is not None else \
-            _cut_by_bytes(cumulative[start : stop + 1] - cumulative[start], max_bytes)
+        bounds = (
+            _cut_by_rows(stop - start, shard_size)
+            if shard_size is not None
+            else _cut_by_bytes(cumulative[start : stop + 1] - cumulative[start], max_bytes)
+        )
         count = len(bounds) - 1
         for index in range(count):
             a, b = start + bounds[index], start + bounds[index + 1]

@@ -90,8 +90,10 @@ def recover(out_dir: Path, log: Callable[[str], None] = say) -> None:
     elif aside.is_dir():
         if not out_dir.exists():
             aside.rename(out_dir)
-            log(f"restored {out_dir} from {aside.name}: an earlier --overwrite was interrupted before the new "
-                "build was in place")
+            log(
+                f"restored {out_dir} from {aside.name}: an earlier --overwrite was interrupted before the new "
+                "build was in place"
+            )
         else:
             _remove(aside, out_dir, log, "the build replaced by an earlier --overwrite")
     if (staging / JOURNAL_NAME).is_file() and not (staging / "build").exists():
@@ -153,16 +155,21 @@ class Staging:
         the fingerprint matches, start afresh (saying why) when it does not."""
         fresh = not self.path.exists()
         if not fresh and not (self.path.is_dir() and ((self.path / JOURNAL_NAME).is_file() or self.build.is_dir())):
-            raise BuildError(f"{self.path} exists but is not a build folder in progress of this tool; "
-                             "move it away or choose another --out")
+            raise BuildError(
+                f"{self.path} exists but is not a build folder in progress of this tool; "
+                "move it away or choose another --out"
+            )
         self.data.mkdir(parents=True, exist_ok=True)
         self._lock()
         if fresh:
             self._write_journal()
             return
         journal = self._read_journal()
-        why = ("its journal is missing or unreadable" if journal is None else
-               fingerprint_change(journal.get("fingerprint", {}), self.fingerprint))
+        why = (
+            "its journal is missing or unreadable"
+            if journal is None
+            else fingerprint_change(journal.get("fingerprint", {}), self.fingerprint)
+        )
         if why is not None:
             if journal is not None or any(self.data.iterdir()):  # else: killed before its first shard began
                 self.log(f"starting afresh, not resuming the interrupted build in {self.path.name}: {why}")
@@ -183,8 +190,9 @@ class Staging:
             os.close(self._lock_fd)
             self._lock_fd = None
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise BuildError(f"another build is writing {self.out_dir} (it holds {self.path}); "
-                                 "wait for it to finish or stop it") from None
+                raise BuildError(
+                    f"another build is writing {self.out_dir} (it holds {self.path}); wait for it to finish or stop it"
+                ) from None
             raise
 
     def close(self) -> None:
@@ -203,8 +211,11 @@ class Staging:
         """Keep the journal's shards whose files are intact; drop anything else in build/."""
         for name, entry in entries.items():
             file = self.data / name
-            if file.is_file() and file.stat().st_size == entry.get("num_bytes") and \
-                    sha256_file(file) == entry.get("sha256"):
+            if (
+                file.is_file()
+                and file.stat().st_size == entry.get("num_bytes")
+                and sha256_file(file) == entry.get("sha256")
+            ):
                 self.done[name] = entry
         for file in self.data.iterdir():
             if file.name not in self.done:
@@ -215,8 +226,9 @@ class Staging:
         if len(self.done) != len(entries):
             self._write_journal()
         rows = sum(e["num_rows"] for e in self.done.values())
-        self.log(f"resuming the interrupted build in {self.path.name}: {len(self.done)} finished shard(s) "
-                 f"kept ({rows} rows)")
+        self.log(
+            f"resuming the interrupted build in {self.path.name}: {len(self.done)} finished shard(s) kept ({rows} rows)"
+        )
 
     def _clear(self) -> None:
         for file in self.path.iterdir():
@@ -284,12 +296,16 @@ def check_free_space(folder: Path, expected: int, bound: int, log: Callable[[str
     the upper `bound`. A build that runs out of space anyway stops with one line and resumes."""
     free = shutil.disk_usage(folder).free
     if expected > free:
-        raise BuildError(f"not enough free disk space for this build in {folder}: it needs about {_gb(expected)} "
-                         f"(estimated from the images' pixel counts; at most {_gb(bound)}), {_gb(free)} are free; "
-                         "free some space or choose --out on another disk")
+        raise BuildError(
+            f"not enough free disk space for this build in {folder}: it needs about {_gb(expected)} "
+            f"(estimated from the images' pixel counts; at most {_gb(bound)}), {_gb(free)} are free; "
+            "free some space or choose --out on another disk"
+        )
     if bound > free:
-        log(f"warning: {_gb(free)} free in {folder}; this build needs about {_gb(expected)} and at most "
-            f"{_gb(bound)}. If the disk fills up, free some space and run the same command again to resume")
+        log(
+            f"warning: {_gb(free)} free in {folder}; this build needs about {_gb(expected)} and at most "
+            f"{_gb(bound)}. If the disk fills up, free some space and run the same command again to resume"
+        )
 
 
 def _gb(n: int) -> str:
@@ -299,8 +315,9 @@ def _gb(n: int) -> str:
 FINGERPRINT_KEYS = ("dataset", "source_dir", "seed", "parser", "occlusion", "shard_plan", "versions")
 
 
-def fingerprint(report: dict, root: Path, source_paths: Iterable[str],
-                parser_files: dict[str, str] | None = None) -> dict:
+def fingerprint(
+    report: dict, root: Path, source_paths: Iterable[str], parser_files: dict[str, str] | None = None
+) -> dict:
     """What a build's files depend on: the report's settings (source, seed, parser, occlusion
     options, shard plan, library versions), the source files' names, sizes and times, and the
     digests of the parser's own input files (`parser_inputs`)."""

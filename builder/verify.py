@@ -101,8 +101,9 @@ def verify_config(root: str | os.PathLike, name: str) -> VerifiedBuild:
     return _verify(root, root / name, name)
 
 
-def verify(target: str, config: str | None = None, *, revision: str | None = None,
-           token: str | None = None) -> list[VerifiedBuild]:
+def verify(
+    target: str, config: str | None = None, *, revision: str | None = None, token: str | None = None
+) -> list[VerifiedBuild]:
     """Verify a local folder or a Hub dataset repo `target`: one result per verified build.
 
     Without `config`: a build folder (or repo holding one at its root) is verified as such, and
@@ -141,8 +142,9 @@ def _download(repo_id: str, config: str | None, revision: str | None, token: str
     patterns = [CARD_NAME, REPORT_NAME, f"{DATA_DIR}/*", PREVIEW_NAME] if config is None else [CARD_NAME]
     patterns += [f"{config}/*"] if config is not None else ["*/*"]
     try:
-        return Path(snapshot_download(repo_id, repo_type="dataset", revision=revision, token=token,
-                                      allow_patterns=patterns))
+        return Path(
+            snapshot_download(repo_id, repo_type="dataset", revision=revision, token=token, allow_patterns=patterns)
+        )
     except (HfHubHTTPError, OfflineModeIsEnabled, OSError) as exc:
         detail = " ".join(str(exc).split())[:300]
         raise BuildFolderError(
@@ -179,7 +181,7 @@ def _verify(root: Path, base: Path, config: str | None) -> VerifiedBuild:
         raise BuildFolderError(f"missing dataset card {CARD_NAME} in {root}")
 
     def published(key: str) -> str:  # report key data/X -> path relative to root
-        return key if config is None else f"{config}/{key[len(DATA_DIR) + 1:]}"
+        return key if config is None else f"{config}/{key[len(DATA_DIR) + 1 :]}"
 
     located = {published(key): key for key in report.shards}
     _check_no_other_parquet(root, base, config, located, report_rel)
@@ -195,7 +197,8 @@ def _verify(root: Path, base: Path, config: str | None) -> VerifiedBuild:
         total = sum(e.num_rows for key, e in report.shards.items() if report.split_of(key) == split)
         if total != stats.num_rows:
             raise BuildFolderError(
-                f"{report_rel}: split {split!r} says {stats.num_rows} rows but its shards hold {total}")
+                f"{report_rel}: split {split!r} says {stats.num_rows} rows but its shards hold {total}"
+            )
 
     _check_card(card_path, report, list(located), config or "default", config is None)
 
@@ -207,8 +210,9 @@ def _verify(root: Path, base: Path, config: str | None) -> VerifiedBuild:
     return VerifiedBuild(report, config, dict(sorted(files.items())))
 
 
-def _check_no_other_parquet(root: Path, base: Path, config: str | None, located: dict[str, str],
-                            report_rel: str) -> None:
+def _check_no_other_parquet(
+    root: Path, base: Path, config: str | None, located: dict[str, str], report_rel: str
+) -> None:
     """Extra Parquet files first: they say the folder mixes builds, whatever else is wrong."""
     for found in sorted(_parquet_files(root if config is None else base, root)):
         if config is None and _top_folder_is_config(found, root):
@@ -224,8 +228,9 @@ def _top_folder_is_config(rel: str, root: Path) -> bool:
     return "/" in rel and top != DATA_DIR and (root / top / REPORT_NAME).is_file()
 
 
-def _check_shard(path: Path, rel: str, entry: ShardEntry, report_rel: str,
-                 features_meta: tuple[str, bytes] | None) -> tuple[str, bytes]:
+def _check_shard(
+    path: Path, rel: str, entry: ShardEntry, report_rel: str, features_meta: tuple[str, bytes] | None
+) -> tuple[str, bytes]:
     import pyarrow.parquet as pq
 
     if not path.is_file():
@@ -268,8 +273,9 @@ def _check_card(card_path: Path, report: BuildReport, shard_paths: list[str], na
     if entry is None and not own_card:
         raise BuildFolderError(f"{CARD_NAME}: the card's configs do not list config {name!r}")
     # a repo may hold a build at its root beside configs in their own folders: those are checked on their own
-    others = {c.get("config_name") for c in configs
-              if (card_path.parent / str(c.get("config_name")) / REPORT_NAME).is_file()}
+    others = {
+        c.get("config_name") for c in configs if (card_path.parent / str(c.get("config_name")) / REPORT_NAME).is_file()
+    }
     checked = [c for c in configs if c.get("config_name") not in others] if own_card else [entry]
     for config in checked:
         _check_patterns(config or {}, shard_paths)

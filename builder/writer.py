@@ -55,7 +55,10 @@ def parquet_writer(path: Path, features: Features) -> pq.ParquetWriter:
     """A writer of one shard with the options described in the module docstring."""
     schema = features.arrow_schema
     writer = pq.ParquetWriter(
-        path, schema, write_page_index=True, use_content_defined_chunking=CDC_OPTIONS,
+        path,
+        schema,
+        write_page_index=True,
+        use_content_defined_chunking=CDC_OPTIONS,
         **parquet_column_options(features, schema),
     )
     writer.add_key_value_metadata({"content_defined_chunking": json.dumps(CDC_OPTIONS)})
@@ -93,8 +96,9 @@ class ShardWriter:
 
     def _flush(self) -> None:
         if self._pending:  # one row group per flush
-            self._writer.write_table(pa.Table.from_pylist(self._pending, schema=self.schema),
-                                     row_group_size=len(self._pending))
+            self._writer.write_table(
+                pa.Table.from_pylist(self._pending, schema=self.schema), row_group_size=len(self._pending)
+            )
             self._pending, self._pending_bytes = [], 0
 
     def close(self) -> None:
@@ -114,8 +118,13 @@ class ShardWriter:
 Result = tuple  # (record, row | None, part map | None, skip reason | None), as processing.process yields
 
 
-def write_shard(shard: Shard, results: Iterator[Result], path: Path, features: Features,
-                on_record: Callable[[], None] = lambda: None) -> dict:
+def write_shard(
+    shard: Shard,
+    results: Iterator[Result],
+    path: Path,
+    features: Features,
+    on_record: Callable[[], None] = lambda: None,
+) -> dict:
     """Write one planned shard to `path` from the next `shard.num_records` of `results` and return
     its journal entry (split, rows, the report statistics it contributes, its skipped records).
     On any error the unfinished file is removed."""
@@ -138,4 +147,3 @@ def write_shard(shard: Shard, results: Iterator[Result], path: Path, features: F
         writer.abort()
         raise
     return {"split": shard.split, "num_rows": writer.num_rows, "stats": asdict(stats), "skipped": skipped}
-

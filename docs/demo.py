@@ -37,8 +37,9 @@ def make_demo(folder: Path) -> Path:
 
 def colour_features(images: list[Image.Image]) -> np.ndarray:
     """(N, 8 * 4 * 3) features: each RGB image averaged down to an 8 x 4 grid."""
-    return np.stack([np.asarray(image.convert("RGB").resize((4, 8), Image.BOX), dtype=np.float32).ravel()
-                     for image in images])
+    return np.stack(
+        [np.asarray(image.convert("RGB").resize((4, 8), Image.BOX), dtype=np.float32).ravel() for image in images]
+    )
 
 
 def remake_preview(picture: Path) -> None:
@@ -47,8 +48,20 @@ def remake_preview(picture: Path) -> None:
         root = make_demo(Path(tmp))
         out = Path(tmp) / "occluded-prcc"
         builder = [sys.executable, "-m", "builder.cli"]
-        subprocess.run([*builder, "build", "prcc", str(root), "--parsing-dir", f"{root}-parsing", "--out", str(out),
-                        "--no-progress"], check=True)
+        subprocess.run(
+            [
+                *builder,
+                "build",
+                "prcc",
+                str(root),
+                "--parsing-dir",
+                f"{root}-parsing",
+                "--out",
+                str(out),
+                "--no-progress",
+            ],
+            check=True,
+        )
         subprocess.run([*builder, "preview", str(out), "--n", "12", "--out", str(picture)], check=True)
 
 

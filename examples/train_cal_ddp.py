@@ -53,8 +53,9 @@ class SmallCNN(nn.Module):
         return self.neck(pooled)
 
 
-def train_one_epoch(model: nn.Module, heads: nn.Module, loader: Any, optimizer: torch.optim.Optimizer,
-                    device: torch.device, epoch: int) -> float:
+def train_one_epoch(
+    model: nn.Module, heads: nn.Module, loader: Any, optimizer: torch.optim.Optimizer, device: torch.device, epoch: int
+) -> float:
     model.train()
     loader.sampler.set_epoch(epoch)  # every rank the same plan, its own identities
     total, steps = 0.0, 0
@@ -81,8 +82,16 @@ def extract(model: nn.Module, split: Any, transform: Any, device: torch.device) 
     return gather_rows(torch.cat(features), len(split)).cpu()
 
 
-def run(build: str, epochs: int = 1, height: int = 64, width: int = 32, p: int = 2, k: int = 2, seed: int = 0,
-        source: str = "prcc") -> dict[str, Any]:
+def run(
+    build: str,
+    epochs: int = 1,
+    height: int = 64,
+    width: int = 32,
+    p: int = 2,
+    k: int = 2,
+    seed: int = 0,
+    source: str = "prcc",
+) -> dict[str, Any]:
     """Train and evaluate in this process (one rank of an initialised process group, or alone)."""
     torch.manual_seed(seed)  # the same initial weights on every rank (DDP also broadcasts them)
     device = torch.device(f"cuda:{int(os.environ.get('LOCAL_RANK', 0))}" if torch.cuda.is_available() else "cpu")
@@ -91,22 +100,32 @@ def run(build: str, epochs: int = 1, height: int = 64, width: int = 32, p: int =
     maps = loader.dataset.label_maps
     net = SmallCNN(len(maps["pid"]), len(maps["clothes_id"])).to(device)
     distributed = dist.is_available() and dist.is_initialized()
-    model = nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None) \
-        if distributed else net
+    model = (
+        nn.parallel.DistributedDataParallel(net, device_ids=[device] if device.type == "cuda" else None)
+        if distributed
+        else net
+    )
     heads = net  # the classifier heads are parameters of the DDP-wrapped module: their gradients are averaged too
     optimizer = torch.optim.Adam(net.parameters(), lr=3.5e-4, weight_decay=5e-4)
     losses = [train_one_epoch(model, heads, loader, optimizer, device, epoch) for epoch in range(epochs)]
     test = cal_test_transform(height, width)
     qf, gf = (extract(net, dsd[s], test, device) for s in ("query", "gallery"))
     distmat = (-qf @ gf.T).numpy()  # cosine distance, as CAL
-    results = {name: oc.evaluate_protocol(distmat, dsd["query"], dsd["gallery"], protocol)
-               for name, protocol in oc.protocols(source).items()}
+    results = {
+        name: oc.evaluate_protocol(distmat, dsd["query"], dsd["gallery"], protocol)
+        for name, protocol in oc.protocols(source).items()
+    }
     if int(os.environ.get("RANK", dist.get_rank() if distributed else 0)) == 0:
         print(f"{len(loader)} steps per epoch, mean loss per epoch {[round(x, 3) for x in losses]}")
         for name, r in results.items():
             print(f"{name}: rank-1 {r['rank1']:.1%}  mAP {r['mAP']:.1%}  ({r['num_valid_queries']} queries)")
-    return {"losses": losses, "steps": len(loader), "results": results, "query_features": qf,
-            "weights": torch.cat([q.detach().flatten().cpu() for q in net.parameters()])}
+    return {
+        "losses": losses,
+        "steps": len(loader),
+        "results": results,
+        "query_features": qf,
+        "weights": torch.cat([q.detach().flatten().cpu() for q in net.parameters()]),
+    }
 
 
 def main(argv: list[str] | None = None) -> None:

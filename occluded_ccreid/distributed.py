@@ -66,8 +66,9 @@ class PKSampler(Sampler[int]):
         num_replicas, rank: default from torch.distributed (see the module doc).
     """
 
-    def __init__(self, pids: Any, p: int, k: int, seed: int = 0, num_replicas: int | None = None,
-                 rank: int | None = None):
+    def __init__(
+        self, pids: Any, p: int, k: int, seed: int = 0, num_replicas: int | None = None, rank: int | None = None
+    ):
         if p < 1 or k < 1:
             raise ValueError(f"p and k must be positive, got p={p}, k={k}")
         self.num_replicas, self.rank = world(num_replicas, rank)
@@ -100,7 +101,7 @@ class PKSampler(Sampler[int]):
                 drawn = rng.choice(indices, size=self.k, replace=True)
             else:
                 drawn = rng.permutation(indices)
-            groups.append([drawn[i * self.k:(i + 1) * self.k] for i in range(len(drawn) // self.k)])
+            groups.append([drawn[i * self.k : (i + 1) * self.k] for i in range(len(drawn) // self.k)])
         per_step = self.p * self.num_replicas
         available = [i for i, g in enumerate(groups) if g]
         steps: list[np.ndarray] = []
@@ -117,7 +118,7 @@ class PKSampler(Sampler[int]):
 
     def _mine(self, epoch: int) -> np.ndarray:
         width = self.p * self.k
-        return self._plan(epoch)[:, self.rank * width:(self.rank + 1) * width].reshape(-1)
+        return self._plan(epoch)[:, self.rank * width : (self.rank + 1) * width].reshape(-1)
 
     def __len__(self) -> int:
         return len(self._mine(self.epoch))
@@ -165,8 +166,10 @@ def gather_rows(local: torch.Tensor, num_rows: int) -> torch.Tensor:
     sizes = [torch.zeros_like(size) for _ in range(dist.get_world_size())]
     dist.all_gather(sizes, size)
     if len({int(s) for s in sizes}) != 1:
-        raise ValueError(f"gather_rows needs the same number of rows on every rank (InferenceSampler gives that), "
-                         f"got {[int(s) for s in sizes]}")
+        raise ValueError(
+            f"gather_rows needs the same number of rows on every rank (InferenceSampler gives that), "
+            f"got {[int(s) for s in sizes]}"
+        )
     blocks = [torch.empty_like(local) for _ in sizes]
     dist.all_gather(blocks, local.contiguous())
     return torch.cat(blocks)[:num_rows]

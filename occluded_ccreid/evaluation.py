@@ -155,8 +155,18 @@ class _QueryGalleryLabels:
     g_clothes: np.ndarray | None
 
     @classmethod
-    def checked(cls, num_q: int, num_g: int, mode: str, q_pids: Any, g_pids: Any, q_camids: Any, g_camids: Any,
-                q_clothes: Any, g_clothes: Any) -> _QueryGalleryLabels:
+    def checked(
+        cls,
+        num_q: int,
+        num_g: int,
+        mode: str,
+        q_pids: Any,
+        g_pids: Any,
+        q_camids: Any,
+        g_camids: Any,
+        q_clothes: Any,
+        g_clothes: Any,
+    ) -> _QueryGalleryLabels:
         if (q_camids is None) != (g_camids is None):
             raise ValueError("pass both q_camids and g_camids, or neither (no same-camera junk)")
         cams: tuple[np.ndarray | None, np.ndarray | None] = (None, None)
@@ -328,9 +338,12 @@ def evaluate_protocol(
     dist = dist[np.ix_(q_idx, g_idx)] if (len(q_idx), len(g_idx)) != dist.shape else dist
     return evaluate(
         dist,
-        q["pid"][q_idx], g["pid"][g_idx],
-        q[column][q_idx] if column else None, g[column][g_idx] if column else None,
-        q["clothes_id"][q_idx], g["clothes_id"][g_idx],
+        q["pid"][q_idx],
+        g["pid"][g_idx],
+        q[column][q_idx] if column else None,
+        g[column][g_idx] if column else None,
+        q["clothes_id"][q_idx],
+        g["clothes_id"][g_idx],
         mode=protocol.mode,
         ranks=ranks,
     )
@@ -387,18 +400,26 @@ def evaluate_single_shot(
         raise ValueError(f"distmat has shape {dist.shape}, labels say {(len(q['pid']), len(g['pid']))}")
     q_idx, g_idx = protocol_indices(protocol, q["camid"], g["camid"])
     if len(q_idx) == 0 or len(g_idx) == 0:
-        raise ValueError(f"protocol {protocol.name!r} selects {len(q_idx)} query and {len(g_idx)} gallery rows; "
-                         "is this the right dataset and split?")
+        raise ValueError(
+            f"protocol {protocol.name!r} selects {len(q_idx)} query and {len(g_idx)} gallery rows; "
+            "is this the right dataset and split?"
+        )
     results = []
     for chosen in single_shot_draws(g["pid"][g_idx], draws, seed):
         cols = g_idx[chosen]
-        results.append(evaluate(
-            dist[np.ix_(q_idx, cols)],
-            q["pid"][q_idx], g["pid"][cols],
-            q[column][q_idx] if column else None, g[column][cols] if column else None,
-            q["clothes_id"][q_idx], g["clothes_id"][cols],
-            mode=protocol.mode, ranks=ranks,
-        ))
+        results.append(
+            evaluate(
+                dist[np.ix_(q_idx, cols)],
+                q["pid"][q_idx],
+                g["pid"][cols],
+                q[column][q_idx] if column else None,
+                g[column][cols] if column else None,
+                q["clothes_id"][q_idx],
+                g["clothes_id"][cols],
+                mode=protocol.mode,
+                ranks=ranks,
+            )
+        )
     keys = ["mAP"] + [f"rank{int(k)}" for k in ranks]
     mean: dict[str, Any] = {key: float(np.mean([r[key] for r in results])) for key in keys}
     mean["cmc"] = np.mean([r["cmc"] for r in results], axis=0)
@@ -407,5 +428,14 @@ def evaluate_single_shot(
     return mean
 
 
-__all__ = ["MODES", "SINGLE_SHOT_DRAWS", "SINGLE_SHOT_SEED", "evaluate", "evaluate_protocol",
-           "evaluate_single_shot", "protocol_indices", "protocols", "single_shot_draws"]
+__all__ = [
+    "MODES",
+    "SINGLE_SHOT_DRAWS",
+    "SINGLE_SHOT_SEED",
+    "evaluate",
+    "evaluate_protocol",
+    "evaluate_single_shot",
+    "protocol_indices",
+    "protocols",
+    "single_shot_draws",
+]

@@ -29,8 +29,9 @@ CORE_COLUMNS: dict[str, object] = {
     "part_visibility": List(Value("float32")),
     # what was drawn, in draw order: kind name, part and pool scale (part occluders), and the
     # donor's source_path (person) or the object file relative to --objects-dir (objects)
-    "occluders": List({"occluder": Value("string"), "part": Value("int32"), "pool_scale": Value("int32"),
-                       "source": Value("string")}),
+    "occluders": List(
+        {"occluder": Value("string"), "part": Value("int32"), "pool_scale": Value("int32"), "source": Value("string")}
+    ),
     # `--occluder person`: the donor drawn for each occluder slot (whether or not the slot drew a person)
     "person_donors": List(Value("string")),
     # the occluder's alpha as drawn, 8-bit grey: 0 = pixel untouched (equal to the source) ..

@@ -54,7 +54,7 @@ def repo_path(rel: str, config: str | None) -> str:
     (`data/X` -> `CONFIG/X`, `F` -> `CONFIG/F`)."""
     if config is None:
         return rel
-    return f"{config}/{rel[len(DATA_DIR) + 1:]}" if rel.startswith(DATA_DIR + "/") else f"{config}/{rel}"
+    return f"{config}/{rel[len(DATA_DIR) + 1 :]}" if rel.startswith(DATA_DIR + "/") else f"{config}/{rel}"
 
 
 def sha256_file(path: str | os.PathLike) -> str:
@@ -78,7 +78,7 @@ def split_card(text: str) -> tuple[str, str]:
     if end < 0:
         raise CardHeaderError("the YAML header opened by '---' is never closed")
     body_start = text.find("\n", end + 4)
-    return text[3:end].strip("\n"), text[body_start + 1:] if body_start >= 0 else ""
+    return text[3:end].strip("\n"), text[body_start + 1 :] if body_start >= 0 else ""
 
 
 def card_header(text: str) -> dict[str, Any]:
@@ -105,7 +105,20 @@ def declares_configs(card: Path) -> bool:
 
 
 __all__ = [
-    "CARD_NAME", "CONFIG_RE", "DATA_DIR", "LICENSE_NAME", "PREVIEW_NAME", "REPORT_NAME", "SHARD_FILE_RE", "SHARD_RE",
-    "CardHeaderError", "card_header", "declares_configs", "repo_path", "sha256_file", "shard_file_name", "shard_split",
+    "CARD_NAME",
+    "CONFIG_RE",
+    "DATA_DIR",
+    "LICENSE_NAME",
+    "PREVIEW_NAME",
+    "REPORT_NAME",
+    "SHARD_FILE_RE",
+    "SHARD_RE",
+    "CardHeaderError",
+    "card_header",
+    "declares_configs",
+    "repo_path",
+    "sha256_file",
+    "shard_file_name",
+    "shard_split",
     "split_card",
 ]

@@ -67,11 +67,15 @@ def _load_bare_name(name: str, **kw: Any) -> Any:
         raise FileNotFoundError(
             f"{name!r} is not a folder in {here}, nor a dataset datasets can load ({type(exc).__name__}): give "
             f"the build folder's path, build one with `builder build {source} SOURCE_DIR --out {name}`, or load "
-            f"a published build by its full id, '<namespace>/{name}'") from None
+            f"a published build by its full id, '<namespace>/{name}'"
+        ) from None
     warnings.warn(
         f"{name!r} is not a folder in {here}: loaded the dataset datasets knows by that name, from the Hub or "
         "from its cache, which may be an old copy of a build made elsewhere; give a build folder's path or "
-        f"'<namespace>/{name}' to say which one you mean", UserWarning, stacklevel=3)
+        f"'<namespace>/{name}' to say which one you mean",
+        UserWarning,
+        stacklevel=3,
+    )
     return dataset
 
 
@@ -98,8 +102,9 @@ def build_report(path_or_repo: str | Path, config: str | None = None) -> dict:
         names = ([f"{config}/{REPORT_NAME}"] if config else []) + [REPORT_NAME]
         for name in names:
             try:
-                return json.loads(Path(hf_hub_download(str(path_or_repo), name, repo_type="dataset"))
-                                  .read_text(encoding="utf-8"))
+                return json.loads(
+                    Path(hf_hub_download(str(path_or_repo), name, repo_type="dataset")).read_text(encoding="utf-8")
+                )
             except Exception:  # noqa: BLE001 - try the next place; none: no report
                 continue
     except (OSError, ValueError):

@@ -24,8 +24,12 @@ from torch.utils.data import DataLoader
 
 # Iterables of `datasets` that keep every row of the one below them (selection, shuffling, batching).
 _ROW_KEEPING = {
-    "SelectColumnsIterable", "BufferShuffledExamplesIterable", "InterleavedShardsExamplesIterable",
-    "RebatchedArrowExamplesIterable", "FormattedExamplesIterable", "ShuffledDataSourcesArrowExamplesIterable",
+    "SelectColumnsIterable",
+    "BufferShuffledExamplesIterable",
+    "InterleavedShardsExamplesIterable",
+    "RebatchedArrowExamplesIterable",
+    "FormattedExamplesIterable",
+    "ShuffledDataSourcesArrowExamplesIterable",
 }
 
 
@@ -106,19 +110,25 @@ def check_plan(plan: NodePlan, max_dropped: float) -> None:
     if plan.dropped <= max_dropped * plan.total:
         return
     total, nodes = plan.total, plan.nodes
-    got = ([sum(plan.shards[r::nodes]) for r in range(nodes)] if plan.by_shard else None)
+    got = [sum(plan.shards[r::nodes]) for r in range(nodes)] if plan.by_shard else None
     counts = f"unequal rows ({', '.join(map(str, got))})" if got else "unequal rows"
-    head = (f"stream_loader: the {len(plan.shards)} shard(s) of this split ({_summary(plan.shards)} rows) give "
-            f"{nodes} processes {counts}; every process must run the same steps under DDP, and cutting each to "
-            f"{plan.rows} rows would drop {plan.dropped} of {total} ({plan.dropped / total:.1%}, above "
-            f"max_dropped={max_dropped:g})")
+    head = (
+        f"stream_loader: the {len(plan.shards)} shard(s) of this split ({_summary(plan.shards)} rows) give "
+        f"{nodes} processes {counts}; every process must run the same steps under DDP, and cutting each to "
+        f"{plan.rows} rows would drop {plan.dropped} of {total} ({plan.dropped / total:.1%}, above "
+        f"max_dropped={max_dropped:g})"
+    )
     need = math.ceil(plan.dropped / total * 1000) / 1000
     if total % nodes:
-        raise NodeSplitError(f"{head}: {total} rows do not divide among {nodes} processes whatever the shard size; "
-                             f"use a number of processes that divides {total}, or pass max_dropped={need:g}")
+        raise NodeSplitError(
+            f"{head}: {total} rows do not divide among {nodes} processes whatever the shard size; "
+            f"use a number of processes that divides {total}, or pass max_dropped={need:g}"
+        )
     size = shard_size_for(total, nodes, max(plan.shards))
-    raise NodeSplitError(f"{head}: rebuild with --shard-size {size} ({total // size} shards of {size} rows, "
-                         f"{total // nodes} per process), or pass max_dropped={need:g}")
+    raise NodeSplitError(
+        f"{head}: rebuild with --shard-size {size} ({total // size} shards of {size} rows, "
+        f"{total // nodes} per process), or pass max_dropped={need:g}"
+    )
 
 
 def shard_size_for(total: int, nodes: int, near: int) -> int:
@@ -201,8 +211,11 @@ def _slice(batch: Any, a: int, b: int) -> Any:
     if isinstance(batch, dict):
         return {k: _slice(v, a, b) for k, v in batch.items()}
     if isinstance(batch, tuple) and batch and isinstance(batch[0], (torch.Tensor, tuple, list, dict)):
-        return type(batch)(_slice(v, a, b) for v in batch) if not hasattr(batch, "_fields") else \
-            type(batch)(*(_slice(v, a, b) for v in batch))
+        return (
+            type(batch)(_slice(v, a, b) for v in batch)
+            if not hasattr(batch, "_fields")
+            else type(batch)(*(_slice(v, a, b) for v in batch))
+        )
     if isinstance(batch, list) and batch and isinstance(batch[0], (torch.Tensor, tuple, list, dict)):
         return [_slice(v, a, b) for v in batch]
     return batch[a:b]
@@ -222,5 +235,12 @@ def _cat(parts: list[Any]) -> Any:
     return [x for p in parts for x in p]
 
 
-__all__ = ["EvenStreamLoader", "NodePlan", "NodeSplitError", "check_plan", "plan_node_rows", "shard_rows",
-           "shard_size_for"]
+__all__ = [
+    "EvenStreamLoader",
+    "NodePlan",
+    "NodeSplitError",
+    "check_plan",
+    "plan_node_rows",
+    "shard_rows",
+    "shard_size_for",
+]

@@ -14,8 +14,10 @@ def spawn_problem() -> str | None:
     standard input has no file to re-import."""
     main_file = getattr(sys.modules.get("__main__"), "__file__", None)
     if main_file and not os.path.exists(main_file):
-        return (f"worker processes re-import the main program, and {main_file} is not a file; run it from a "
-                "script file, `python -c`, an installed command or a notebook")
+        return (
+            f"worker processes re-import the main program, and {main_file} is not a file; run it from a "
+            "script file, `python -c`, an installed command or a notebook"
+        )
     return None
 
 

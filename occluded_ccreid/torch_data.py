@@ -124,12 +124,17 @@ class ReIDDataset(_Samples, Dataset):
     """
 
     def __init__(
-        self, split: Any, transform: Transform | None = None, columns: Sequence[str] = SAMPLE_COLUMNS,
+        self,
+        split: Any,
+        transform: Transform | None = None,
+        columns: Sequence[str] = SAMPLE_COLUMNS,
         relabel: bool = False,
     ):
         if _is_stream(split):
-            raise TypeError("ReIDDataset needs a map-style split (oc.load(..., streaming=False)); "
-                            "a streamed split goes to ReIDStream or stream_loader")
+            raise TypeError(
+                "ReIDDataset needs a map-style split (oc.load(..., streaming=False)); "
+                "a streamed split goes to ReIDStream or stream_loader"
+            )
         super().__init__(split, transform, columns, relabel)
 
     def __len__(self) -> int:
@@ -156,7 +161,10 @@ class ReIDStream(_Samples, IterableDataset):
     """
 
     def __init__(
-        self, split: Any, transform: Transform | None = None, columns: Sequence[str] = SAMPLE_COLUMNS,
+        self,
+        split: Any,
+        transform: Transform | None = None,
+        columns: Sequence[str] = SAMPLE_COLUMNS,
         relabel: bool = False,
     ):
         super().__init__(split, transform, columns, relabel)
@@ -210,8 +218,9 @@ def stream_loader(
     """
     replicas, rank = world(num_replicas, rank)
     if replicas > 1:
-        return _node_loader(split, transform, batch_size, num_workers, columns, relabel, replicas, rank, max_dropped,
-                            loader_kw)
+        return _node_loader(
+            split, transform, batch_size, num_workers, columns, relabel, replicas, rank, max_dropped, loader_kw
+        )
     if num_workers > split.num_shards:
         split = split.reshard()
     num_workers = _cap_workers(num_workers, split.num_shards)
@@ -223,32 +232,55 @@ def stream_loader(
 
 def _cap_workers(num_workers: int, shards: int) -> int:
     if num_workers > shards:
-        logger.warning("the split has %d shard(s) for this process, fewer than num_workers=%d; using %d worker(s)",
-                       shards, num_workers, shards)
+        logger.warning(
+            "the split has %d shard(s) for this process, fewer than num_workers=%d; using %d worker(s)",
+            shards,
+            num_workers,
+            shards,
+        )
         return shards
     return num_workers
 
 
-def _node_loader(split: Any, transform: Transform | None, batch_size: int, num_workers: int, columns: Sequence[str],
-                 relabel: bool, replicas: int, rank: int, max_dropped: float, loader_kw: dict) -> DataLoader:
+def _node_loader(
+    split: Any,
+    transform: Transform | None,
+    batch_size: int,
+    num_workers: int,
+    columns: Sequence[str],
+    relabel: bool,
+    replicas: int,
+    rank: int,
+    max_dropped: float,
+    loader_kw: dict,
+) -> DataLoader:
     rows = shard_rows(split)
     if rows is None:
-        raise ValueError("stream_loader: under DDP the rows of each shard must be known to give every process the "
-                         "same number; this stream is not a plain Parquet stream (filtered or mapped?): "
-                         "load it with oc.load(..., streaming=True) and filter in the training loop")
+        raise ValueError(
+            "stream_loader: under DDP the rows of each shard must be known to give every process the "
+            "same number; this stream is not a plain Parquet stream (filtered or mapped?): "
+            "load it with oc.load(..., streaming=True) and filter in the training loop"
+        )
     shards_here = split.num_shards // replicas if split.num_shards % replicas == 0 else split.num_shards
     num_workers = _cap_workers(num_workers, shards_here)
     plan = plan_node_rows(rows, replicas, num_workers)
     check_plan(plan, max_dropped)
     if plan.dropped:
-        logger.warning("stream_loader: %d of %d rows left out each epoch so that the %d processes run the same "
-                       "steps (%d rows each)", plan.dropped, plan.total, replicas, plan.rows)
+        logger.warning(
+            "stream_loader: %d of %d rows left out each epoch so that the %d processes run the same "
+            "steps (%d rows each)",
+            plan.dropped,
+            plan.total,
+            replicas,
+            plan.rows,
+        )
     samples = ReIDStream(split, transform, columns, relabel=relabel)
     samples.split_by_node(rank, replicas)
     if batch_size is not None:
         loader_kw.setdefault("collate_fn", samples.collate)
-    return EvenStreamLoader(samples, batch_size=batch_size, num_workers=num_workers, rows_per_node=plan.rows,
-                            **loader_kw)
+    return EvenStreamLoader(
+        samples, batch_size=batch_size, num_workers=num_workers, rows_per_node=plan.rows, **loader_kw
+    )
 
 
 def pk_loader(
@@ -271,8 +303,10 @@ def pk_loader(
     from torch.distributed) see `distributed.PKSampler`; call ``loader.sampler.set_epoch(epoch)``.
     """
     if _is_stream(split):
-        raise TypeError("pk_loader needs a map-style split to draw identities from "
-                        "(oc.load(..., streaming=False)); for a streamed split use stream_loader")
+        raise TypeError(
+            "pk_loader needs a map-style split to draw identities from "
+            "(oc.load(..., streaming=False)); for a streamed split use stream_loader"
+        )
     sampler = PKSampler(split, p, k, seed=seed, num_replicas=num_replicas, rank=rank)
     dataset = ReIDDataset(split, transform, columns, relabel=relabel)
     loader_kw.setdefault("collate_fn", dataset.collate)
@@ -296,14 +330,32 @@ def inference_loader(
     ``distributed.gather_rows(features, len(split))`` on every rank gives all rows in row order.
     """
     if _is_stream(split):
-        raise TypeError("inference_loader needs a map-style split (oc.load(..., streaming=False)); "
-                        "for a streamed split use stream_loader")
+        raise TypeError(
+            "inference_loader needs a map-style split (oc.load(..., streaming=False)); "
+            "for a streamed split use stream_loader"
+        )
     dataset = ReIDDataset(split, transform, columns)
     loader_kw.setdefault("collate_fn", dataset.collate)
     sampler = InferenceSampler(len(dataset), num_replicas=num_replicas, rank=rank)
-    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers, shuffle=False,
-                      drop_last=False, **loader_kw)
+    return DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        shuffle=False,
+        drop_last=False,
+        **loader_kw,
+    )
 
 
-__all__ = ["MAP_COLUMNS", "PKSampler", "ReIDDataset", "ReIDStream", "inference_loader", "pk_loader", "relabel_maps",
-           "stream_loader", "to_tensor"]
+__all__ = [
+    "MAP_COLUMNS",
+    "PKSampler",
+    "ReIDDataset",
+    "ReIDStream",
+    "inference_loader",
+    "pk_loader",
+    "relabel_maps",
+    "stream_loader",
+    "to_tensor",
+]

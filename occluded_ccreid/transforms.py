@@ -93,8 +93,9 @@ class Transform:
             image = image[None]
             maps = maps[None] if maps is not None else None
         if maps is not None and maps.shape[-2:] != image.shape[-2:]:
-            raise ValueError(f"label maps of size {tuple(maps.shape[-2:])} do not match the image's "
-                             f"{tuple(image.shape[-2:])}")
+            raise ValueError(
+                f"label maps of size {tuple(maps.shape[-2:])} do not match the image's {tuple(image.shape[-2:])}"
+            )
         image, maps = self.forward(image, maps)
         if single:
             image = image[0]
@@ -139,7 +140,7 @@ class Resize(Transform):
 
 def _crop_each(batch: torch.Tensor, boxes: Sequence[tuple[int, int]], size: tuple[int, int]) -> torch.Tensor:
     h, w = size
-    return torch.stack([b[:, top:top + h, left:left + w] for b, (top, left) in zip(batch, boxes, strict=True)])
+    return torch.stack([b[:, top : top + h, left : left + w] for b, (top, left) in zip(batch, boxes, strict=True)])
 
 
 class RandomCroping(Transform):
@@ -254,8 +255,15 @@ class RandomErasing(Transform):
     erases; none: the image is unchanged. A one-channel image gets mean[0], as in CAL.
     """
 
-    def __init__(self, p: float = 0.5, sl: float = 0.02, sh: float = 0.4, r1: float = 0.3,
-                 mean: Sequence[float] = CAL_ERASING_MEAN, generator: torch.Generator | None = None):
+    def __init__(
+        self,
+        p: float = 0.5,
+        sl: float = 0.02,
+        sh: float = 0.4,
+        r1: float = 0.3,
+        mean: Sequence[float] = CAL_ERASING_MEAN,
+        generator: torch.Generator | None = None,
+    ):
         self.p, self.sl, self.sh, self.r1, self.mean, self.generator = p, sl, sh, r1, tuple(mean), generator
 
     def box(self, height: int, width: int) -> tuple[int, int, int, int] | None:
@@ -273,8 +281,7 @@ class RandomErasing(Transform):
 
     def forward(self, image: torch.Tensor, maps: Maps) -> tuple[torch.Tensor, Maps]:
         if not image.is_floating_point():
-            raise TypeError("RandomErasing works on float images (CAL erases after Normalize): "
-                            "put ToFloat() before it")
+            raise TypeError("RandomErasing works on float images (CAL erases after Normalize): put ToFloat() before it")
         channels, height, width = image.shape[1:]
         boxes = [self.box(height, width) for _ in range(len(image))]
         if not any(boxes):
@@ -285,7 +292,7 @@ class RandomErasing(Transform):
             if box is not None:
                 top, left, h, w = box
                 # CAL fills the 3 channels of an RGB image with its mean, else channel 0 with mean[0]
-                image[i, : len(fill), top:top + h, left:left + w] = fill[:, None, None]
+                image[i, : len(fill), top : top + h, left : left + w] = fill[:, None, None]
         return image, maps
 
 
@@ -312,8 +319,15 @@ def _generators(seed: int | None, count: int) -> list[torch.Generator | None]:
     return [None if seed is None else torch.Generator().manual_seed(seed * 1000 + i) for i in range(count)]
 
 
-def cal_train_transform(height: int = 384, width: int = 192, crop_p: float = 0.5, flip_p: float = 0.5,
-                        erase_p: float = 0.5, pad_crop: int | None = None, seed: int | None = None) -> Compose:
+def cal_train_transform(
+    height: int = 384,
+    width: int = 192,
+    crop_p: float = 0.5,
+    flip_p: float = 0.5,
+    erase_p: float = 0.5,
+    pad_crop: int | None = None,
+    seed: int | None = None,
+) -> Compose:
     """CAL's training pipeline; its defaults (384 x 192, each augmentation with probability 0.5).
 
     ``pad_crop=10`` replaces CAL's enlarge-and-crop by pad-10-and-crop (torchreid's recipe).
@@ -322,10 +336,16 @@ def cal_train_transform(height: int = 384, width: int = 192, crop_p: float = 0.5
     """
     g_crop, g_flip, g_erase = _generators(seed, 3)
     crop = RandomCroping(crop_p, generator=g_crop) if pad_crop is None else RandomPadCrop(pad_crop, crop_p, g_crop)
-    return Compose([
-        Resize(height, width), crop, RandomHorizontalFlip(flip_p, g_flip), ToFloat(), Normalize(),
-        RandomErasing(erase_p, generator=g_erase),
-    ])
+    return Compose(
+        [
+            Resize(height, width),
+            crop,
+            RandomHorizontalFlip(flip_p, g_flip),
+            ToFloat(),
+            Normalize(),
+            RandomErasing(erase_p, generator=g_erase),
+        ]
+    )
 
 
 def cal_test_transform(height: int = 384, width: int = 192) -> Compose:
@@ -334,7 +354,22 @@ def cal_test_transform(height: int = 384, width: int = 192) -> Compose:
 
 
 __all__ = [
-    "CAL_ERASING_MEAN", "IMAGENET_MEAN", "IMAGENET_STD", "Compose", "Normalize", "RandomCroping", "RandomErasing",
-    "RandomHorizontalFlip", "RandomPadCrop", "Resize", "ToFloat", "Transform", "as_label_map", "as_uint8_tensor",
-    "cal_test_transform", "cal_train_transform", "resize_image", "resize_maps",
+    "CAL_ERASING_MEAN",
+    "IMAGENET_MEAN",
+    "IMAGENET_STD",
+    "Compose",
+    "Normalize",
+    "RandomCroping",
+    "RandomErasing",
+    "RandomHorizontalFlip",
+    "RandomPadCrop",
+    "Resize",
+    "ToFloat",
+    "Transform",
+    "as_label_map",
+    "as_uint8_tensor",
+    "cal_test_transform",
+    "cal_train_transform",
+    "resize_image",
+    "resize_maps",
 ]

@@ -33,8 +33,13 @@ class HubFile:
 
     def describe(self) -> dict:
         info = {"repo_id": self.repo_id, "filename": self.filename}
-        info.update({k: v for k, v in (("revision", self.revision), ("sha256", self.sha256),
-                                       ("provenance", self.provenance)) if v})
+        info.update(
+            {
+                k: v
+                for k, v in (("revision", self.revision), ("sha256", self.sha256), ("provenance", self.provenance))
+                if v
+            }
+        )
         return info
 
 
@@ -58,8 +63,10 @@ def _download(file: HubFile) -> Path:
             "or download the file yourself and pass its path to --model."
         ) from None
     if file.sha256 and sha256_file(path) != file.sha256:
-        raise BuildError(f"{path} (from {file.repo_id}) does not have the expected sha256 {file.sha256}; "
-                         "the repository changed or the download is corrupt: delete the file and retry")
+        raise BuildError(
+            f"{path} (from {file.repo_id}) does not have the expected sha256 {file.sha256}; "
+            "the repository changed or the download is corrupt: delete the file and retry"
+        )
     return path
 
 
@@ -74,13 +81,16 @@ def _hub_weights(spec: str) -> HubFile:
     try:
         files = list_repo_files(repo_id)
     except Exception as exc:  # noqa: BLE001 - as in _download
-        raise BuildError(f"--model {spec!r} is no local file or folder, and the Hub repo {repo_id} cannot be listed "
-                         f"({type(exc).__name__}); pass a local path, or owner/name/<file> of a cached download"
-                         ) from None
+        raise BuildError(
+            f"--model {spec!r} is no local file or folder, and the Hub repo {repo_id} cannot be listed "
+            f"({type(exc).__name__}); pass a local path, or owner/name/<file> of a cached download"
+        ) from None
     weights = [f for f in files if f.endswith(WEIGHT_SUFFIXES)]
     if len(weights) != 1:
-        raise BuildError(f"Hub repo {repo_id} holds {len(weights)} weights files ({', '.join(weights) or 'none'}); "
-                         f"name one: --model {repo_id}/<file>")
+        raise BuildError(
+            f"Hub repo {repo_id} holds {len(weights)} weights files ({', '.join(weights) or 'none'}); "
+            f"name one: --model {repo_id}/<file>"
+        )
     return HubFile(repo_id, weights[0])
 
 
@@ -94,9 +104,11 @@ def resolve_weights(source: CheckpointSource) -> Path:
     if path.is_dir():
         weights = _weights_in(path)
         if len(weights) != 1:
-            raise BuildError(f"folder {path} holds {len(weights)} weights files "
-                             f"({', '.join(p.name for p in weights) or f'none ending in {WEIGHT_SUFFIXES}'}); "
-                             "pass the file itself")
+            raise BuildError(
+                f"folder {path} holds {len(weights)} weights files "
+                f"({', '.join(p.name for p in weights) or f'none ending in {WEIGHT_SUFFIXES}'}); "
+                "pass the file itself"
+            )
         return weights[0]
     if path.exists():  # a FIFO or device: never read (a FIFO would block for a writer)
         raise BuildError(f"checkpoint {source} is not a regular file or folder; pass the weights file itself")
@@ -113,11 +125,12 @@ def not_a_checkpoint(path: Path, exc: Exception) -> str:
     """Why `path` cannot be read as tensors, in one line. Never torch's own text for a refused
     unpickling, which advises loading with `weights_only=False`: that runs whatever code the
     file holds, and this tool must never suggest it for a file it did not vet."""
-    expected = ("expected a state dict (a mapping of names to tensors) saved with torch.save, "
-                "or a .safetensors file")
+    expected = "expected a state dict (a mapping of names to tensors) saved with torch.save, or a .safetensors file"
     if isinstance(exc, pickle.UnpicklingError) and (found := _UNSUPPORTED_GLOBAL.search(str(exc))):
-        return (f"checkpoint {path} holds a Python object ({found.group(1)}) besides tensors; only tensors are "
-                f"read from a checkpoint, so no code in it can run: {expected}, holding nothing else")
+        return (
+            f"checkpoint {path} holds a Python object ({found.group(1)}) besides tensors; only tensors are "
+            f"read from a checkpoint, so no code in it can run: {expected}, holding nothing else"
+        )
     detail = str(exc).splitlines()[0] if str(exc) else ""
     if isinstance(exc, pickle.UnpicklingError) or "weights_only" in detail:
         detail = "not a pickle of tensors"
@@ -143,11 +156,12 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     if isinstance(content, Mapping) and isinstance(content.get("state_dict"), Mapping):
         content = content["state_dict"]
     if not isinstance(content, Mapping) or not all(isinstance(v, torch.Tensor) for v in content.values()):
-        raise BuildError(f"checkpoint {path} is not a state dict (a mapping of names to tensors), "
-                         "nor holds one under 'state_dict'")
+        raise BuildError(
+            f"checkpoint {path} is not a state dict (a mapping of names to tensors), nor holds one under 'state_dict'"
+        )
     state = {}
     for key, value in content.items():
-        key = key[len("module."):] if key.startswith("module.") else key
+        key = key[len("module.") :] if key.startswith("module.") else key
         if not key.endswith("num_batches_tracked"):
             state[key] = value
     return state

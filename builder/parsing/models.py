@@ -28,9 +28,11 @@ from builder.parsing.segmenter import SEGFORMER_ATR, SegformerParser
 
 SCHP_REPO = "ApacheOne/ComfyUI-human-parser_models_ATR_LIP_Pascal"
 SCHP_REVISION = "34da45d44fc2b7efe6a54308f0a3ceac08470a19"  # the commit that added the three official files
-SCHP_PROVENANCE = ("the official SCHP checkpoint of Li et al., which the authors publish on Google Drive "
-                   "(github.com/GoGoDuck912/Self-Correction-Human-Parsing); this Hub copy is byte-identical to "
-                   "copies in unrelated Hub repositories")
+SCHP_PROVENANCE = (
+    "the official SCHP checkpoint of Li et al., which the authors publish on Google Drive "
+    "(github.com/GoGoDuck912/Self-Correction-Human-Parsing); this Hub copy is byte-identical to "
+    "copies in unrelated Hub repositories"
+)
 
 
 @dataclass(frozen=True)
@@ -41,27 +43,59 @@ class ModelEntry:
 
 
 MODELS: dict[str, ModelEntry] = {
-    "schp-pascal": ModelEntry("schp", HubFile(
-        SCHP_REPO, "exp-schp-201908270938-pascal-person-part.pth", SCHP_REVISION,
-        "3b03d343c39fb0696f75d45c44c67b2fc23f5d0bf0925a82c0465e415799fa85", SCHP_PROVENANCE),
-        "SCHP ResNet-101, Pascal-Person-Part (7 labels, 71.46 mIoU on its val set); the paper's parser"),
-    "schp-lip": ModelEntry("schp", HubFile(
-        SCHP_REPO, "exp-schp-201908261155-lip.pth", SCHP_REVISION,
-        "24fa3254ceeb74c8435458994a64b522fb439a3635b7b86ff470457e0413da00", SCHP_PROVENANCE),
-        "SCHP ResNet-101, LIP (20 clothes/body labels, 59.36 mIoU)"),
-    "schp-atr": ModelEntry("schp", HubFile(
-        SCHP_REPO, "exp-schp-201908301523-atr.pth", SCHP_REVISION,
-        "e9d7c91ce3b4e7133df56b599fc817b533e3439c5e8d282a59126d2fda339a2a", SCHP_PROVENANCE),
-        "SCHP ResNet-101, ATR (18 clothes/body labels, 82.29 mIoU)"),
+    "schp-pascal": ModelEntry(
+        "schp",
+        HubFile(
+            SCHP_REPO,
+            "exp-schp-201908270938-pascal-person-part.pth",
+            SCHP_REVISION,
+            "3b03d343c39fb0696f75d45c44c67b2fc23f5d0bf0925a82c0465e415799fa85",
+            SCHP_PROVENANCE,
+        ),
+        "SCHP ResNet-101, Pascal-Person-Part (7 labels, 71.46 mIoU on its val set); the paper's parser",
+    ),
+    "schp-lip": ModelEntry(
+        "schp",
+        HubFile(
+            SCHP_REPO,
+            "exp-schp-201908261155-lip.pth",
+            SCHP_REVISION,
+            "24fa3254ceeb74c8435458994a64b522fb439a3635b7b86ff470457e0413da00",
+            SCHP_PROVENANCE,
+        ),
+        "SCHP ResNet-101, LIP (20 clothes/body labels, 59.36 mIoU)",
+    ),
+    "schp-atr": ModelEntry(
+        "schp",
+        HubFile(
+            SCHP_REPO,
+            "exp-schp-201908301523-atr.pth",
+            SCHP_REVISION,
+            "e9d7c91ce3b4e7133df56b599fc817b533e3439c5e8d282a59126d2fda339a2a",
+            SCHP_PROVENANCE,
+        ),
+        "SCHP ResNet-101, ATR (18 clothes/body labels, 82.29 mIoU)",
+    ),
     "segformer-atr": ModelEntry("segformer", SEGFORMER_ATR, "SegFormer-B2 ATR clothes parser (transformers)"),
 }
 DEFAULT_MODEL = "schp-pascal"
+
+
 class ParserClass(Protocol):
     """What PARSERS holds: a parser class, called with its checkpoint first (a HubFile, a path or a
     Hub repo id; a SegFormer checkpoint is always a path or id)."""
 
-    def __call__(self, checkpoint: Any, device: str, parse_size: tuple[int, int], /, *,
-                 keep_aspect: bool = ..., precision: str = ..., alias: str | None = ...) -> NetworkParser: ...
+    def __call__(
+        self,
+        checkpoint: Any,
+        device: str,
+        parse_size: tuple[int, int],
+        /,
+        *,
+        keep_aspect: bool = ...,
+        precision: str = ...,
+        alias: str | None = ...,
+    ) -> NetworkParser: ...
 
 
 PARSERS: dict[str, ParserClass] = {"schp": SchpParser, "segformer": SegformerParser}
@@ -90,14 +124,18 @@ def model_kind(model: str) -> str:
     return "segformer" if _has_config(model) else "schp"
 
 
-def make_model_parser(model: str | None, device: str, parse_size: tuple[int, int], *, keep_aspect: bool = True,
-                      precision: str = "fp32") -> NetworkParser:
+def make_model_parser(
+    model: str | None, device: str, parse_size: tuple[int, int], *, keep_aspect: bool = True, precision: str = "fp32"
+) -> NetworkParser:
     """The parser of `--model` (an alias of MODELS, a path or a Hub repo id; None: DEFAULT_MODEL)."""
     name = model or DEFAULT_MODEL
     entry = MODELS.get(name)
     if entry is None and "/" not in name and not Path(name).exists():
-        raise BuildError(f"--model {name!r} is neither a known alias ({', '.join(MODELS)}) nor an existing file "
-                         "or folder, nor a Hub repo id (owner/name)")
+        raise BuildError(
+            f"--model {name!r} is neither a known alias ({', '.join(MODELS)}) nor an existing file "
+            "or folder, nor a Hub repo id (owner/name)"
+        )
     kind, source = (entry.kind, entry.source) if entry else (model_kind(name), name)
-    return PARSERS[kind](source, device, parse_size, keep_aspect=keep_aspect, precision=precision,
-                         alias=name if entry else None)
+    return PARSERS[kind](
+        source, device, parse_size, keep_aspect=keep_aspect, precision=precision, alias=name if entry else None
+    )

@@ -90,9 +90,16 @@ class NetworkParser:
     model: torch.nn.Module
     mapper: PartMapper
 
-    def __init__(self, device: str, parse_size: tuple[int, int], *,
-                 keep_aspect: bool = True, precision: str = "fp32", num_threads: int | None = None,
-                 alias: str | None = None):
+    def __init__(
+        self,
+        device: str,
+        parse_size: tuple[int, int],
+        *,
+        keep_aspect: bool = True,
+        precision: str = "fp32",
+        num_threads: int | None = None,
+        alias: str | None = None,
+    ):
         """`alias`: the --model alias the checkpoint was named by (recorded in `describe`).
         `precision` "bf16" (CUDA or CPU) / "fp16" (CUDA) runs the forward pass under autocast:
         opt in, as part maps can differ from fp32 ones at part borders. `num_threads`: torch
@@ -104,8 +111,9 @@ class NetworkParser:
         if precision == "fp16" and self.device.type != "cuda":
             raise BuildError(f"precision fp16 is for CUDA devices; on {self.device} use bf16 or fp32")
         if precision == "bf16" and self.device.type == "cpu" and not cpu_has_native_bf16():
-            log.warning("this CPU has no native bf16 (AVX512-BF16 or AMX): --precision bf16 runs emulated, "
-                        "slower than fp32")
+            log.warning(
+                "this CPU has no native bf16 (AVX512-BF16 or AMX): --precision bf16 runs emulated, slower than fp32"
+            )
         sides = tuple(int(v) for v in parse_size)
         if len(sides) != 2 or min(sides) < 1:
             raise BuildError(f"--parse-size must be two positive sides HxW, got {'x'.join(map(str, parse_size))}")
@@ -115,9 +123,11 @@ class NetworkParser:
             # another size than the one the report records. Refused rather than silently adjusted.
             height, width = self.parse_size
             fit = "x".join(str(max(SIZE_MULTIPLE, s // SIZE_MULTIPLE * SIZE_MULTIPLE)) for s in self.parse_size)
-            raise BuildError(f"--parse-size {height}x{width}: each side must be a multiple of {SIZE_MULTIPLE} "
-                             f"(inputs are fitted into the box in multiples of {SIZE_MULTIPLE}); use e.g. {fit}, "
-                             f"or --no-keep-aspect to stretch every crop to exactly {height}x{width}")
+            raise BuildError(
+                f"--parse-size {height}x{width}: each side must be a multiple of {SIZE_MULTIPLE} "
+                f"(inputs are fitted into the box in multiples of {SIZE_MULTIPLE}); use e.g. {fit}, "
+                f"or --no-keep-aspect to stretch every crop to exactly {height}x{width}"
+            )
         self.keep_aspect = keep_aspect
         self.precision = precision
         self.num_threads = num_threads or torch.get_num_threads()
@@ -143,8 +153,9 @@ class NetworkParser:
         self._captured: dict[tuple[int, ...], CapturedForward] = {}  # (lane, *input shape) -> graph
         self._lane_state: list[tuple[torch.cuda.Stream, tuple]] = []  # (stream, graph memory pool) per lane
 
-    def set_normalisation(self, scale: float, mean: Sequence[float], std: Sequence[float], *,
-                          bgr: bool = False) -> None:
+    def set_normalisation(
+        self, scale: float, mean: Sequence[float], std: Sequence[float], *, bgr: bool = False
+    ) -> None:
         """Network input = (pixel * scale - mean) / std per channel, channels in RGB order or, with
         `bgr`, in BGR order (mean and std then given in that order too)."""
         mean_t, std_t = torch.tensor(mean, dtype=torch.float32), torch.tensor(std, dtype=torch.float32)
@@ -176,8 +187,13 @@ class NetworkParser:
         size = self.input_size(*image.shape[:2])
         pixels = torch.from_numpy(np.ascontiguousarray(image)).permute(2, 0, 1)[None]  # NHWC memory
         if tuple(pixels.shape[2:]) != size:
-            pixels = F.interpolate(pixels, size=size, mode="bilinear", align_corners=self.resize_align_corners,
-                                   antialias=self.resize_antialias)
+            pixels = F.interpolate(
+                pixels,
+                size=size,
+                mode="bilinear",
+                align_corners=self.resize_align_corners,
+                antialias=self.resize_antialias,
+            )
         return pixels[0]
 
     @torch.inference_mode()
@@ -234,8 +250,11 @@ class NetworkParser:
             try:
                 captured = CapturedForward(self._normalised_forward, chunk, pool)
             except RuntimeError as exc:  # a network with an op that cannot be captured: run it eagerly
-                log.warning("cannot capture %s as a CUDA graph (%s); running its forward passes eagerly",
-                            type(self.model).__name__, str(exc).splitlines()[0] if str(exc) else exc)
+                log.warning(
+                    "cannot capture %s as a CUDA graph (%s); running its forward passes eagerly",
+                    type(self.model).__name__,
+                    str(exc).splitlines()[0] if str(exc) else exc,
+                )
                 self.cuda_graphs = False
                 return self._normalised_forward(chunk)
             self._captured[key] = captured
@@ -284,8 +303,12 @@ class NetworkParser:
         first maximum), so the same labels."""
         logits = logits.cpu()
         with torch.inference_mode():
-            full = [F.interpolate(logits[row : row + 1], size=tuple(size), mode="bilinear",
-                                  align_corners=self.logits_align_corners)[0] for row, size in enumerate(sizes)]
+            full = [
+                F.interpolate(
+                    logits[row : row + 1], size=tuple(size), mode="bilinear", align_corners=self.logits_align_corners
+                )[0]
+                for row, size in enumerate(sizes)
+            ]
         return [plane.numpy().argmax(axis=0) for plane in full]
 
     def postprocess(self, logits: torch.Tensor, size: tuple[int, int]) -> np.ndarray:
@@ -308,9 +331,13 @@ class NetworkParser:
         """A model parses any image: nothing to check up front."""
 
     def describe(self) -> dict:
-        info = {"kind": "model", **({"alias": self.alias} if self.alias else {}), **self.describe_model(),
-                "parse_size": list(self.parse_size),
-                "device": str(self.device)}
+        info = {
+            "kind": "model",
+            **({"alias": self.alias} if self.alias else {}),
+            **self.describe_model(),
+            "parse_size": list(self.parse_size),
+            "device": str(self.device),
+        }
         info["keep_aspect"] = self.keep_aspect  # True: parse_size is the box each image is fitted into
         if self.precision != "fp32":
             info["precision"] = self.precision
@@ -332,8 +359,9 @@ class CapturedForward:
     output is copied out (`clone`, queued right behind it) before the next can reuse the memory.
     """
 
-    def __init__(self, run: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor,
-                 pool: Any) -> None:  # pool: a torch.cuda.graph_pool_handle(), an opaque handle
+    def __init__(
+        self, run: Callable[[torch.Tensor], torch.Tensor], example: torch.Tensor, pool: Any
+    ) -> None:  # pool: a torch.cuda.graph_pool_handle(), an opaque handle
         self.input = example.clone()  # outside the graph's pool: never reused by another capture
         lane = torch.cuda.current_stream(example.device)
         side = torch.cuda.Stream(example.device)

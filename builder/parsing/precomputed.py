@@ -51,13 +51,17 @@ class PrecomputedParser:
         for these images (a wrong folder). A single missing map is an error when its image is
         reached (an undecodable image needs none)."""
         stems = Counter(PurePosixPath(p).with_suffix("").as_posix() for p in source_paths)
-        shared = [p for p in source_paths if stems[PurePosixPath(p).with_suffix("").as_posix()] > 1
-                  and not self.full_name_path(p).exists()]
+        shared = [
+            p
+            for p in source_paths
+            if stems[PurePosixPath(p).with_suffix("").as_posix()] > 1 and not self.full_name_path(p).exists()
+        ]
         if shared:
             raise BuildError(
                 f"--parsing-dir {self.root}: {len(shared)} image(s) share a name but for the extension with another "
                 f"image, e.g. {shared[0]}, so the map {self.stem_path(shared[0])} cannot tell them apart; name each "
-                f"such image's map after its full file name, e.g. {self.full_name_path(shared[0])}")
+                f"such image's map after its full file name, e.g. {self.full_name_path(shared[0])}"
+            )
         if source_paths and not any(self.map_path(p).is_file() for p in source_paths):
             raise BuildError(
                 f"--parsing-dir {self.root} holds none of the part maps for this source, e.g. "

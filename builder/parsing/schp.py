@@ -32,13 +32,55 @@ from occluded_ccreid.layout import sha256_file
 
 # Label names of the official checkpoints, in their order (simple_extractor.py), by label count.
 LABEL_SETS: dict[int, tuple[str, list[str]]] = {
-    7: ("Pascal-Person-Part", ["Background", "Head", "Torso", "Upper Arms", "Lower Arms", "Upper Legs",
-                               "Lower Legs"]),
-    20: ("LIP", ["Background", "Hat", "Hair", "Glove", "Sunglasses", "Upper-clothes", "Dress", "Coat", "Socks",
-                 "Pants", "Jumpsuits", "Scarf", "Skirt", "Face", "Left-arm", "Right-arm", "Left-leg", "Right-leg",
-                 "Left-shoe", "Right-shoe"]),
-    18: ("ATR", ["Background", "Hat", "Hair", "Sunglasses", "Upper-clothes", "Skirt", "Pants", "Dress", "Belt",
-                 "Left-shoe", "Right-shoe", "Face", "Left-leg", "Right-leg", "Left-arm", "Right-arm", "Bag", "Scarf"]),
+    7: ("Pascal-Person-Part", ["Background", "Head", "Torso", "Upper Arms", "Lower Arms", "Upper Legs", "Lower Legs"]),
+    20: (
+        "LIP",
+        [
+            "Background",
+            "Hat",
+            "Hair",
+            "Glove",
+            "Sunglasses",
+            "Upper-clothes",
+            "Dress",
+            "Coat",
+            "Socks",
+            "Pants",
+            "Jumpsuits",
+            "Scarf",
+            "Skirt",
+            "Face",
+            "Left-arm",
+            "Right-arm",
+            "Left-leg",
+            "Right-leg",
+            "Left-shoe",
+            "Right-shoe",
+        ],
+    ),
+    18: (
+        "ATR",
+        [
+            "Background",
+            "Hat",
+            "Hair",
+            "Sunglasses",
+            "Upper-clothes",
+            "Skirt",
+            "Pants",
+            "Dress",
+            "Belt",
+            "Left-shoe",
+            "Right-shoe",
+            "Face",
+            "Left-leg",
+            "Right-leg",
+            "Left-arm",
+            "Right-arm",
+            "Bag",
+            "Scarf",
+        ],
+    ),
 }
 BGR_MEAN = (0.406, 0.456, 0.485)
 BGR_STD = (0.225, 0.224, 0.229)
@@ -53,8 +95,9 @@ class ABN(nn.Module):
     running_mean: torch.Tensor
     running_var: torch.Tensor
 
-    def __init__(self, channels: int, activation: bool = True, slope: float = 0.01, eps: float = 1e-5,
-                 momentum: float = 0.1):
+    def __init__(
+        self, channels: int, activation: bool = True, slope: float = 0.01, eps: float = 1e-5, momentum: float = 0.1
+    ):
         super().__init__()
         self.activation, self.slope, self.eps, self.momentum = activation, slope, eps, momentum
         self.weight = nn.Parameter(torch.ones(channels))
@@ -63,8 +106,16 @@ class ABN(nn.Module):
         self.register_buffer("running_var", torch.ones(channels))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.batch_norm(x, self.running_mean, self.running_var, self.weight.abs() + self.eps, self.bias,
-                         self.training, self.momentum, self.eps)
+        x = F.batch_norm(
+            x,
+            self.running_mean,
+            self.running_var,
+            self.weight.abs() + self.eps,
+            self.bias,
+            self.training,
+            self.momentum,
+            self.eps,
+        )
         return F.leaky_relu(x, self.slope) if self.activation else x
 
 
@@ -95,7 +146,8 @@ class PSPModule(nn.Module):
     def __init__(self, features: int = 2048, out: int = 512, sizes: tuple[int, ...] = (1, 2, 3, 6)):
         super().__init__()
         self.stages = nn.ModuleList(
-            nn.Sequential(nn.AdaptiveAvgPool2d(size), _conv(features, out), ABN(out)) for size in sizes)
+            nn.Sequential(nn.AdaptiveAvgPool2d(size), _conv(features, out), ABN(out)) for size in sizes
+        )
         self.bottleneck = _conv_abn(features + len(sizes) * out, out, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -116,8 +168,14 @@ class EdgeModule(nn.Module):
 
     def forward(self, x2: torch.Tensor, x3: torch.Tensor, x4: torch.Tensor) -> torch.Tensor:
         size = x2.shape[2:]
-        return torch.cat([self.conv1(x2)] + [F.interpolate(conv(x), size=size, mode="bilinear", align_corners=True)
-                                             for conv, x in ((self.conv2, x3), (self.conv3, x4))], 1)
+        return torch.cat(
+            [self.conv1(x2)]
+            + [
+                F.interpolate(conv(x), size=size, mode="bilinear", align_corners=True)
+                for conv, x in ((self.conv2, x3), (self.conv3, x4))
+            ],
+            1,
+        )
 
 
 class DecoderModule(nn.Module):
@@ -159,8 +217,9 @@ class SCHP(nn.Module):
     def _layer(self, planes: int, blocks: int, stride: int = 1, dilation: int = 1) -> nn.Sequential:
         downsample = None
         if stride != 1 or self._channels != planes * 4:
-            downsample = nn.Sequential(_conv(self._channels, planes * 4, stride=stride),
-                                       ABN(planes * 4, activation=False))
+            downsample = nn.Sequential(
+                _conv(self._channels, planes * 4, stride=stride), ABN(planes * 4, activation=False)
+            )
         layers = [Bottleneck(self._channels, planes, stride, dilation, downsample)]
         self._channels = planes * 4
         layers += [Bottleneck(self._channels, planes, dilation=dilation) for _ in range(1, blocks)]
@@ -197,10 +256,15 @@ def schp_from_state_dict(state: dict[str, torch.Tensor], origin: str = "checkpoi
     if missing or unexpected:
         parts = [_key_report("missing keys", missing)] if missing else []
         parts += [_key_report("unexpected keys", unexpected)] if unexpected else []
-        raise BuildError(f"{origin} is not an SCHP (AugmentCE2P ResNet-101) checkpoint: {'; '.join(parts)}. "
-                         "Pass an official SCHP .pth (exp-schp-*.pth) or a model alias such as schp-pascal.")
-    wrong = [f"{k} {tuple(state[k].shape)} (SCHP: {tuple(v.shape)})" for k, v in expected.items()
-             if state[k].shape != v.shape]
+        raise BuildError(
+            f"{origin} is not an SCHP (AugmentCE2P ResNet-101) checkpoint: {'; '.join(parts)}. "
+            "Pass an official SCHP .pth (exp-schp-*.pth) or a model alias such as schp-pascal."
+        )
+    wrong = [
+        f"{k} {tuple(state[k].shape)} (SCHP: {tuple(v.shape)})"
+        for k, v in expected.items()
+        if state[k].shape != v.shape
+    ]
     if wrong:
         raise BuildError(f"{origin} has SCHP's keys but {len(wrong)} tensors of other shapes, e.g. {wrong[0]}")
     model.load_state_dict({k: v.float() for k, v in state.items()}, strict=True, assign=True)
@@ -219,8 +283,10 @@ def load_schp(checkpoint: CheckpointSource) -> SCHP:
 def label_set(num_classes: int, origin: str = "the SCHP checkpoint") -> tuple[str, list[str]]:
     """(dataset name, label names) of an SCHP checkpoint with this many labels."""
     if num_classes not in LABEL_SETS:
-        raise BuildError(f"{origin} has {num_classes} labels; known label sets: "
-                         + ", ".join(f"{n} ({name})" for n, (name, _) in sorted(LABEL_SETS.items())))
+        raise BuildError(
+            f"{origin} has {num_classes} labels; known label sets: "
+            + ", ".join(f"{n} ({name})" for n, (name, _) in sorted(LABEL_SETS.items()))
+        )
     return LABEL_SETS[num_classes]
 
 
@@ -230,11 +296,20 @@ class SchpParser(NetworkParser):
     resize_align_corners = True
     logits_align_corners = True  # SCHP's nn.Upsample(align_corners=True) and warp back
 
-    def __init__(self, checkpoint: CheckpointSource, device: str, parse_size: tuple[int, int], *,
-                 keep_aspect: bool = True,
-                 precision: str = "fp32", num_threads: int | None = None, alias: str | None = None):
-        super().__init__(device, parse_size, keep_aspect=keep_aspect, precision=precision, num_threads=num_threads,
-                         alias=alias)
+    def __init__(
+        self,
+        checkpoint: CheckpointSource,
+        device: str,
+        parse_size: tuple[int, int],
+        *,
+        keep_aspect: bool = True,
+        precision: str = "fp32",
+        num_threads: int | None = None,
+        alias: str | None = None,
+    ):
+        super().__init__(
+            device, parse_size, keep_aspect=keep_aspect, precision=precision, num_threads=num_threads, alias=alias
+        )
         path = resolve_weights(checkpoint)
         model = schp_from_state_dict(read_state_dict(path), str(path))
         self.label_set, names = label_set(model.num_classes, str(path))
@@ -255,5 +330,10 @@ class SchpParser(NetworkParser):
         return self.model(batch)
 
     def describe_model(self) -> dict:
-        return {"architecture": ARCHITECTURE, "model": self.model_id, "checkpoint": self.checkpoint,
-                "label_set": self.label_set, "labels": self.labels}
+        return {
+            "architecture": ARCHITECTURE,
+            "model": self.model_id,
+            "checkpoint": self.checkpoint,
+            "label_set": self.label_set,
+            "labels": self.labels,
+        }

@@ -38,8 +38,9 @@ class SegformerParser(NetworkParser):
         `precision="bf16"` is ~1.7x faster than fp32 for SegFormer."""
         from transformers import AutoImageProcessor, AutoModelForSemanticSegmentation
 
-        super().__init__(device, parse_size, keep_aspect=keep_aspect, precision=precision, num_threads=num_threads,
-                         alias=alias)
+        super().__init__(
+            device, parse_size, keep_aspect=keep_aspect, precision=precision, num_threads=num_threads, alias=alias
+        )
         self.model_id = model_id
         try:
             # The processor is only read for its normalisation constants; silence its
@@ -60,9 +61,11 @@ class SegformerParser(NetworkParser):
         except UnknownLabelsError as exc:
             raise BuildError(f"model {model_id!r}: {exc}") from None
         self.model = model.eval().to(self.device).to(memory_format=torch.channels_last)
-        self.set_normalisation(getattr(processor, "rescale_factor", 1 / 255),
-                               getattr(processor, "image_mean", [0.5, 0.5, 0.5]),
-                               getattr(processor, "image_std", [0.5, 0.5, 0.5]))
+        self.set_normalisation(
+            getattr(processor, "rescale_factor", 1 / 255),
+            getattr(processor, "image_mean", [0.5, 0.5, 0.5]),
+            getattr(processor, "image_std", [0.5, 0.5, 0.5]),
+        )
 
     def forward(self, batch: torch.Tensor) -> torch.Tensor:
         return self.model(pixel_values=batch).logits
@@ -73,4 +76,3 @@ class SegformerParser(NetworkParser):
             "model": self.model_id,
             "labels": self.labels,
         }
-

@@ -80,8 +80,10 @@ def embed(extractor: FeatureExtractor, prepared: Any) -> np.ndarray:
 def _normalised(features: torch.Tensor) -> np.ndarray:
     if not bool(torch.isfinite(features).all()):  # NaN distances would follow, and no ranking
         bad = int((~torch.isfinite(features)).any(dim=1).sum())
-        raise BenchmarkError(f"the features of {bad} of {len(features)} images in a batch are infinite or NaN "
-                             "(with --precision fp16 an overflow: use bf16 or fp32)")
+        raise BenchmarkError(
+            f"the features of {bad} of {len(features)} images in a batch are infinite or NaN "
+            "(with --precision fp16 an overflow: use bf16 or fp32)"
+        )
     return torch.nn.functional.normalize(features, p=2, dim=1).numpy()
 
 
@@ -121,8 +123,10 @@ class TransformersExtractor:
             raise BenchmarkError(f"--precision fp16 is for CUDA devices; on {self.device} use bf16 or fp32")
         self.model_id, self.precision = str(model_id), precision
         if str(model_id).startswith((".", "/", "~")) and not Path(model_id).expanduser().exists():
-            raise BenchmarkError(f"--model {model_id}: no such file or folder; give a folder saved with "
-                                 "save_pretrained or a Hub model id such as facebook/dinov2-small")
+            raise BenchmarkError(
+                f"--model {model_id}: no such file or folder; give a folder saved with "
+                "save_pretrained or a Hub model id such as facebook/dinov2-small"
+            )
         try:
             config = AutoConfig.from_pretrained(model_id)
         except (OSError, ValueError) as exc:
@@ -137,23 +141,28 @@ class TransformersExtractor:
         try:
             self.processor = AutoImageProcessor.from_pretrained(model_id)
         except (OSError, ValueError) as exc:
-            raise BenchmarkError(f"{model_id} has no image processor (preprocessor_config.json): "
-                                 f"{first_line(exc)}") from None
+            raise BenchmarkError(
+                f"{model_id} has no image processor (preprocessor_config.json): {first_line(exc)}"
+            ) from None
         self.model = AutoModel.from_pretrained(model_id).to(self.device).eval()
         # The batched transform is used only where it gives the processor's own pixel values.
         probes = probe_images()
         expected = [self.processor(images=[p], return_tensors="pt")["pixel_values"].float() for p in probes]
         if len({tuple(e.shape) for e in expected}) != 1:
-            raise BenchmarkError(f"the image processor of {model_id} gives inputs of different sizes for different "
-                                 "images, which cannot be batched; use --features with your own preprocessing")
+            raise BenchmarkError(
+                f"the image processor of {model_id} gives inputs of different sizes for different "
+                "images, which cannot be batched; use --features with your own preprocessing"
+            )
         self.transform = ImageTransform.from_processor(self.processor)
         if self.transform is not None and not all(
-            same_pixels(self.transform.to_pixels(self.transform.batch([p]), torch.device("cpu")), e,
-                        self.transform.level)
+            same_pixels(
+                self.transform.to_pixels(self.transform.batch([p]), torch.device("cpu")), e, self.transform.level
+            )
             for p, e in zip(probes, expected, strict=True)
         ):
-            log.warning("the processor of %s does more than resize/crop/rescale/normalise; using it as is (slower)",
-                        model_id)
+            log.warning(
+                "the processor of %s does more than resize/crop/rescale/normalise; using it as is (slower)", model_id
+            )
             self.transform = None
 
     def prepare_image(self, image: Image.Image) -> np.ndarray | Image.Image:
@@ -239,8 +248,9 @@ class CallableExtractor:
             else:
                 features = torch.from_numpy(np.asarray(output))
         except (TypeError, ValueError) as exc:
-            raise BenchmarkError(f"--features {self.spec} returned {type(output).__name__}, not an array: "
-                                 f"{exc}") from None
+            raise BenchmarkError(
+                f"--features {self.spec} returned {type(output).__name__}, not an array: {exc}"
+            ) from None
         numeric = features.is_floating_point() or features.dtype in (torch.int32, torch.int64)
         if features.ndim != 2 or features.shape[0] != len(images) or not numeric:
             raise BenchmarkError(
@@ -252,13 +262,15 @@ class CallableExtractor:
         elif features.shape[1] != self.width:
             raise BenchmarkError(
                 f"--features {self.spec} returned {features.shape[1]} features per image for one batch and "
-                f"{self.width} for an earlier one; it must return the same number D for every image")
+                f"{self.width} for an earlier one; it must return the same number D for every image"
+            )
         features = features.float()
         if not bool(torch.isfinite(features).all()):
             bad = int((~torch.isfinite(features)).any(dim=1).sum())
             raise BenchmarkError(
                 f"--features {self.spec} returned infinite or NaN values for {bad} of {len(images)} images in a batch; "
-                "distances between such features are undefined: it must return finite numbers")
+                "distances between such features are undefined: it must return finite numbers"
+            )
         return features
 
     def describe(self) -> dict[str, Any]:
@@ -290,8 +302,9 @@ def load_callable(spec: str) -> Callable[[list[Image.Image]], Any]:
     return target
 
 
-def make_extractor(model: str | None, features: str | None, device: str = "auto",
-                   precision: str = "fp32", progress: bool = True) -> FeatureExtractor:
+def make_extractor(
+    model: str | None, features: str | None, device: str = "auto", precision: str = "fp32", progress: bool = True
+) -> FeatureExtractor:
     """The extractor of `--model` or `--features` (exactly one of them)."""
     if features is not None and model is None:
         return CallableExtractor(features)
@@ -300,5 +313,14 @@ def make_extractor(model: str | None, features: str | None, device: str = "auto"
     raise BenchmarkError("give exactly one of --model HF_ID_OR_DIR and --features module:function")
 
 
-__all__ = ["CallableExtractor", "FeatureExtractor", "TransformersExtractor", "embed", "launch",
-           "load_callable", "make_extractor", "pool", "prepare"]
+__all__ = [
+    "CallableExtractor",
+    "FeatureExtractor",
+    "TransformersExtractor",
+    "embed",
+    "launch",
+    "load_callable",
+    "make_extractor",
+    "pool",
+    "prepare",
+]

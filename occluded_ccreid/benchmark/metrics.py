@@ -61,9 +61,13 @@ def unknown_labels(protocol: Protocol, labels: Mapping[str, np.ndarray]) -> list
     return [c for c in protocol.label_columns() if bool((labels[c] == -1).all())]
 
 
-def benchmark_metrics(query: SplitFeatures, gallery: SplitFeatures, protocols: Mapping[str, Protocol],
-                      image_columns: Sequence[str],
-                      ratio_edges: Sequence[float] = DEFAULT_RATIO_EDGES) -> dict[str, Any]:
+def benchmark_metrics(
+    query: SplitFeatures,
+    gallery: SplitFeatures,
+    protocols: Mapping[str, Protocol],
+    image_columns: Sequence[str],
+    ratio_edges: Sequence[float] = DEFAULT_RATIO_EDGES,
+) -> dict[str, Any]:
     """``{"protocols": {name: {setting: scores, "drop": ...}}, "by_part": ..., "by_ratio": ...}``."""
     groups = _query_groups(query, gallery, protocols, ratio_edges)
     scores = _scores_by_setting(query, gallery, protocols, image_columns, groups)
@@ -71,16 +75,19 @@ def benchmark_metrics(query: SplitFeatures, gallery: SplitFeatures, protocols: M
     for name in protocols:
         results["protocols"][name] = {setting: by["protocols"][name] for setting, by in scores.items()}
         if "clean" in scores:
-            results["protocols"][name]["drop"] = _drop(scores["clean"]["protocols"][name],
-                                                       scores["occluded"]["protocols"][name])
+            results["protocols"][name]["drop"] = _drop(
+                scores["clean"]["protocols"][name], scores["occluded"]["protocols"][name]
+            )
         for key in ("by_part", "by_ratio"):
-            results[key][name] = {group: _group_entry(scores, key, name, group, rows)
-                                  for group, rows in groups[key][name].items()}
+            results[key][name] = {
+                group: _group_entry(scores, key, name, group, rows) for group, rows in groups[key][name].items()
+            }
     return results
 
 
-def _query_groups(query: SplitFeatures, gallery: SplitFeatures, protocols: Mapping[str, Protocol],
-                  ratio_edges: Sequence[float]) -> dict[str, dict[str, dict[str, np.ndarray]]]:
+def _query_groups(
+    query: SplitFeatures, gallery: SplitFeatures, protocols: Mapping[str, Protocol], ratio_edges: Sequence[float]
+) -> dict[str, dict[str, dict[str, np.ndarray]]]:
     """``{"by_part" | "by_ratio": {protocol: {group: query rows}}}``, non-empty groups only."""
     bins = ratio_bins(ratio_edges)
     # The occluded_ratio column is float32: compare it with float32 edges, so 0.1 falls in "0%-10%".
@@ -89,17 +96,24 @@ def _query_groups(query: SplitFeatures, gallery: SplitFeatures, protocols: Mappi
     for name, protocol in protocols.items():
         q_rows, _ = protocol_indices(protocol, query.labels["camid"], gallery.labels["camid"])
         parts = query.labels["occluded_part"][q_rows]
-        groups["by_part"][name] = {PART_NAMES[p]: q_rows[parts == p] for p in range(len(PART_NAMES))
-                                   if (parts == p).any()}
-        in_bins = {label: (ratios[q_rows] > np.float32(low)) & (ratios[q_rows] <= np.float32(high))
-                   for label, low, high in bins}
+        groups["by_part"][name] = {
+            PART_NAMES[p]: q_rows[parts == p] for p in range(len(PART_NAMES)) if (parts == p).any()
+        }
+        in_bins = {
+            label: (ratios[q_rows] > np.float32(low)) & (ratios[q_rows] <= np.float32(high))
+            for label, low, high in bins
+        }
         groups["by_ratio"][name] = {label: q_rows[mask] for label, mask in in_bins.items() if mask.any()}
     return groups
 
 
-def _scores_by_setting(query: SplitFeatures, gallery: SplitFeatures, protocols: Mapping[str, Protocol],
-                       image_columns: Sequence[str], groups: dict[str, dict[str, dict[str, np.ndarray]]]
-                       ) -> dict[str, dict]:
+def _scores_by_setting(
+    query: SplitFeatures,
+    gallery: SplitFeatures,
+    protocols: Mapping[str, Protocol],
+    image_columns: Sequence[str],
+    groups: dict[str, dict[str, dict[str, np.ndarray]]],
+) -> dict[str, dict]:
     """setting -> {"protocols": {name: scores}, "by_part": {name: {group: scores}}, "by_ratio": ...}."""
     # One distance matrix at a time (PRCC: 7,416 x 3,384 float64 = 200 MB each).
     scores: dict[str, dict] = {}
@@ -112,8 +126,10 @@ def _scores_by_setting(query: SplitFeatures, gallery: SplitFeatures, protocols: 
                 raise BenchmarkError(f"protocol {name}: no query has a correct match in the gallery")
             by["protocols"][name] = whole
             for key in ("by_part", "by_ratio"):
-                by[key][name] = {group: _scores(distmat, query.labels, gallery.labels, protocol, rows, (1,))
-                                 for group, rows in groups[key][name].items()}
+                by[key][name] = {
+                    group: _scores(distmat, query.labels, gallery.labels, protocol, rows, (1,))
+                    for group, rows in groups[key][name].items()
+                }
         del distmat
     return scores
 
@@ -130,8 +146,14 @@ def _group_entry(scores: dict[str, dict], key: str, name: str, group: str, rows:
     return entry
 
 
-def _scores(distmat: np.ndarray, q_labels: Mapping[str, np.ndarray], g_labels: Mapping[str, np.ndarray],
-            protocol: Protocol, rows: np.ndarray | None, ranks: Sequence[int]) -> dict[str, Any] | None:
+def _scores(
+    distmat: np.ndarray,
+    q_labels: Mapping[str, np.ndarray],
+    g_labels: Mapping[str, np.ndarray],
+    protocol: Protocol,
+    rows: np.ndarray | None,
+    ranks: Sequence[int],
+) -> dict[str, Any] | None:
     """evaluate_protocol's scores, on the query rows `rows` only (None: all); None when no query of
     them has a correct match in the gallery."""
     if rows is not None:
@@ -155,5 +177,12 @@ def _drop(clean: Mapping[str, Any], occluded: Mapping[str, Any]) -> dict[str, fl
     return {k: clean[k] - occluded[k] for k in ("mAP", *(f"rank{r}" for r in RANKS)) if k in clean and k in occluded}
 
 
-__all__ = ["DEFAULT_RATIO_EDGES", "SETTINGS", "benchmark_metrics", "cosine_distance", "ratio_bins", "settings_of",
-           "unknown_labels"]
+__all__ = [
+    "DEFAULT_RATIO_EDGES",
+    "SETTINGS",
+    "benchmark_metrics",
+    "cosine_distance",
+    "ratio_bins",
+    "settings_of",
+    "unknown_labels",
+]

@@ -16,8 +16,11 @@ PANEL_W, PANEL_H = 620, 300
 LEFT, RIGHT, TOP, BOTTOM = 48, 12, 34, 46  # plot-area margins inside a panel
 LEGEND_H = 34
 COLOURS = {"occluded": (52, 101, 164), "clean": (170, 170, 170), "clean_gallery": (114, 159, 207)}
-LABELS = {"occluded": "occluded rank-1", "clean": "clean rank-1",
-          "clean_gallery": "occluded query, clean gallery rank-1"}
+LABELS = {
+    "occluded": "occluded rank-1",
+    "clean": "clean rank-1",
+    "clean_gallery": "occluded query, clean gallery rank-1",
+}
 
 
 Font = ImageFont.ImageFont | ImageFont.FreeTypeFont
@@ -50,8 +53,15 @@ def draw_breakdowns(results: dict[str, Any]) -> Image.Image:
     return image
 
 
-def _panel(draw: ImageDraw.ImageDraw, origin: tuple[int, int], title: str, groups: dict[str, Any],
-           settings: list[str], font: Font, small: Font) -> None:
+def _panel(
+    draw: ImageDraw.ImageDraw,
+    origin: tuple[int, int],
+    title: str,
+    groups: dict[str, Any],
+    settings: list[str],
+    font: Font,
+    small: Font,
+) -> None:
     ox, oy = origin
     x0, x1, y0, y1 = ox + LEFT, ox + PANEL_W - RIGHT, oy + TOP, oy + PANEL_H - BOTTOM
     draw.text((x0, oy + 10), title, fill="black", font=font)

@@ -48,6 +48,7 @@ class ImageTransform:
     @classmethod
     def from_processor(cls, processor: Any) -> ImageTransform | None:
         """The processor's settings, or None when it does something this class does not reproduce."""
+
         def get(name: str, default: Any = None) -> Any:
             return getattr(processor, name, default)
 
@@ -104,9 +105,9 @@ class ImageTransform:
             if top < 0 or left < 0:  # transformers pads then; as the processor does, with zeros
                 padded = np.zeros((max(height, self.crop[0]), max(width, self.crop[1]), 4), dtype=np.uint8)
                 pad_top, pad_left = -(-(padded.shape[0] - height) // 2), -(-(padded.shape[1] - width) // 2)
-                padded[pad_top:pad_top + height, pad_left:pad_left + width] = array
+                padded[pad_top : pad_top + height, pad_left : pad_left + width] = array
                 array, top, left = padded, top + pad_top, left + pad_left
-            array = array[top:top + self.crop[0], left:left + self.crop[1]]
+            array = array[top : top + self.crop[0], left : left + self.crop[1]]
         return array
 
     def batch(self, images: Sequence[Image.Image]) -> torch.Tensor:
@@ -180,8 +181,9 @@ def same_pixels(ours: torch.Tensor, expected: torch.Tensor, level: float) -> boo
 def probe_images() -> list[Image.Image]:
     """Deterministic test images of person-crop and odd shapes."""
     rng = np.random.default_rng(0)
-    return [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-            for h, w in ((128, 64), (37, 23), (50, 90))]
+    return [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((128, 64), (37, 23), (50, 90))
+    ]
 
 
 def decode_image(value: dict, column: str) -> Image.Image:
@@ -194,8 +196,9 @@ def decode_image(value: dict, column: str) -> Image.Image:
             return image
         return image.convert("RGB")
     except Exception as exc:  # noqa: BLE001 - a row that does not decode is a broken build
-        raise BenchmarkError(f"a {column} of the dataset does not decode ({first_line(exc)}); rebuild or "
-                             "re-download it") from None
+        raise BenchmarkError(
+            f"a {column} of the dataset does not decode ({first_line(exc)}); rebuild or re-download it"
+        ) from None
 
 
 def prepare_encoded(transform: ImageTransform, column: str, values: Sequence[dict]) -> np.ndarray:

@@ -57,8 +57,9 @@ class OpenedDataset:
     num_rows: dict[str, int | None]  # for the progress bar, when known
 
 
-def open_dataset(path_or_repo: str, config: str | None = None, query_split: str = "query",
-                 gallery_split: str = "gallery") -> OpenedDataset:
+def open_dataset(
+    path_or_repo: str, config: str | None = None, query_split: str = "query", gallery_split: str = "gallery"
+) -> OpenedDataset:
     """The query and gallery splits of a build folder or Hub repo, and which dataset it is.
 
     `query_split` / `gallery_split` name the build's splits to use, e.g. DeepChange's or LaST's
@@ -70,12 +71,15 @@ def open_dataset(path_or_repo: str, config: str | None = None, query_split: str 
     except FileNotFoundError as exc:
         raise BenchmarkError(f"cannot open dataset {path_or_repo}: {first_line(exc)}") from None
     except (ValueError, OSError) as exc:
-        raise BenchmarkError(f"cannot load dataset {path_or_repo}{f' (config {config})' if config else ''}: "
-                             f"{first_line(exc)}") from None
+        raise BenchmarkError(
+            f"cannot load dataset {path_or_repo}{f' (config {config})' if config else ''}: {first_line(exc)}"
+        ) from None
     names = {"query": query_split, "gallery": gallery_split}
     if query_split == gallery_split:
-        raise BenchmarkError(f"--query-split and --gallery-split are both {query_split!r}; pick two splits of "
-                             f"{path_or_repo} ({', '.join(splits)})")
+        raise BenchmarkError(
+            f"--query-split and --gallery-split are both {query_split!r}; pick two splits of "
+            f"{path_or_repo} ({', '.join(splits)})"
+        )
     missing = [names[role] for role in EVAL_SPLITS if names[role] not in splits]
     if missing:
         raise BenchmarkError(
@@ -87,14 +91,18 @@ def open_dataset(path_or_repo: str, config: str | None = None, query_split: str 
     for role in EVAL_SPLITS:
         have = chosen[role].column_names or []
         if absent := [c for c in needed if c not in have]:
-            raise BenchmarkError(f"{path_or_repo} split {names[role]} lacks column(s) {', '.join(absent)}; "
-                                 "is it an occluded_ccreid build?")
+            raise BenchmarkError(
+                f"{path_or_repo} split {names[role]} lacks column(s) {', '.join(absent)}; "
+                "is it an occluded_ccreid build?"
+            )
     has_clean = all("clean_image" in (chosen[role].column_names or []) for role in EVAL_SPLITS)
     report = _build_report(path_or_repo)
     name = report.get("dataset") or _card_name(path_or_repo)
     if not name:
-        raise BenchmarkError(f"cannot tell which dataset {path_or_repo} is: no {REPORT_NAME} with a 'dataset' key and "
-                             "no pretty_name in its card")
+        raise BenchmarkError(
+            f"cannot tell which dataset {path_or_repo} is: no {REPORT_NAME} with a 'dataset' key and "
+            "no pretty_name in its card"
+        )
     try:
         name = get_source(name).name  # "Occluded-PRCC" (a card's pretty_name) -> "prcc"
     except KeyError as exc:
@@ -113,9 +121,11 @@ def check_label_columns(opened: OpenedDataset, path_or_repo: str, protocols: Map
         for column in protocol.label_columns():
             for role in EVAL_SPLITS:
                 if column not in (opened.splits[role].column_names or []):
-                    raise BenchmarkError(f"protocol {name} of {opened.name} needs the {column} column, which split "
-                                         f"{opened.split_names[role]} of {path_or_repo} lacks; rebuild it with this "
-                                         "version of the builder")
+                    raise BenchmarkError(
+                        f"protocol {name} of {opened.name} needs the {column} column, which split "
+                        f"{opened.split_names[role]} of {path_or_repo} lacks; rebuild it with this "
+                        "version of the builder"
+                    )
             if column not in columns:
                 columns.append(column)
     return tuple(columns)
@@ -156,11 +166,19 @@ class SplitFeatures:
     features: dict[str, np.ndarray]  # image column -> (N, D) float32, L2-normalised
 
 
-def extract_split(split: Any, image_columns: tuple[str, ...], extractor: FeatureExtractor, batch_size: int,
-                  total: int | None = None, desc: str = "", progress: bool = True,
-                  workers: int | None = None, label_columns: tuple[str, ...] = LABEL_COLUMNS,
-                  processes: int | None = None,
-                  decoder: ThreadDecoding | ProcessDecoding | None = None) -> SplitFeatures:
+def extract_split(
+    split: Any,
+    image_columns: tuple[str, ...],
+    extractor: FeatureExtractor,
+    batch_size: int,
+    total: int | None = None,
+    desc: str = "",
+    progress: bool = True,
+    workers: int | None = None,
+    label_columns: tuple[str, ...] = LABEL_COLUMNS,
+    processes: int | None = None,
+    decoder: ThreadDecoding | ProcessDecoding | None = None,
+) -> SplitFeatures:
     """Read a split once, in batches, and return its labels (`label_columns`) and the features of
     each image column. Images are decoded by `decoder`, else by `workers` threads or, with
     `processes`, by that many worker processes (`decoding`), started and stopped for this split: a
@@ -260,14 +278,17 @@ class ProcessDecoding:
 
     def __init__(self, transform: ImageTransform, processes: int) -> None:
         self.transform, self.processes = transform, processes
-        self.pool = ProcessPoolExecutor(processes, mp_context=multiprocessing.get_context("spawn"),
-                                        initializer=ignore_interrupts)
+        self.pool = ProcessPoolExecutor(
+            processes, mp_context=multiprocessing.get_context("spawn"), initializer=ignore_interrupts
+        )
 
     def submit(self, values: list[dict], column: str) -> list[Future]:
         size = -(-len(values) // self.processes)
         try:
-            return [self.pool.submit(prepare_encoded, self.transform, column, values[start:start + size])
-                    for start in range(0, len(values), size)]
+            return [
+                self.pool.submit(prepare_encoded, self.transform, column, values[start : start + size])
+                for start in range(0, len(values), size)
+            ]
         except BrokenProcessPool:
             raise self._broken() from None
 
@@ -279,15 +300,18 @@ class ProcessDecoding:
 
     @staticmethod
     def _broken() -> BenchmarkError:
-        return BenchmarkError("a decoding worker process stopped unexpectedly (out of memory?); run again with "
-                              "fewer --processes, or without it to decode in threads")
+        return BenchmarkError(
+            "a decoding worker process stopped unexpectedly (out of memory?); run again with "
+            "fewer --processes, or without it to decode in threads"
+        )
 
     def close(self) -> None:
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-def decoding(extractor: FeatureExtractor, workers: int | None = None,
-             processes: int | None = None) -> ThreadDecoding | ProcessDecoding:
+def decoding(
+    extractor: FeatureExtractor, workers: int | None = None, processes: int | None = None
+) -> ThreadDecoding | ProcessDecoding:
     """How images are decoded: in `processes` worker processes where asked and possible, else in
     `workers` threads (default: `default_workers` for the extractor's device). Close it after use."""
     if workers is None:
@@ -297,8 +321,11 @@ def decoding(extractor: FeatureExtractor, workers: int | None = None,
         return ThreadDecoding(extractor, workers)
     transform = getattr(extractor, "transform", None)
     if not isinstance(transform, ImageTransform):
-        log.warning("--processes: the image processor of this model is used as is, in this process; decoding "
-                    "in %d threads instead", workers)
+        log.warning(
+            "--processes: the image processor of this model is used as is, in this process; decoding "
+            "in %d threads instead",
+            workers,
+        )
         return ThreadDecoding(extractor, workers)
     return ProcessDecoding(transform, processes)
 
@@ -311,14 +338,21 @@ def check_processes(processes: int | None, callable_features: bool) -> None:
     if processes < 1:
         raise BenchmarkError(f"--processes must be >= 1, got {processes}")
     if callable_features:
-        raise BenchmarkError("--processes decodes for a --model; a --features callable takes the decoded images in "
-                             "this process, so drop --processes")
+        raise BenchmarkError(
+            "--processes decodes for a --model; a --features callable takes the decoded images in "
+            "this process, so drop --processes"
+        )
     if problem := spawn_problem():
         raise BenchmarkError(f"--processes {processes}: {problem}; or drop --processes")
 
 
-def _prefetch(data: Any, image_columns: tuple[str, ...], extractor: FeatureExtractor,
-              decoder: ThreadDecoding | ProcessDecoding, batch_size: int) -> Generator[tuple[dict, dict], None, None]:
+def _prefetch(
+    data: Any,
+    image_columns: tuple[str, ...],
+    extractor: FeatureExtractor,
+    decoder: ThreadDecoding | ProcessDecoding,
+    batch_size: int,
+) -> Generator[tuple[dict, dict], None, None]:
     """(batch, prepared images per column), in the split's order. A reader thread reads batches and
     hands every image to `decoder`, for up to AHEAD batches, so the decoding never waits for a
     batch's tail or for the reader; the reader then collates the oldest batch (in its order) and
@@ -341,8 +375,14 @@ class _Reader:
     """The reader thread of `_prefetch`: batches in, (batch, prepared images) out on `ready`, then
     _DONE or the exception that stopped it."""
 
-    def __init__(self, data: Any, image_columns: tuple[str, ...], extractor: FeatureExtractor,
-                 decoder: ThreadDecoding | ProcessDecoding, batch_size: int) -> None:
+    def __init__(
+        self,
+        data: Any,
+        image_columns: tuple[str, ...],
+        extractor: FeatureExtractor,
+        decoder: ThreadDecoding | ProcessDecoding,
+        batch_size: int,
+    ) -> None:
         self.data, self.image_columns, self.batch_size = data, image_columns, batch_size
         self.extractor, self.decoder = extractor, decoder
         self.ready: queue.Queue = queue.Queue(maxsize=2)
@@ -382,6 +422,18 @@ class _Reader:
                         future.cancel()
 
 
-__all__ = ["EVAL_SPLITS", "IMAGE_COLUMNS", "LABEL_COLUMNS", "OpenedDataset", "ProcessDecoding", "SplitFeatures",
-           "ThreadDecoding", "check_label_columns", "check_processes", "decoding", "default_workers", "extract_split",
-           "open_dataset"]
+__all__ = [
+    "EVAL_SPLITS",
+    "IMAGE_COLUMNS",
+    "LABEL_COLUMNS",
+    "OpenedDataset",
+    "ProcessDecoding",
+    "SplitFeatures",
+    "ThreadDecoding",
+    "check_label_columns",
+    "check_processes",
+    "decoding",
+    "default_workers",
+    "extract_split",
+    "open_dataset",
+]

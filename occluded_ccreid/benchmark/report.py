@@ -28,11 +28,29 @@ def protocol_rows(results: dict[str, Any]) -> list[list[str]]:
     for name, by_setting in results["protocols"].items():
         for setting, s in by_setting.items():
             if setting == "drop":
-                rows.append([name, "drop (clean - occluded)", _signed(s["rank1"]), _signed(s["rank5"]),
-                             _signed(s["rank10"]), _signed(s["mAP"]), ""])
+                rows.append(
+                    [
+                        name,
+                        "drop (clean - occluded)",
+                        _signed(s["rank1"]),
+                        _signed(s["rank5"]),
+                        _signed(s["rank10"]),
+                        _signed(s["mAP"]),
+                        "",
+                    ]
+                )
             else:
-                rows.append([name, setting, _pct(s["rank1"]), _pct(s["rank5"]), _pct(s["rank10"]), _pct(s["mAP"]),
-                             str(s["queries"])])
+                rows.append(
+                    [
+                        name,
+                        setting,
+                        _pct(s["rank1"]),
+                        _pct(s["rank5"]),
+                        _pct(s["rank10"]),
+                        _pct(s["mAP"]),
+                        str(s["queries"]),
+                    ]
+                )
     return rows
 
 
@@ -63,6 +81,7 @@ PROTOCOL_HEADER = ["protocol", "setting", "rank-1", "rank-5", "rank-10", "mAP", 
 
 def _text_table(header: list[str], rows: list[list[str]]) -> str:
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header))]
+
     def fmt(r: Sequence[str]) -> str:
         return "  ".join(c.ljust(w) if i < 2 else c.rjust(w) for i, (c, w) in enumerate(zip(r, widths, strict=True)))
 
@@ -80,8 +99,10 @@ def _title(results: dict[str, Any]) -> str:
     what = model.get("model") or model.get("features")
     q_split, g_split = data.get("query_split", "query"), data.get("gallery_split", "gallery")
     splits = "" if (q_split, g_split) == ("query", "gallery") else f" (splits {q_split} / {g_split})"
-    return (f"{data['name']} ({data['path']}): {data['query_rows']} query / {data['gallery_rows']} gallery images"
-            f"{splits}, features of {what}")
+    return (
+        f"{data['name']} ({data['path']}): {data['query_rows']} query / {data['gallery_rows']} gallery images"
+        f"{splits}, features of {what}"
+    )
 
 
 def _skipped(results: dict[str, Any]) -> list[str]:
@@ -117,8 +138,12 @@ def format_markdown(results: dict[str, Any]) -> str:
         _markdown_table(PROTOCOL_HEADER, protocol_rows(results)),
     ]
     for key, title, text in (
-        ("by_part", "By the query's occluded part", "Each row evaluates the queries whose occluder covers that part "
-         "(`none`: not occluded) against the whole gallery."),
+        (
+            "by_part",
+            "By the query's occluded part",
+            "Each row evaluates the queries whose occluder covers that part "
+            "(`none`: not occluded) against the whole gallery.",
+        ),
         ("by_ratio", "By the query's occluded ratio", "Share of the person's pixels under the query's occluder."),
     ):
         header, rows = breakdown_rows(results, key)

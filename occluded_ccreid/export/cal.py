@@ -62,8 +62,10 @@ class CALDataset:
         lists = self.__dict__.get("lists", {})
         if name in lists:
             return lists[name]
-        raise AttributeError(f"{type(self).__name__} of {self.__dict__.get('dataset')} has no {name!r}; "
-                             f"its lists: train, query, gallery{''.join(', ' + k for k in lists)}")
+        raise AttributeError(
+            f"{type(self).__name__} of {self.__dict__.get('dataset')} has no {name!r}; "
+            f"its lists: train, query, gallery{''.join(', ' + k for k in lists)}"
+        )
 
 
 @dataclass
@@ -92,6 +94,7 @@ def _convention(name: str) -> Callable[[Callable[[Splits], CALDataset]], Callabl
     def register(function: Callable[[Splits], CALDataset]) -> Callable[[Splits], CALDataset]:
         _CONVENTIONS[name] = function
         return function
+
     return register
 
 
@@ -116,9 +119,14 @@ def cal_dataset(build: str | Path, image_root: str | Path | None = None, config:
     splits = {}
     for split, dataset in opened.items():
         values = loading.labels(dataset, columns)
-        splits[split] = _Split([str(p) for p in values["source_path"]], values["pid"].astype(np.int64),
-                               values["camid"].astype(np.int64), values["clothes_id"].astype(np.int64),
-                               {c: values[c].astype(np.int64) for c in extra}, path)
+        splits[split] = _Split(
+            [str(p) for p in values["source_path"]],
+            values["pid"].astype(np.int64),
+            values["camid"].astype(np.int64),
+            values["clothes_id"].astype(np.int64),
+            {c: values[c].astype(np.int64) for c in extra},
+            path,
+        )
     result = _CONVENTIONS.get(name or "", _generic)(splits)
     result.dataset = name
     return result
@@ -138,8 +146,10 @@ def cal_path_problem(dataset: str | None, folder: str | Path) -> str | None:
     folder such as ``my_cache`` above the images becomes every image's outfit."""
     for pattern, what in _WHOLE_PATH_PATTERNS.get(dataset or "", ()):
         if match := re.search(pattern, os.path.abspath(Path(folder).expanduser())):
-            return (f"CAL's {dataset} class searches {pattern!r} in the whole image path and would read {what} "
-                    f"from {match.group(0)!r} in {folder}; export to a path without it")
+            return (
+                f"CAL's {dataset} class searches {pattern!r} in the whole image path and would read {what} "
+                f"from {match.group(0)!r} in {folder}; export to a path without it"
+            )
     return None
 
 
@@ -148,44 +158,60 @@ def cal_path_problem(dataset: str | None, folder: str | Path) -> str | None:
 
 def _require(splits: Splits, *names: str) -> None:
     if missing := [n for n in names if n not in splits]:
-        raise ExportError(f"the build has no split(s) {', '.join(missing)} (it has {', '.join(splits)}); CAL's "
-                          "dataset class needs them")
+        raise ExportError(
+            f"the build has no split(s) {', '.join(missing)} (it has {', '.join(splits)}); CAL's "
+            "dataset class needs them"
+        )
 
 
-def _train(split: _Split, key: Callable[[int], Any], camid: np.ndarray | None = None
-           ) -> tuple[list[CalTuple], int, int, np.ndarray]:
+def _train(
+    split: _Split, key: Callable[[int], Any], camid: np.ndarray | None = None
+) -> tuple[list[CalTuple], int, int, np.ndarray]:
     """CAL's `_process_dir_train`: pids in increasing order, outfits in the sort order of `key`
     (CAL's outfit string; the build's clothes_id for a generic build)."""
     keys = [key(i) for i in range(len(split))]
     pid_label = {pid: label for label, pid in enumerate(sorted(set(split.pid.tolist())))}
     clothes_label = {k: label for label, k in enumerate(sorted(set(keys)))}
     cams = split.camid if camid is None else camid
-    rows = [(split.path(split.source_path[i]), pid_label[int(split.pid[i])], int(cams[i]), clothes_label[keys[i]])
-            for i in range(len(split))]
+    rows = [
+        (split.path(split.source_path[i]), pid_label[int(split.pid[i])], int(cams[i]), clothes_label[keys[i]])
+        for i in range(len(split))
+    ]
     matrix = np.zeros((len(pid_label), len(clothes_label)))
     for _, pid, _, clothes in rows:
         matrix[pid, clothes] = 1
     return rows, len(pid_label), len(clothes_label), matrix
 
 
-def _test(parts: list[_Split], key: Callable[[_Split, int], str], camid: Callable[[_Split], np.ndarray] | None = None
-          ) -> list[list[CalTuple]]:
+def _test(
+    parts: list[_Split], key: Callable[[_Split, int], str], camid: Callable[[_Split], np.ndarray] | None = None
+) -> list[list[CalTuple]]:
     """CAL's test lists: the source's pids, outfits numbered over all `parts` together by `key`."""
     keys = [[key(part, i) for i in range(len(part))] for part in parts]
     clothes_label = {k: label for label, k in enumerate(sorted({k for ks in keys for k in ks}))}
     out = []
     for part, part_keys in zip(parts, keys, strict=True):
         cams = part.camid if camid is None else camid(part)
-        out.append([(part.path(part.source_path[i]), int(part.pid[i]), int(cams[i]), clothes_label[part_keys[i]])
-                    for i in range(len(part))])
+        out.append(
+            [
+                (part.path(part.source_path[i]), int(part.pid[i]), int(cams[i]), clothes_label[part_keys[i]])
+                for i in range(len(part))
+            ]
+        )
     return out
 
 
-def _dataset(train: _Split, key: Callable[[int], Any], lists: dict[str, list[CalTuple]],
-             camid: np.ndarray | None = None, **extra: Any) -> CALDataset:
+def _dataset(
+    train: _Split,
+    key: Callable[[int], Any],
+    lists: dict[str, list[CalTuple]],
+    camid: np.ndarray | None = None,
+    **extra: Any,
+) -> CALDataset:
     rows, num_pids, num_clothes, matrix = _train(train, key, camid)
-    return CALDataset(rows, lists.pop("query", []), lists.pop("gallery", []), num_pids, num_clothes, matrix,
-                      lists, **extra)
+    return CALDataset(
+        rows, lists.pop("query", []), lists.pop("gallery", []), num_pids, num_clothes, matrix, lists, **extra
+    )
 
 
 # -- one function per source, each reading the file names as CAL's class for it does -------------
@@ -201,16 +227,30 @@ def _prcc(s: Splits) -> CALDataset:
     gallery, query = s["gallery"], s["query"]
     rank = {pid: label for label, pid in enumerate(sorted(set(gallery.pid.tolist())))}  # CAL: camera A's pids
     if absent := sorted(set(query.pid.tolist()) - set(rank)):
-        raise ExportError(f"PRCC query identities {absent[:5]} have no gallery (camera A) image; CAL's PRCC class "
-                          "numbers outfits by the gallery's identities")
+        raise ExportError(
+            f"PRCC query identities {absent[:5]} have no gallery (camera A) image; CAL's PRCC class "
+            "numbers outfits by the gallery's identities"
+        )
 
     def test(split: _Split) -> list[CalTuple]:
-        return [(split.path(split.source_path[i]), int(split.pid[i]), int(split.camid[i]),
-                 rank[int(split.pid[i])] * 2 + int(split.camid[i] == 2)) for i in range(len(split))]
+        return [
+            (
+                split.path(split.source_path[i]),
+                int(split.pid[i]),
+                int(split.camid[i]),
+                rank[int(split.pid[i])] * 2 + int(split.camid[i] == 2),
+            )
+            for i in range(len(split))
+        ]
 
     queries = test(query)
-    lists = {"query": queries, "gallery": test(gallery), "val": _train(s["validation"], key(s["validation"]))[0],
-             "query_same": [t for t in queries if t[2] == 1], "query_diff": [t for t in queries if t[2] == 2]}
+    lists = {
+        "query": queries,
+        "gallery": test(gallery),
+        "val": _train(s["validation"], key(s["validation"]))[0],
+        "query_same": [t for t in queries if t[2] == 1],
+        "query_diff": [t for t in queries if t[2] == 2],
+    }
     draws = single_shot_draws(gallery.pid)
     return _dataset(s["train"], key(s["train"]), lists, gallery_idx={d: idx.tolist() for d, idx in enumerate(draws)})
 
@@ -276,21 +316,28 @@ def _last(s: Splits) -> CALDataset:
 
     def listed(split: _Split, offset: int) -> list[CalTuple]:  # clothes_id: the pid
         cams = positions(split, offset)
-        return [(split.path(p), int(split.pid[i]), int(cams[i]), int(split.pid[i]))
-                for i, p in enumerate(split.source_path)]
+        return [
+            (split.path(p), int(split.pid[i]), int(cams[i]), int(split.pid[i])) for i, p in enumerate(split.source_path)
+        ]
 
-    lists = {"query": listed(s["query"], 0), "gallery": listed(s["gallery"], len(s["query"])),
-             "val_query": listed(s["validation_query"], 0),
-             "val_gallery": listed(s["validation_gallery"], len(s["validation_query"]))}
+    lists = {
+        "query": listed(s["query"], 0),
+        "gallery": listed(s["gallery"], len(s["query"])),
+        "val_query": listed(s["validation_query"], 0),
+        "val_gallery": listed(s["validation_gallery"], len(s["validation_query"])),
+    }
     return _dataset(s["train"], key, lists, camid=positions(s["train"]))
 
 
 def _generic(s: Splits) -> CALDataset:
     """A manifest build (or an unnamed one): train relabelled by the build's own labels, the
     other splits as they are."""
+
     def rows(split: _Split) -> list[CalTuple]:
-        return [(split.path(split.source_path[i]), int(split.pid[i]), int(split.camid[i]), int(split.clothes_id[i]))
-                for i in range(len(split))]
+        return [
+            (split.path(split.source_path[i]), int(split.pid[i]), int(split.camid[i]), int(split.clothes_id[i]))
+            for i in range(len(split))
+        ]
 
     lists = {name: rows(split) for name, split in s.items() if name != "train"}
     if "train" not in s:

@@ -55,9 +55,18 @@ def say(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
-def to_folder(build: str | Path, out: str | Path, *, config: str | None = None, splits: Sequence[str] | None = None,
-              clean: bool = False, masks: bool = False, progress: bool = True, workers: int | None = None,
-              log: Callable[[str], None] = say) -> ExportResult:
+def to_folder(
+    build: str | Path,
+    out: str | Path,
+    *,
+    config: str | None = None,
+    splits: Sequence[str] | None = None,
+    clean: bool = False,
+    masks: bool = False,
+    progress: bool = True,
+    workers: int | None = None,
+    log: Callable[[str], None] = say,
+) -> ExportResult:
     """Write a build folder or Hub repo (`config`: one of its configs) into `out` in its source's
     layout (module doc). `splits` picks some splits (default: all). Raises `ExportError` (one
     line) on anything that stops it; running the same call again resumes."""
@@ -69,8 +78,14 @@ def to_folder(build: str | Path, out: str | Path, *, config: str | None = None, 
     report = loading.build_report(build, config)
     name = loading.dataset_name(build, config, report)
     columns = _columns(splits_found, chosen, build, clean, masks, name)
-    fingerprint = {"build": _build_id(build, config, report), "splits": chosen, "clean": clean, "masks": masks,
-                   "jpeg": JPEG_OPTIONS, "dataset": name}
+    fingerprint = {
+        "build": _build_id(build, config, report),
+        "splits": chosen,
+        "clean": clean,
+        "masks": masks,
+        "jpeg": JPEG_OPTIONS,
+        "dataset": name,
+    }
     marker = read_marker(out) if out.is_dir() else None
     if marker is not None:
         why = first_difference(marker.get("fingerprint") or {}, fingerprint)
@@ -87,8 +102,9 @@ def to_folder(build: str | Path, out: str | Path, *, config: str | None = None, 
     try:
         kept = staging.open()
         total = sum((report.get("splits", {}).get(s, {}) or {}).get("num_rows") or 0 for s in chosen) or None
-        rows = _write_rows(staging, {s: splits_found[s] for s in chosen}, columns, clean, masks, name,
-                           progress, total, workers)
+        rows = _write_rows(
+            staging, {s: splits_found[s] for s in chosen}, columns, clean, masks, name, progress, total, workers
+        )
         staging.finish({"dataset": name, "rows": rows})
     finally:
         staging.close()
@@ -117,8 +133,9 @@ def _open(build: str | Path, config: str | None) -> dict[str, Any]:
         raise ExportError(f"cannot open {build}{f' (config {config})' if config else ''}: {first_line(exc)}") from None
 
 
-def _columns(found: dict[str, Any], chosen: list[str], build: str | Path, clean: bool, masks: bool,
-             name: str | None) -> list[str]:
+def _columns(
+    found: dict[str, Any], chosen: list[str], build: str | Path, clean: bool, masks: bool, name: str | None
+) -> list[str]:
     columns = ["image", "source_path", "pid", "camid"]
     columns += ["clean_image"] if clean else []
     columns += list(MASK_COLUMNS) if masks else []
@@ -126,19 +143,24 @@ def _columns(found: dict[str, Any], chosen: list[str], build: str | Path, clean:
     for split in chosen:
         have = found[split].column_names or []
         if clean and "clean_image" not in have:
-            raise ExportError(f"split {split} of {build} has no clean_image column: --clean needs a build made "
-                              "with builder build --keep-clean")
+            raise ExportError(
+                f"split {split} of {build} has no clean_image column: --clean needs a build made "
+                "with builder build --keep-clean"
+            )
         if absent := [c for c in columns if c not in have]:
-            raise ExportError(f"split {split} of {build} lacks column(s) {', '.join(absent)}; is it an "
-                              "occluded_ccreid build?")
+            raise ExportError(
+                f"split {split} of {build} lacks column(s) {', '.join(absent)}; is it an occluded_ccreid build?"
+            )
     return columns
 
 
 def _build_id(build: str | Path, config: str | None, report: dict) -> dict:
     """What the exported files depend on: the build's report, and for a folder its shard files'
     names, sizes and modification times (a rebuilt folder is another build)."""
-    found: dict[str, Any] = {"source": str(build) if not Path(build).expanduser().is_dir()
-                             else os.path.abspath(Path(build).expanduser()), "config": config}
+    found: dict[str, Any] = {
+        "source": str(build) if not Path(build).expanduser().is_dir() else os.path.abspath(Path(build).expanduser()),
+        "config": config,
+    }
     found["report_sha256"] = hashlib.sha256(repr(sorted(report.items())).encode()).hexdigest() if report else None
     folder = Path(build).expanduser()
     if folder.is_dir():
@@ -174,8 +196,17 @@ def _encode_and_write(staging: Staging, job: _Job) -> Written:
     return write_new(staging.tree, job.rel, image_bytes(job.image, job.rel.suffix, job.where))
 
 
-def _write_rows(staging: Staging, splits: dict[str, Any], columns: list[str], clean: bool, masks: bool,
-                name: str | None, progress: bool, total: int | None, workers: int | None) -> dict[str, int]:
+def _write_rows(
+    staging: Staging,
+    splits: dict[str, Any],
+    columns: list[str],
+    clean: bool,
+    masks: bool,
+    name: str | None,
+    progress: bool,
+    total: int | None,
+    workers: int | None,
+) -> dict[str, int]:
     """Every row's files, encoded by a pool of threads (Pillow's codecs release the GIL), at most
     a few per thread in flight; then the layout's list files."""
     from datasets import Image
@@ -232,14 +263,17 @@ def _claim(owner: dict[str, str], job: _Job) -> None:
     if key == MARKER_NAME:
         raise ExportError(f"{job.where}: its file name {key} is the export's own marker; rename the source file")
     if key in owner:
-        raise ExportError(f"{job.where} and {owner[key]} would both be written to {key}; an export needs distinct "
-                          "file names (two source paths that differ only in the extension, or a source folder "
-                          f"named {CLEAN_DIR}/, occlusion_mask/ or parsing/)")
+        raise ExportError(
+            f"{job.where} and {owner[key]} would both be written to {key}; an export needs distinct "
+            "file names (two source paths that differ only in the extension, or a source folder "
+            f"named {CLEAN_DIR}/, occlusion_mask/ or parsing/)"
+        )
     owner[key] = job.where
 
 
-def _write_list_files(staging: Staging, records: list[SourceRecord], name: str | None, clean: bool,
-                      owner: dict[str, str]) -> None:
+def _write_list_files(
+    staging: Staging, records: list[SourceRecord], name: str | None, clean: bool, owner: dict[str, str]
+) -> None:
     """The layout's files besides its images (DeepChange's lists), in each tree."""
     if not _has_list_files(name):
         return

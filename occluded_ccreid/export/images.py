@@ -60,8 +60,9 @@ def relative_target(source_path: str) -> PurePosixPath:
     would leave the folder."""
     rel = PurePosixPath(source_path.lstrip("/"))
     if not source_path.strip("/") or ".." in rel.parts or not rel.name or rel.name.startswith("."):
-        raise ExportError(f"refusing to write outside the export folder or to a hidden name: source_path "
-                          f"{source_path!r}")
+        raise ExportError(
+            f"refusing to write outside the export folder or to a hidden name: source_path {source_path!r}"
+        )
     return rel
 
 
@@ -73,8 +74,10 @@ def image_bytes(image: dict, suffix: str, where: str) -> bytes:
     data = stored_bytes(image, where)
     fmt = FORMATS.get(suffix.lower())
     if fmt is None:
-        raise ExportError(f"{where}: cannot write a {suffix or 'extension-less'} file; exports write "
-                          f"{', '.join(sorted(FORMATS))} (the name says the format)")
+        raise ExportError(
+            f"{where}: cannot write a {suffix or 'extension-less'} file; exports write "
+            f"{', '.join(sorted(FORMATS))} (the name says the format)"
+        )
     name, options = fmt
     from PIL import Image
 

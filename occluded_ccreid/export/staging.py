@@ -83,8 +83,9 @@ class Staging:
         keep its verified files; other settings: start afresh, saying why). Returns the number of
         files kept."""
         if self.path.exists() and not (self.path / JOURNAL_NAME).is_file():
-            raise ExportError(f"{self.path} exists but is not an export in progress of this tool; move it away "
-                              "or choose another OUT")
+            raise ExportError(
+                f"{self.path} exists but is not an export in progress of this tool; move it away or choose another OUT"
+            )
         self.tree.mkdir(parents=True, exist_ok=True)
         self._lock()
         header, entries = self._read_journal()
@@ -145,8 +146,9 @@ class Staging:
             os.close(self._lock_fd)
             self._lock_fd = None
             if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise ExportError(f"another export is writing {self.out} (it holds {self.path}); wait for it to "
-                                  "finish or stop it") from None
+                raise ExportError(
+                    f"another export is writing {self.out} (it holds {self.path}); wait for it to finish or stop it"
+                ) from None
             raise
 
     def _append(self, entry: Written) -> None:

@@ -46,8 +46,9 @@ import numpy as np
 from .images import ExportError, image_bytes, relative_target, write_new
 
 
-def to_tuples(split: Any, image_dir: str | Path | None = None,
-              relabel: bool = False) -> list[tuple[Any, int, int, int]]:
+def to_tuples(
+    split: Any, image_dir: str | Path | None = None, relabel: bool = False
+) -> list[tuple[Any, int, int, int]]:
     """``(image, pid, camid, clothes_id)`` per row, in row order: the shape CAL's datasets use.
 
     Args:
@@ -69,9 +70,7 @@ def to_tuples(split: Any, image_dir: str | Path | None = None,
     return _relabel(out) if relabel else out
 
 
-def to_torchreid(
-    split: Any, image_dir: str | Path, relabel: bool = False, dsetid: int | None = 0
-) -> list[tuple]:
+def to_torchreid(split: Any, image_dir: str | Path, relabel: bool = False, dsetid: int | None = 0) -> list[tuple]:
     """``(img_path, pid, camid, dsetid)`` per row (torchreid >= 1.4), or ``(img_path, pid, camid)``
     with ``dsetid=None`` (older torchreid). torchreid reads paths, so images are written to
     `image_dir`; pass ``relabel=True`` for the train split."""
@@ -120,8 +119,10 @@ def _write_image(image: dict, root: Path, source_path: str, seen: dict[str, int]
     if target.is_file() and target.read_bytes() == data:
         return target
     if target.exists() or target.is_symlink():
-        raise ExportError(f"{target} exists with other content; to_tuples never replaces a file: "
-                          "choose an empty image_dir or move the file away")
+        raise ExportError(
+            f"{target} exists with other content; to_tuples never replaces a file: "
+            "choose an empty image_dir or move the file away"
+        )
     write_new(root, rel, data)
     return target
 

@@ -103,14 +103,17 @@ class OcclusionConfig:
     def _validate_kinds(self) -> None:
         kinds = self.kinds
         if not kinds or len(set(kinds)) != len(kinds) or any(k not in OCCLUDERS for k in kinds):
-            raise ValueError(f"unknown occluder {self.occluder!r}; choose one or more (comma-separated) of "
-                             f"{', '.join(OCCLUDERS)}")
+            raise ValueError(
+                f"unknown occluder {self.occluder!r}; choose one or more (comma-separated) of {', '.join(OCCLUDERS)}"
+            )
         fused = [k for k in kinds if k in DEFAULT_FILLS]
         if self.fill is not None and self.fill not in FILLS:
             raise ValueError(f"unknown fill {self.fill!r}; choose from {', '.join(FILLS)}")
         if self.fill is not None and not fused:
-            raise ValueError(f"--fill {self.fill} has no effect with --occluder {self.occluder}: person and objects "
-                             "are pasted with their own pixels; drop --fill")
+            raise ValueError(
+                f"--fill {self.fill} has no effect with --occluder {self.occluder}: person and objects "
+                "are pasted with their own pixels; drop --fill"
+            )
         if "objects" in kinds:
             if self.objects_dir is None:
                 raise ValueError("--occluder objects needs --objects-dir DIR, a folder of RGBA cut-outs")
@@ -127,12 +130,19 @@ class OcclusionConfig:
 
     def describe(self) -> dict:
         described = {
-            "occluder": self.occluder, "fill": self.fill_name, "pool_scales": list(self.pool_scales),
-            "pool_steps": POOL_STEPS, "pool_grid": list(POOL_GRID), "alpha_levels": ALPHA_LEVELS,
-            "min_coverage": self.min_coverage, "max_coverage": self.max_coverage,
-            "max_attempts": self.max_attempts, "occlusion_prob": self.occlusion_prob,
+            "occluder": self.occluder,
+            "fill": self.fill_name,
+            "pool_scales": list(self.pool_scales),
+            "pool_steps": POOL_STEPS,
+            "pool_grid": list(POOL_GRID),
+            "alpha_levels": ALPHA_LEVELS,
+            "min_coverage": self.min_coverage,
+            "max_coverage": self.max_coverage,
+            "max_attempts": self.max_attempts,
+            "occlusion_prob": self.occlusion_prob,
             "rectangle_fraction": self.rectangle_fraction,
-            "occluders": list(self.occluders), "preset": self.preset,
+            "occluders": list(self.occluders),
+            "preset": self.preset,
         }
         if self.objects_dir is not None:
             described.update(object_bank(self.objects_dir).describe())
@@ -142,12 +152,19 @@ class OcclusionConfig:
     def from_report(cls, occlusion: Mapping) -> OcclusionConfig:
         """The config a build report's `occlusion` entry describes (for the training transform)."""
         fill = occlusion.get("fill")
-        return cls(occluder=occlusion["occluder"], fill=None if fill == PASTE else fill,
-                   pool_scales=tuple(occlusion["pool_scales"]), min_coverage=occlusion["min_coverage"],
-                   max_coverage=occlusion["max_coverage"], max_attempts=occlusion["max_attempts"],
-                   occlusion_prob=occlusion["occlusion_prob"], rectangle_fraction=occlusion["rectangle_fraction"],
-                   occluders=tuple(occlusion.get("occluders", (1, 1))),  # type: ignore[arg-type]
-                   objects_dir=occlusion.get("objects_dir"), preset=occlusion.get("preset"))
+        return cls(
+            occluder=occlusion["occluder"],
+            fill=None if fill == PASTE else fill,
+            pool_scales=tuple(occlusion["pool_scales"]),
+            min_coverage=occlusion["min_coverage"],
+            max_coverage=occlusion["max_coverage"],
+            max_attempts=occlusion["max_attempts"],
+            occlusion_prob=occlusion["occlusion_prob"],
+            rectangle_fraction=occlusion["rectangle_fraction"],
+            occluders=tuple(occlusion.get("occluders", (1, 1))),  # type: ignore[arg-type]
+            objects_dir=occlusion.get("objects_dir"),
+            preset=occlusion.get("preset"),
+        )
 
 
 DEFAULT_CONFIG = OcclusionConfig()  # the paper's method with the default band

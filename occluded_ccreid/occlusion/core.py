@@ -93,8 +93,9 @@ class _Best:
     attempts: int = 0
 
 
-def _draw_round(targets: dict[int, list[Target]], rngs: Sequence[np.random.Generator],
-                config: OcclusionConfig) -> dict[int, list[Draw]]:
+def _draw_round(
+    targets: dict[int, list[Target]], rngs: Sequence[np.random.Generator], config: OcclusionConfig
+) -> dict[int, list[Draw]]:
     """One attempt's shapes of every pending image; an image whose every slot draws nothing is left out."""
     kinds = config.kinds
     draws = {}
@@ -110,8 +111,9 @@ def _draw_round(targets: dict[int, list[Target]], rngs: Sequence[np.random.Gener
     return draws
 
 
-def _render(draws: dict[int, list[Draw]], parts_on_device: dict[int, torch.Tensor],
-            config: OcclusionConfig) -> dict[int, list[Layer]]:
+def _render(
+    draws: dict[int, list[Draw]], parts_on_device: dict[int, torch.Tensor], config: OcclusionConfig
+) -> dict[int, list[Layer]]:
     """The layers of a round, each kind's shapes rendered together."""
     flat = [(i, j, d) for i, ds in draws.items() for j, d in enumerate(ds)]
     layers: dict[int, list[Layer | None]] = {i: [None] * len(ds) for i, ds in draws.items()}
@@ -123,8 +125,9 @@ def _render(draws: dict[int, list[Draw]], parts_on_device: dict[int, torch.Tenso
     return layers  # type: ignore[return-value]
 
 
-def _fuse(image: torch.Tensor, best: _Best, config: OcclusionConfig, rng: np.random.Generator,
-          donor: Donor | None) -> tuple[torch.Tensor, str]:
+def _fuse(
+    image: torch.Tensor, best: _Best, config: OcclusionConfig, rng: np.random.Generator, donor: Donor | None
+) -> tuple[torch.Tensor, str]:
     """The occluded image (each occluder fused with its recorded levels, in draw order) and the
     `fill` column's value."""
     fills = []
@@ -202,10 +205,18 @@ def occlude_batch(
         mask = chosen.mask.cpu().numpy()
         first = next((d for d in chosen.draws if d.part), None)
         results[i] = Occlusion(
-            occluded.cpu().numpy(), mask, first.part if first else NONE, first.pool_scale if first else 0,
-            chosen.ratio, "+".join(d.name for d in chosen.draws), chosen.distance == 0.0, chosen.attempts,
+            occluded.cpu().numpy(),
+            mask,
+            first.part if first else NONE,
+            first.pool_scale if first else 0,
+            chosen.ratio,
+            "+".join(d.name for d in chosen.draws),
+            chosen.distance == 0.0,
+            chosen.attempts,
             tuple(Drawn(d.name, d.part, d.pool_scale, d.source) for d in chosen.draws),
-            part_visibility(mask, part_maps[i]), fill)
+            part_visibility(mask, part_maps[i]),
+            fill,
+        )
     return results  # type: ignore[return-value]
 
 

@@ -106,8 +106,12 @@ def grow_masks(part_masks: Sequence[torch.Tensor], pool_scales: Sequence[int]) -
     own, so a mask's occluder does not depend on the others in the batch."""
     if not part_masks:
         return []
-    grids = torch.cat([F.interpolate(m[None, None].float(), size=POOL_GRID, mode="bilinear", align_corners=False,
-                                     antialias=True) for m in part_masks])
+    grids = torch.cat(
+        [
+            F.interpolate(m[None, None].float(), size=POOL_GRID, mode="bilinear", align_corners=False, antialias=True)
+            for m in part_masks
+        ]
+    )
     pooled: list[torch.Tensor | None] = [None] * len(part_masks)
     for scale in sorted(set(pool_scales)):
         rows = [i for i, s in enumerate(pool_scales) if s == scale]

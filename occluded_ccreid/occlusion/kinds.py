@@ -43,8 +43,7 @@ class Occluder(Protocol):
         """One shape's random choices; None when there is nothing to occlude (no person)."""
         ...
 
-    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw],
-               config: OcclusionConfig) -> list[Layer]:
+    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw], config: OcclusionConfig) -> list[Layer]:
         """The shapes' layers (on the part maps' device), a batch at a time."""
         ...
 
@@ -69,8 +68,7 @@ class PartOccluder:
         pool_scale = int(rng.choice(config.pool_scales))
         return None if part == NONE else Draw("parts", "parts", part, pool_scale)
 
-    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw],
-               config: OcclusionConfig) -> list[Layer]:
+    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw], config: OcclusionConfig) -> list[Layer]:
         alphas = grow_masks([p == d.part for p, d in zip(part_maps, draws, strict=True)], [d.pool_scale for d in draws])
         return [Layer(alpha) for alpha in alphas]
 
@@ -83,24 +81,27 @@ class RectangleOccluder:
     def draw(self, target: Target, rng: np.random.Generator, config: OcclusionConfig) -> Draw:
         return Draw("rectangle", f"rectangle-{RECTANGLE_SIDES[int(rng.integers(len(RECTANGLE_SIDES)))]}")
 
-    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw],
-               config: OcclusionConfig) -> list[Layer]:
+    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw], config: OcclusionConfig) -> list[Layer]:
         layers = []
         for parts, draw in zip(part_maps, draws, strict=True):
             height, width = parts.shape
             rows = max(1, round(height * config.rectangle_fraction))
             cols = max(1, round(width * config.rectangle_fraction))
-            region = {"top": (slice(0, rows), slice(None)), "bottom": (slice(height - rows, None), slice(None)),
-                      "left": (slice(None), slice(0, cols)), "right": (slice(None), slice(width - cols, None)),
-                      }[draw.name.removeprefix("rectangle-")]
+            region = {
+                "top": (slice(0, rows), slice(None)),
+                "bottom": (slice(height - rows, None), slice(None)),
+                "left": (slice(None), slice(0, cols)),
+                "right": (slice(None), slice(width - cols, None)),
+            }[draw.name.removeprefix("rectangle-")]
             alpha = torch.zeros(height, width, device=parts.device)
             alpha[region] = 1.0
             layers.append(Layer(alpha))
         return layers
 
 
-def _place(target: Target, rng: np.random.Generator, heights: tuple[float, float],
-           aspect: float) -> tuple[int, int, int, int] | None:
+def _place(
+    target: Target, rng: np.random.Generator, heights: tuple[float, float], aspect: float
+) -> tuple[int, int, int, int] | None:
     """(top, left, height, width) of a cut-out of `aspect` (width / height), its height a drawn
     share of the crop's, centred on a drawn point of the person's box; None without a person."""
     box = target.person_box()
@@ -114,8 +115,9 @@ def _place(target: Target, rng: np.random.Generator, heights: tuple[float, float
     return round(centre_r - height / 2), round(centre_c - width / 2), height, width
 
 
-def _paste(rgb: np.ndarray, alpha: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, ...],
-           device: torch.device) -> Layer:
+def _paste(
+    rgb: np.ndarray, alpha: np.ndarray, box: tuple[int, int, int, int], shape: tuple[int, ...], device: torch.device
+) -> Layer:
     """A cut-out (pixels hxwx3 uint8, alpha hxw float in [0, 1], already at the box's size)
     placed at `box` on an empty canvas of `shape`, clipped to it."""
     top, left, height, width = box
@@ -149,8 +151,7 @@ class PersonOccluder:
         box = _place(target, rng, PERSON_HEIGHT, aspect)
         return None if box is None else Draw("person", "person", source=donor.source_path, box=box, donor=donor)
 
-    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw],
-               config: OcclusionConfig) -> list[Layer]:
+    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw], config: OcclusionConfig) -> list[Layer]:
         layers = []
         for parts, draw in zip(part_maps, draws, strict=True):
             assert draw.donor is not None
@@ -178,8 +179,7 @@ class ObjectOccluder:
         box = _place(target, rng, OBJECT_HEIGHT, cut.rgba.shape[1] / cut.rgba.shape[0])
         return None if box is None else Draw("objects", "objects", source=cut.name, box=box)
 
-    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw],
-               config: OcclusionConfig) -> list[Layer]:
+    def render(self, part_maps: Sequence[torch.Tensor], draws: Sequence[Draw], config: OcclusionConfig) -> list[Layer]:
         assert config.objects_dir is not None
         by_name = object_bank(config.objects_dir).by_name
         layers = []

@@ -63,9 +63,11 @@ class ObjectBank:
             objects.append(CutOut(name, rgba))
             digest.update(name.encode() + b"\0" + path.read_bytes())
         if not objects:
-            raise ValueError(f"--objects-dir {folder} holds no usable RGBA cut-out ({len(files)} image file(s) with "
-                             "a possible alpha channel, none decodable with some transparency): add PNGs with an "
-                             "alpha channel, e.g. Pascal VOC objects cut out by their masks")
+            raise ValueError(
+                f"--objects-dir {folder} holds no usable RGBA cut-out ({len(files)} image file(s) with "
+                "a possible alpha channel, none decodable with some transparency): add PNGs with an "
+                "alpha channel, e.g. Pascal VOC objects cut out by their masks"
+            )
         self.objects = tuple(objects)
         self.by_name = {cut.name: cut for cut in objects}
         self.digest = digest.hexdigest()

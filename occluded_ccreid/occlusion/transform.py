@@ -84,15 +84,23 @@ class OcclusionTransform:
     def __init__(self, config: OcclusionConfig, seed: int, people: PersonPool | None = None):
         config.validate()
         if config.fill_name == "texture":
-            raise ValueError("the texture fill's donors are not recorded per row, so the transform cannot draw them; "
-                             "use another fill")
+            raise ValueError(
+                "the texture fill's donors are not recorded per row, so the transform cannot draw them; "
+                "use another fill"
+            )
         if config.needs_person_donors and people is None:
             raise ValueError("--occluder person draws donors from the split: pass people=PersonPool(split)")
         self.config, self.seed, self.people = config, seed, people
 
     @classmethod
-    def from_report(cls, report: Mapping | str | Path, split: str, people: PersonPool | None = None,
-                    seed: int | None = None, objects_dir: str | None = None) -> OcclusionTransform:
+    def from_report(
+        cls,
+        report: Mapping | str | Path,
+        split: str,
+        people: PersonPool | None = None,
+        seed: int | None = None,
+        objects_dir: str | None = None,
+    ) -> OcclusionTransform:
         """The build's occlusion for the rows of `split` (its occlusion probability included),
         from its `build_report.json` (a dict, the file, or the build folder). `seed` defaults to the
         build's (epoch 0 then gives the built rows); `objects_dir` moves the cut-outs' folder."""
@@ -114,13 +122,17 @@ class OcclusionTransform:
         if epoch == 0 and row.get("person_donors") is not None:
             return [self.people.by_path(path) for path in row["person_donors"]]
         path = row["source_path"]
-        return [self.people.pick(image_rng(self.seed, path, epoch_stream(epoch, f"person{slot}")), row["pid"])
-                for slot in range(self.config.occluders[1])]
+        return [
+            self.people.pick(image_rng(self.seed, path, epoch_stream(epoch, f"person{slot}")), row["pid"])
+            for slot in range(self.config.occluders[1])
+        ]
 
     def __call__(self, row: Mapping, epoch: int = 0) -> Occlusion:
         if row.get("clean_image") is None:
-            raise ValueError("the row has no clean_image: the transform occludes the clean image, which builds "
-                             "store with --keep-clean (an occluded image cannot be un-occluded)")
+            raise ValueError(
+                "the row has no clean_image: the transform occludes the clean image, which builds "
+                "store with --keep-clean (an occluded image cannot be un-occluded)"
+            )
         image, parts = to_array(row["clean_image"], "RGB"), to_array(row["parsing"], "L")
         rng = image_rng(self.seed, row["source_path"], epoch_stream(epoch))
         return occlude(image, parts, rng, self.config, person_donors=self._person_donors(row, epoch))

@@ -150,9 +150,11 @@ class SourceLayout:
                 f"{'holds' if len(empty) == 1 else 'hold'} no images; every split needs at "
                 "least one (an empty split cannot be loaded with load_dataset): put the images in place, or list "
                 "the images you have in a manifest and build that (`builder build manifest FILE`). "
-                f"Expected layout:\n{self.expected_layout}")
-        return ScanResult(records.table(self.splits), sorted(found.ignored), self.splits, root,
-                          dict(self.extra_columns))
+                f"Expected layout:\n{self.expected_layout}"
+            )
+        return ScanResult(
+            records.table(self.splits), sorted(found.ignored), self.splits, root, dict(self.extra_columns)
+        )
 
     def _refuse_names(self, root: Path, found: SplitScan) -> None:
         if found.not_utf8:
@@ -160,7 +162,8 @@ class SourceLayout:
                 f"{len(found.not_utf8)} image name(s) in {root} are not valid UTF-8, e.g. {found.not_utf8[0]} "
                 "(archives extracted with another encoding leave such names); an image's path is stored as text, "
                 f"so rename them to UTF-8, e.g. `convmv -r -f cp437 -t utf8 --notest {root}` with the archive's "
-                "encoding, or extract it again with `unzip -O <encoding>`")
+                "encoding, or extract it again with `unzip -O <encoding>`"
+            )
         if found.bad_names:
             shown = "\n  ".join(found.bad_names[:10])
             more = f"\n  ... and {len(found.bad_names) - 10} more" if len(found.bad_names) > 10 else ""
@@ -201,11 +204,14 @@ class SourceLayout:
     def _check_pid_spellings(self, root: Path) -> None:
         clashes = {pid: s for pid, s in self._pid_spellings.items() if len(s) > 1}
         if clashes:
-            lines = [f"pid {pid}: " + ", ".join(f"{text!r} ({path})" for text, path in sorted(s.items()))
-                     for pid, s in sorted(clashes.items())[:10]]
+            lines = [
+                f"pid {pid}: " + ", ".join(f"{text!r} ({path})" for text, path in sorted(s.items()))
+                for pid, s in sorted(clashes.items())[:10]
+            ]
             raise LayoutError(
                 f"{len(clashes)} pid(s) in {root} are written in more than one way, so it is ambiguous "
-                "whether they are one identity:\n  " + "\n  ".join(lines)
+                "whether they are one identity:\n  "
+                + "\n  ".join(lines)
                 + "\nRename the folders/files so that each identity has one name."
             )
 

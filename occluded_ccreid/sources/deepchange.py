@@ -45,25 +45,34 @@ class DeepChange(SourceLayout):
 }"""
     protocols = (
         Protocol(
-            "general", "standard", junk_column="tracklet_id",
-            description=("all queries against the whole gallery; a gallery image of the query's identity is a "
-                         "match even from the same camera, unless it is from the query's tracklet"),
+            "general",
+            "standard",
+            junk_column="tracklet_id",
+            description=(
+                "all queries against the whole gallery; a gallery image of the query's identity is a "
+                "match even from the same camera, unless it is from the query's tracklet"
+            ),
         ),
     )
     extra_columns = {"tracklet_id": "int64"}
-    notes = ("`camid` is the camera number of the file name minus one; `tracklet_id` comes from the split's "
-             "`-bbox.txt` list, and images of the query's tracklet are the ones the protocol ignores.")
+    notes = (
+        "`camid` is the camera number of the file name minus one; `tracklet_id` comes from the split's "
+        "`-bbox.txt` list, and images of the query's tracklet are the ones the protocol ignores."
+    )
 
     def required_dirs(self) -> Iterable[str]:
         return list(_SPLIT_DIRS.values())
 
     def check_layout(self, root: Path) -> None:
         super().check_layout(root)
-        missing = [f"{folder}-bbox.txt" for folder in _SPLIT_DIRS.values()
-                   if not (root / f"{folder}-bbox.txt").is_file()]
+        missing = [
+            f"{folder}-bbox.txt" for folder in _SPLIT_DIRS.values() if not (root / f"{folder}-bbox.txt").is_file()
+        ]
         if missing:
-            raise LayoutError(f"{root} is not in the DeepChange layout: missing list file(s) {', '.join(missing)}. "
-                              f"Expected layout:\n{self.expected_layout}")
+            raise LayoutError(
+                f"{root} is not in the DeepChange layout: missing list file(s) {', '.join(missing)}. "
+                f"Expected layout:\n{self.expected_layout}"
+            )
 
     def scan_split(self, root: Path, split: str) -> SplitScan:
         """Listed images are the split (a listed file that is missing is then skipped as undecodable);
@@ -91,15 +100,18 @@ class DeepChange(SourceLayout):
             folder = _SPLIT_DIRS[record.split]
             name = record.source_path.removeprefix(folder + "/")
             listed.setdefault(f"{folder}-bbox.txt", []).append((name, record.extras["tracklet_id"]))
-        return {path: "".join(f"{name},{tracklet}\n" for name, tracklet in sorted(entries))
-                for path, entries in listed.items()}
+        return {
+            path: "".join(f"{name},{tracklet}\n" for name, tracklet in sorted(entries))
+            for path, entries in listed.items()
+        }
 
     def _read_list(self, path: Path) -> dict[str, int]:
         try:
             return self._read_lines(path)
         except UnicodeDecodeError as exc:
-            raise LayoutError(f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} cannot be decoded); "
-                              "save it as UTF-8") from None
+            raise LayoutError(
+                f"{path} is not UTF-8 text (byte {exc.object[exc.start]:#04x} cannot be decoded); save it as UTF-8"
+            ) from None
 
     def _read_lines(self, path: Path) -> dict[str, int]:
         listed: dict[str, int] = {}
@@ -111,8 +123,10 @@ class DeepChange(SourceLayout):
                 name, _, tracklet_text = line.partition(",")
                 tracklet = ascii_int(tracklet_text.strip())
                 if not name or tracklet is None:
-                    raise LayoutError(f"{path} line {number}: expected '<image name>,<tracklet id>' "
-                                      f"(tracklet id in ASCII digits), got {line!r}")
+                    raise LayoutError(
+                        f"{path} line {number}: expected '<image name>,<tracklet id>' "
+                        f"(tracklet id in ASCII digits), got {line!r}"
+                    )
                 if name in listed:
                     raise LayoutError(f"{path} line {number}: {name} is listed twice")
                 listed[name] = tracklet
@@ -125,5 +139,6 @@ class DeepChange(SourceLayout):
         pid, cam = self.read_pid(fields[0][1:], source_path), ascii_int(fields[1][1:])
         if pid is None or cam is None:
             return None
-        return SourceRecord(split, source_path, pid=pid, camid=cam - 1, clothes_key=fields[2],
-                            extras={"tracklet_id": tracklet})
+        return SourceRecord(
+            split, source_path, pid=pid, camid=cam - 1, clothes_key=fields[2], extras={"tracklet_id": tracklet}
+        )

@@ -46,12 +46,16 @@ class LaST(SourceLayout):
 }"""
     protocols = (
         Protocol(
-            "general", "standard", junk_column=None,
+            "general",
+            "standard",
+            junk_column=None,
             description="all queries against the whole gallery; every gallery image of the query's identity is a match",
         ),
     )
-    notes = ("LaST has no camera labels (`camid` is -1) and clothes labels for train only (`clothes_id` is -1 "
-             "in the other splits).")
+    notes = (
+        "LaST has no camera labels (`camid` is -1) and clothes labels for train only (`clothes_id` is -1 "
+        "in the other splits)."
+    )
 
     def required_dirs(self) -> Iterable[str]:
         return [folder for folder, _ in _SPLIT_DIRS.values()]

@@ -39,11 +39,13 @@ class LTCC(SourceLayout):
     protocols = (
         Protocol("general", "standard", description="all queries against the whole gallery"),
         Protocol(
-            "cloth_changing", "cloth_changing",
+            "cloth_changing",
+            "cloth_changing",
             description="gallery images of the query's identity in the same clothes are ignored",
         ),
         Protocol(
-            "same_clothes", "same_clothes",
+            "same_clothes",
+            "same_clothes",
             description="gallery images of the query's identity in other clothes are ignored (CAL's SC setting)",
         ),
     )
@@ -62,5 +64,4 @@ class LTCC(SourceLayout):
         pid_text, clothes, cam = match.groups()
         if (pid := self.read_pid(pid_text, source_path)) is None:  # cannot happen: the pattern takes ASCII digits
             return None
-        return SourceRecord(split, source_path, pid=pid, camid=int(cam) - 1,
-                            clothes_key=str(int(clothes)))
+        return SourceRecord(split, source_path, pid=pid, camid=int(cam) - 1, clothes_key=str(int(clothes)))

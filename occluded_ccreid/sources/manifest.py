@@ -27,9 +27,27 @@ REQUIRED = ("path", "pid", "split")
 OPTIONAL = ("camid", "clothes_id")
 # Columns every built row has (occluded_ccreid.features; a test keeps the two lists equal):
 # a manifest column of the same name would be overwritten, so it is refused.
-RESERVED = frozenset({"image", "pid", "camid", "clothes_id", "occluded_part", "pool_scale", "occluded_ratio",
-                      "occluder", "fill", "coverage_in_band", "occlusion_mask", "parsing", "source_path",
-                      "clean_image", "part_visibility", "occluders", "person_donors"})
+RESERVED = frozenset(
+    {
+        "image",
+        "pid",
+        "camid",
+        "clothes_id",
+        "occluded_part",
+        "pool_scale",
+        "occluded_ratio",
+        "occluder",
+        "fill",
+        "coverage_in_band",
+        "occlusion_mask",
+        "parsing",
+        "source_path",
+        "clean_image",
+        "part_visibility",
+        "occluders",
+        "person_donors",
+    }
+)
 _SPLIT = re.compile(r"^[A-Za-z0-9_]+$")
 _INTEGER = re.compile(r"^-?[0-9]+$")
 _INT32 = (-(2**31), 2**31 - 1)
@@ -54,18 +72,37 @@ class Manifest(SourceLayout):
     homepage = ""
     citation = ""
     protocols = (
-        Protocol("general", "standard", description="all queries against the whole gallery; same-camera images "
-                 "of the query's identity are ignored (needs camid)"),
-        Protocol("cloth_changing", "cloth_changing", description="as general, and gallery images of the query's "
-                 "identity in the same clothes are ignored (needs camid and clothes_id)"),
-        Protocol("same_clothes", "same_clothes", description="as general, and gallery images of the query's "
-                 "identity in other clothes are ignored (needs camid and clothes_id)"),
-        Protocol("any_camera", "standard", junk_column=None, description="every gallery image of the query's "
-                 "identity is a match, whatever its camera (for datasets without camera labels)"),
+        Protocol(
+            "general",
+            "standard",
+            description="all queries against the whole gallery; same-camera images "
+            "of the query's identity are ignored (needs camid)",
+        ),
+        Protocol(
+            "cloth_changing",
+            "cloth_changing",
+            description="as general, and gallery images of the query's "
+            "identity in the same clothes are ignored (needs camid and clothes_id)",
+        ),
+        Protocol(
+            "same_clothes",
+            "same_clothes",
+            description="as general, and gallery images of the query's "
+            "identity in other clothes are ignored (needs camid and clothes_id)",
+        ),
+        Protocol(
+            "any_camera",
+            "standard",
+            junk_column=None,
+            description="every gallery image of the query's "
+            "identity is a match, whatever its camera (for datasets without camera labels)",
+        ),
     )
-    notes = ("Rows come from a manifest file; `source_path` is the listed path, normalised (relative to the "
-             "manifest's folder, or absolute), `camid` / `clothes_id` are -1 when the manifest has no such column, "
-             "and columns after `source_path` are copied from the manifest.")
+    notes = (
+        "Rows come from a manifest file; `source_path` is the listed path, normalised (relative to the "
+        "manifest's folder, or absolute), `camid` / `clothes_id` are -1 when the manifest has no such column, "
+        "and columns after `source_path` are copied from the manifest."
+    )
 
     def scan(self, root: str | Path) -> ScanResult:
         file = Path(root)
@@ -77,8 +114,10 @@ class Manifest(SourceLayout):
         try:
             return self._scan(file, reader)
         except UnicodeDecodeError as exc:  # rows are read lazily, so anywhere in the scan
-            raise LayoutError(f"manifest {file} is not UTF-8 text (byte {exc.object[exc.start]:#04x} cannot be "
-                              "decoded); save it as UTF-8") from None
+            raise LayoutError(
+                f"manifest {file} is not UTF-8 text (byte {exc.object[exc.start]:#04x} cannot be "
+                "decoded); save it as UTF-8"
+            ) from None
 
     def _scan(self, file: Path, reader) -> ScanResult:
         folder = file.resolve().parent
@@ -86,12 +125,15 @@ class Manifest(SourceLayout):
         self.pretty_name = file.stem
         columns, extra_types, rows = reader(file)
         if missing := [c for c in REQUIRED if c not in columns]:
-            raise LayoutError(f"manifest {file} has no column(s) {', '.join(missing)} (it has {', '.join(columns)}). "
-                              f"Expected:\n{self.expected_layout}")
+            raise LayoutError(
+                f"manifest {file} has no column(s) {', '.join(missing)} (it has {', '.join(columns)}). "
+                f"Expected:\n{self.expected_layout}"
+            )
         extras = [c for c in columns if c not in REQUIRED and c not in OPTIONAL]
         if reserved := [c for c in extras if c in RESERVED]:
-            raise LayoutError(f"manifest {file}: column(s) {', '.join(reserved)} are names of built columns; "
-                              "rename them")
+            raise LayoutError(
+                f"manifest {file}: column(s) {', '.join(reserved)} are names of built columns; rename them"
+            )
         has = {c: c in columns for c in OPTIONAL}
         types = {c: extra_types.get(c, "string") for c in extras}
         records, ignored = RecordBuilder(types), []
@@ -107,8 +149,12 @@ class Manifest(SourceLayout):
                 records.add(record)
         if not records.split_names:
             raise LayoutError(f"manifest {file} lists no images")
-        splits = tuple(sorted(records.split_names,
-                              key=lambda s: (_SPLIT_ORDER.index(s) if s in _SPLIT_ORDER else len(_SPLIT_ORDER), s)))
+        splits = tuple(
+            sorted(
+                records.split_names,
+                key=lambda s: (_SPLIT_ORDER.index(s) if s in _SPLIT_ORDER else len(_SPLIT_ORDER), s),
+            )
+        )
         table = records.table(splits)
         self._refuse_duplicates(file, folder, table.table.column("source_path"), has, extras)
         return ScanResult(table, sorted(ignored), splits, folder, types)
@@ -122,10 +168,14 @@ class Manifest(SourceLayout):
         if len(repeated) == 0:
             return
         path = repeated[0].as_py()
-        lines = [where for where, row in _READERS[file.suffix.lower()](file)[2]
-                 if _record(row, folder, has, extras).source_path == path]
-        raise LayoutError(f"manifest {file} {lines[1]}: {path} is already listed at {lines[0]}; each image may "
-                          "appear once")
+        lines = [
+            where
+            for where, row in _READERS[file.suffix.lower()](file)[2]
+            if _record(row, folder, has, extras).source_path == path
+        ]
+        raise LayoutError(
+            f"manifest {file} {lines[1]}: {path} is already listed at {lines[0]}; each image may appear once"
+        )
 
 
 def _record(row: dict[str, Any], folder: Path, has: dict[str, bool], extras: list[str]) -> SourceRecord:
@@ -165,8 +215,11 @@ def _pid(row: dict[str, Any]) -> int:
     an identity: evaluation would match every two rows of pid -1 as the same person."""
     pid = _int(row, "pid")
     if pid < 0:
-        raise _Bad("pid", f"{pid} is negative; a pid is an identity, and evaluation would match every two rows of "
-                          f"pid {pid} as one person: drop junk rows, and give distractor images a pid no query has")
+        raise _Bad(
+            "pid",
+            f"{pid} is negative; a pid is an identity, and evaluation would match every two rows of "
+            f"pid {pid} as one person: drop junk rows, and give distractor images a pid no query has",
+        )
     return pid
 
 
@@ -197,8 +250,9 @@ def _read_csv(file: Path):
                 if not values or values == [""]:
                     continue
                 if len(values) != len(header):
-                    raise LayoutError(f"manifest {file} line {reader.line_num}: {len(values)} fields, the header "
-                                      f"has {len(header)}")
+                    raise LayoutError(
+                        f"manifest {file} line {reader.line_num}: {len(values)} fields, the header has {len(header)}"
+                    )
                 yield f"line {reader.line_num}", dict(zip(header, values, strict=True))
 
     return header, {}, rows()
@@ -229,9 +283,11 @@ def _read_jsonl(file: Path):
         else:
             odd = sorted(kinds.items(), key=lambda item: item[1])[1:] or list(kinds.items())
             kind, line = odd[0]
-            raise LayoutError(f"manifest {file} line {line}, column {column}: a {kind} value where other lines have "
-                              f"{', '.join(k for k in kinds if k != kind)}; an extra column holds one type of "
-                              "number, booleans or text")
+            raise LayoutError(
+                f"manifest {file} line {line}, column {column}: a {kind} value where other lines have "
+                f"{', '.join(k for k in kinds if k != kind)}; an extra column holds one type of "
+                "number, booleans or text"
+            )
 
     def rows() -> Iterator[tuple[str, dict]]:
         with open(file, encoding="utf-8") as handle:
@@ -273,8 +329,10 @@ def _read_parquet(file: Path):
         elif pa.types.is_floating(t):
             types[column.name] = {16: "float16", 32: "float32", 64: "float64"}[t.bit_width]
         else:
-            raise LayoutError(f"manifest {file}, column {column.name}: type {t} is not supported in an extra column "
-                              "(numbers, booleans or text)")
+            raise LayoutError(
+                f"manifest {file}, column {column.name}: type {t} is not supported in an extra column "
+                "(numbers, booleans or text)"
+            )
 
     def rows() -> Iterator[tuple[str, dict]]:
         number = 0

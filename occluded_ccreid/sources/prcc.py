@@ -42,11 +42,17 @@ class PRCC(SourceLayout):
 }"""
     protocols = (
         Protocol(
-            "same_clothes", "standard", query_camids=(1,), gallery_camids=(0,),
+            "same_clothes",
+            "standard",
+            query_camids=(1,),
+            gallery_camids=(0,),
             description="query camera B against gallery camera A: same clothes",
         ),
         Protocol(
-            "cloth_changing", "standard", query_camids=(2,), gallery_camids=(0,),
+            "cloth_changing",
+            "standard",
+            query_camids=(2,),
+            gallery_camids=(0,),
             description="query camera C against gallery camera A: different clothes",
         ),
     )

@@ -51,8 +51,13 @@ class RecordBuilder:
     def __init__(self, extra_columns: dict[str, str]):
         self.extra_names = list(extra_columns)
         self.schema = pa.schema(
-            [("split", pa.int32()), ("source_path", pa.string()), ("pid", pa.int32()), ("camid", pa.int32()),
-             ("clothes_key", pa.string())]
+            [
+                ("split", pa.int32()),
+                ("source_path", pa.string()),
+                ("pid", pa.int32()),
+                ("camid", pa.int32()),
+                ("clothes_key", pa.string()),
+            ]
             + [(name, pa.type_for_alias(dtype)) for name, dtype in extra_columns.items()]
         )
         self._split_codes: dict[str, int] = {}
@@ -60,8 +65,14 @@ class RecordBuilder:
         self._batches: list[pa.RecordBatch] = []
 
     def add(self, record: SourceRecord) -> None:
-        values = (self._split_codes.setdefault(record.split, len(self._split_codes)), record.source_path,
-                  record.pid, record.camid, record.clothes_key, *(record.extras.get(n) for n in self.extra_names))
+        values = (
+            self._split_codes.setdefault(record.split, len(self._split_codes)),
+            record.source_path,
+            record.pid,
+            record.camid,
+            record.clothes_key,
+            *(record.extras.get(n) for n in self.extra_names),
+        )
         for column, value in zip(self._columns, values, strict=True):
             column.append(value)
         if len(self._columns[0]) >= _CHUNK:
@@ -69,9 +80,15 @@ class RecordBuilder:
 
     def _flush(self) -> None:
         if self._columns[0]:
-            self._batches.append(pa.record_batch(
-                [pa.array(values, type=field.type) for values, field in zip(self._columns, self.schema, strict=True)],
-                schema=self.schema))
+            self._batches.append(
+                pa.record_batch(
+                    [
+                        pa.array(values, type=field.type)
+                        for values, field in zip(self._columns, self.schema, strict=True)
+                    ],
+                    schema=self.schema,
+                )
+            )
             self._columns = [[] for _ in self.schema]
 
     @property
@@ -144,10 +161,24 @@ class RecordTable(Sequence[SourceRecord]):
 
     def _records(self, start: int, stop: int) -> list[SourceRecord]:
         part = self.table.slice(start, stop - start).to_pydict()
-        extras = [dict(zip(self.extra_names, values, strict=True))
-                  for values in zip(*(part[n] for n in self.extra_names), strict=True)] \
-            if self.extra_names else [NO_EXTRAS] * (stop - start)
-        return [SourceRecord(self.splits[s], path, pid, camid, key, clothes, extra)
-                for s, path, pid, camid, key, clothes, extra in zip(
-                    part["split"], part["source_path"], part["pid"], part["camid"], part["clothes_key"],
-                    part["clothes_id"], extras, strict=True)]
+        extras = (
+            [
+                dict(zip(self.extra_names, values, strict=True))
+                for values in zip(*(part[n] for n in self.extra_names), strict=True)
+            ]
+            if self.extra_names
+            else [NO_EXTRAS] * (stop - start)
+        )
+        return [
+            SourceRecord(self.splits[s], path, pid, camid, key, clothes, extra)
+            for s, path, pid, camid, key, clothes, extra in zip(
+                part["split"],
+                part["source_path"],
+                part["pid"],
+                part["camid"],
+                part["clothes_key"],
+                part["clothes_id"],
+                extras,
+                strict=True,
+            )
+        ]

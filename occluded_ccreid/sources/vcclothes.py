@@ -41,11 +41,17 @@ class VCClothes(SourceLayout):
     protocols = (
         Protocol("general", "standard", description="all queries against the whole gallery (all four cameras)"),
         Protocol(
-            "same_clothes", "standard", query_camids=(1, 2), gallery_camids=(1, 2),
+            "same_clothes",
+            "standard",
+            query_camids=(1, 2),
+            gallery_camids=(1, 2),
             description="query and gallery images of cameras 2 and 3 only, where people wear the same clothes",
         ),
         Protocol(
-            "cloth_changing", "standard", query_camids=(2, 3), gallery_camids=(2, 3),
+            "cloth_changing",
+            "standard",
+            query_camids=(2, 3),
+            gallery_camids=(2, 3),
             description="query and gallery images of cameras 3 and 4 only, where people change clothes",
         ),
     )
@@ -65,5 +71,4 @@ class VCClothes(SourceLayout):
         pid_text, cam, clothes, _ = match.groups()
         if (pid := self.read_pid(pid_text, source_path)) is None:  # cannot happen: the pattern takes ASCII digits
             return None
-        return SourceRecord(split, source_path, pid=pid, camid=int(cam) - 1,
-                            clothes_key=clothes)
+        return SourceRecord(split, source_path, pid=pid, camid=int(cam) - 1, clothes_key=clothes)

@@ -69,8 +69,21 @@ def test_quirky_images_are_converted(prcc_build, ltcc_tree, tmp_path):
     assert tiny.size == (10, 24) and tiny.mode == "RGB"
     assert rows["train"]["rgb/train/002/A_cropped_rgb500.jpg"]["image"].mode == "RGB"  # was grayscale
     out = tmp_path / "occluded-ltcc"
-    assert main(["build", "ltcc", str(ltcc_tree.root), "--out", str(out), "--parsing-dir",
-                 str(ltcc_tree.parsing_dir), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "ltcc",
+                str(ltcc_tree.root),
+                "--out",
+                str(out),
+                "--parsing-dir",
+                str(ltcc_tree.parsing_dir),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     rows = rows_by_path(out)
     assert sorted(p for s in rows.values() for p in s) == sorted(ltcc_tree.expected)
     for i in range(4):  # L, RGBA, P, I;16 sources
@@ -103,8 +116,18 @@ def shard_bytes(folder: Path) -> dict[str, bytes]:
 
 def test_batch_size_and_workers_do_not_change_a_byte(prcc_build, prcc_tree, tmp_path):
     other = tmp_path / "other"
-    build(BuildConfig("prcc", prcc_tree.root, other, parsing_dir=prcc_tree.parsing_dir, shard_size=8,
-                      batch_size=3, workers=0, progress=False))
+    build(
+        BuildConfig(
+            "prcc",
+            prcc_tree.root,
+            other,
+            parsing_dir=prcc_tree.parsing_dir,
+            shard_size=8,
+            batch_size=3,
+            workers=0,
+            progress=False,
+        )
+    )
     assert shard_bytes(other) == shard_bytes(prcc_build)
     assert (other / "build_report.json").read_bytes() == (prcc_build / "build_report.json").read_bytes()
 
@@ -114,25 +137,57 @@ def test_model_parser_builds_identically_for_any_batch_size(prcc_tree, tiny_mode
     outs = []
     for batch_size, workers in ((1, 1), (5, 3)):
         out = tmp_path / f"b{batch_size}"
-        assert main(["build", "prcc", str(prcc_tree.root), "--out", str(out), "--model", str(tiny_model),
-                     "--batch-size", str(batch_size), "--workers", str(workers), "--parse-size", "64x32",
-                     "--device", "cpu", "--no-progress", *extra]) == 0
+        assert (
+            main(
+                [
+                    "build",
+                    "prcc",
+                    str(prcc_tree.root),
+                    "--out",
+                    str(out),
+                    "--model",
+                    str(tiny_model),
+                    "--batch-size",
+                    str(batch_size),
+                    "--workers",
+                    str(workers),
+                    "--parse-size",
+                    "64x32",
+                    "--device",
+                    "cpu",
+                    "--no-progress",
+                    *extra,
+                ]
+            )
+            == 0
+        )
         outs.append(out)
     assert shard_bytes(outs[0]) == shard_bytes(outs[1])
     assert "Loading weights" not in capsys.readouterr().err  # --no-progress silences transformers' bar too
     report = json.loads((outs[0] / "build_report.json").read_text())
     assert report["parser"]["model"] == str(tiny_model) and report["parser"]["parse_size"] == [64, 32]
     card = (outs[0] / "README.md").read_text()
-    resize = ("every crop resized to 64x32" if "--no-keep-aspect" in extra
-              else "fitted into 64x32 with its aspect ratio kept")
+    resize = (
+        "every crop resized to 64x32" if "--no-keep-aspect" in extra else "fitted into 64x32 with its aspect ratio kept"
+    )
     assert resize in card and ("bf16 autocast" in card) == ("bf16" in extra)
 
 
 def test_existing_output_is_refused_unless_overwrite(prcc_build, prcc_tree, capsys, tmp_path):
     out = tmp_path / "occluded-prcc"
     out.mkdir()
-    args = ["build", "prcc", str(prcc_tree.root), "--out", str(out), "--parsing-dir", str(prcc_tree.parsing_dir),
-            "--no-progress", "--shard-size", "8"]
+    args = [
+        "build",
+        "prcc",
+        str(prcc_tree.root),
+        "--out",
+        str(out),
+        "--parsing-dir",
+        str(prcc_tree.parsing_dir),
+        "--no-progress",
+        "--shard-size",
+        "8",
+    ]
     assert main(args) == 2
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert main(args + ["--overwrite"]) == 0
@@ -141,8 +196,10 @@ def test_existing_output_is_refused_unless_overwrite(prcc_build, prcc_tree, caps
 
 def test_wrong_layout_fails_before_any_work(tmp_path, capsys):
     (tmp_path / "src" / "train").mkdir(parents=True)
-    assert main(["build", "ltcc", str(tmp_path / "src"), "--out", str(tmp_path / "out"),
-                 "--parsing-dir", str(tmp_path)]) == 2
+    assert (
+        main(["build", "ltcc", str(tmp_path / "src"), "--out", str(tmp_path / "out"), "--parsing-dir", str(tmp_path)])
+        == 2
+    )
     err = capsys.readouterr().err
     assert "missing folder(s) query, test" in err and "Expected layout" in err
     assert not (tmp_path / "out").exists()
@@ -156,14 +213,18 @@ def test_bad_part_map_names_the_file_and_leaves_nothing_behind(prcc_tree, tmp_pa
     bad = parsing / "rgb/test/A/100/cropped_rgb003.png"
     Image.new("L", (7, 7)).save(bad)
     out = tmp_path / "builds" / "out"
-    assert main(["build", "prcc", str(prcc_tree.root), "--out", str(out), "--parsing-dir", str(parsing),
-                 "--no-progress"]) == 2
+    assert (
+        main(["build", "prcc", str(prcc_tree.root), "--out", str(out), "--parsing-dir", str(parsing), "--no-progress"])
+        == 2
+    )
     err = capsys.readouterr().err
     assert str(bad) in err and "7x7" in err
     assert list((tmp_path / "builds").iterdir()) == []  # no partial folder left
     bad.unlink()
-    assert main(["build", "prcc", str(prcc_tree.root), "--out", str(out), "--parsing-dir", str(parsing),
-                 "--no-progress"]) == 2
+    assert (
+        main(["build", "prcc", str(prcc_tree.root), "--out", str(out), "--parsing-dir", str(parsing), "--no-progress"])
+        == 2
+    )
     assert f"part map {bad} is missing" in capsys.readouterr().err
 
 
@@ -179,8 +240,16 @@ def test_pipelined_and_batch_by_batch_paths_give_the_same_rows(prcc_tree, tiny_m
 
     records = get_source("prcc").scan(prcc_tree.root).records
     parser = SegformerParser(str(tiny_model), "cpu", (64, 32), keep_aspect=True)
-    stage = Stage(prcc_tree.root, parser, 0, OcclusionConfig(), frozenset({"train", "validation", "query", "gallery"}),
-                  False, records, parser.device)
+    stage = Stage(
+        prcc_tree.root,
+        parser,
+        0,
+        OcclusionConfig(),
+        frozenset({"train", "validation", "query", "gallery"}),
+        False,
+        records,
+        parser.device,
+    )
     pipelined = list(_pipelined(records, stage, batch_size=4, workers=2))
     batched = list(_batched(records, stage, batch_size=7, workers=1))
     assert [r[0] for r in pipelined] == [r[0] for r in batched] == records

@@ -47,7 +47,11 @@ def test_push_and_preview_do_not_import_torch(prcc_build, tmp_path):
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": pythonpath}
     proc = subprocess.run(
         [sys.executable, "-c", PROBE, json.dumps(commands)],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert proc.returncode == 0, proc.stderr
     seen = json.loads(proc.stdout)
@@ -64,6 +68,14 @@ def test_build_options_still_come_from_the_occlusion_package(capsys):
     assert stop.value.code == 0
     usage = " ".join(capsys.readouterr().out.split())
     assert "{" + ",".join(OCCLUDERS) + "}" in usage and "{" + ",".join(FILLS) + "}" in usage
-    for option in ("--parsing-dir", "--min-coverage", "--rectangle-fraction", "--keep-clean", "--precision",
-                   "--occluders", "--objects-dir", "--occlusion-preset"):
+    for option in (
+        "--parsing-dir",
+        "--min-coverage",
+        "--rectangle-fraction",
+        "--keep-clean",
+        "--precision",
+        "--occluders",
+        "--objects-dir",
+        "--occlusion-preset",
+    ):
         assert option in usage

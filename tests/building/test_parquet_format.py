@@ -29,8 +29,9 @@ def shards(tmp_path_factory) -> list[Path]:
     patch = pytest.MonkeyPatch()
     patch.setattr(writer, "ROW_GROUP_MAX_BYTES", BOUND)
     try:
-        build(BuildConfig("prcc", tree.root, root / "out", parsing_dir=tree.parsing_dir, shard_size=1000,
-                          progress=False))
+        build(
+            BuildConfig("prcc", tree.root, root / "out", parsing_dir=tree.parsing_dir, shard_size=1000, progress=False)
+        )
     finally:
         patch.undo()
     return sorted((root / "out" / "data").glob("*.parquet"))

@@ -28,8 +28,11 @@ REPO_ROOT = Path(__file__).resolve().parents[2]
 
 def snapshot(folder: Path) -> dict[str, str]:
     """Every file under `folder` with its sha256: equal before and after means nothing was touched."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture
@@ -66,14 +69,18 @@ def one_error_line(capsys) -> str:
 
 # -- --out: what --overwrite may replace ------------------------------------------------------
 
-@pytest.mark.parametrize("where, expected", [
-    ("user", "holds 3 file(s) or folder(s) that this tool did not write (a.txt, empty/, b/c.txt)"),
-    ("source", "is the source folder itself"),
-    ("inside source", "lies inside the source folder"),
-    ("parent of source", "contains the source folder"),
-    ("inside parsing", "lies inside the --parsing-dir"),
-    ("parsing", "is the --parsing-dir itself"),
-])
+
+@pytest.mark.parametrize(
+    "where, expected",
+    [
+        ("user", "holds 3 file(s) or folder(s) that this tool did not write (a.txt, empty/, b/c.txt)"),
+        ("source", "is the source folder itself"),
+        ("inside source", "lies inside the source folder"),
+        ("parent of source", "contains the source folder"),
+        ("inside parsing", "lies inside the --parsing-dir"),
+        ("parsing", "is the --parsing-dir itself"),
+    ],
+)
 def test_overwrite_refuses_what_is_not_a_build_and_touches_nothing(tree, tmp_path, capsys, no_work, where, expected):
     root, parsing = tree
     user = tmp_path / "user"
@@ -81,8 +88,14 @@ def test_overwrite_refuses_what_is_not_a_build_and_touches_nothing(tree, tmp_pat
     (user / "empty").mkdir()
     (user / "a.txt").write_text("mine")
     (user / "b" / "c.txt").write_text("mine too")
-    out = {"user": user, "source": root, "inside source": root / "rgb" / "train", "parent of source": root.parent,
-           "inside parsing": parsing / "rgb", "parsing": parsing}[where]
+    out = {
+        "user": user,
+        "source": root,
+        "inside source": root / "rgb" / "train",
+        "parent of source": root.parent,
+        "inside parsing": parsing / "rgb",
+        "parsing": parsing,
+    }[where]
     before = snapshot(tmp_path)
     assert run_build(root, parsing, out, "--overwrite") == 2
     assert expected in one_error_line(capsys)
@@ -117,8 +130,10 @@ def test_a_previous_build_with_foreign_files_is_refused(prcc_build, tree, tmp_pa
     (out / "data" / "extra.csv").write_text("1,2")
     before = snapshot(out)
     assert run_build(root, parsing, out, "--overwrite") == 2
-    assert "is a previous build but also holds 2 file(s) or folder(s) that this tool did not write " \
-           "(notes.md, data/extra.csv)" in one_error_line(capsys)
+    assert (
+        "is a previous build but also holds 2 file(s) or folder(s) that this tool did not write "
+        "(notes.md, data/extra.csv)" in one_error_line(capsys)
+    )
     assert snapshot(out) == before
 
 
@@ -145,10 +160,13 @@ def test_overwrite_replaces_a_previous_build(prcc_build, tree, tmp_path, capsys)
     assert report == {**expected, "source_dir": root.name, "parser": parser}
 
 
-@pytest.mark.parametrize("out, expected", [
-    (".", "is the current directory"),
-    ("..", "is above the current directory"),
-])
+@pytest.mark.parametrize(
+    "out, expected",
+    [
+        (".", "is the current directory"),
+        ("..", "is above the current directory"),
+    ],
+)
 def test_cwd_and_its_ancestors_are_refused(tree, tmp_path, monkeypatch, capsys, no_work, out, expected):
     root, parsing = tree
     here = tmp_path / "a" / "work"
@@ -179,6 +197,7 @@ def test_mount_point_symlink_and_file_are_refused(tree, tmp_path, monkeypatch, c
 
 # -- --device and the options --------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("device", ["tpu", "mps", "meta", "garbage", "cuda:99"])
 @pytest.mark.parametrize("parser", ["model", "precomputed"])
 def test_bad_device_names_the_valid_choices(tree, tiny_model, tmp_path, capsys, no_work, device, parser):
@@ -186,8 +205,10 @@ def test_bad_device_names_the_valid_choices(tree, tiny_model, tmp_path, capsys, 
 
     root, parsing = tree
     source = ["--model", str(tiny_model)] if parser == "model" else []
-    assert run_build(root, parsing if parser == "precomputed" else None, tmp_path / "out", "--device", device,
-                     *source) == 2
+    assert (
+        run_build(root, parsing if parser == "precomputed" else None, tmp_path / "out", "--device", device, *source)
+        == 2
+    )
     err = one_error_line(capsys)
     if device.startswith("cuda") and not torch.cuda.is_available():
         assert "torch sees no CUDA device" in err
@@ -205,24 +226,31 @@ def test_device_choices_follow_the_cuda_devices_torch_sees(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert resolve_device("auto") == torch.device("cuda") and resolve_device("cuda:1") == torch.device("cuda:1")
-    with pytest.raises(BuildError,
-                       match=r"this machine has 2 CUDA device\(s\); choose from auto, cpu, cuda, cuda:0, cuda:1$"):
+    with pytest.raises(
+        BuildError, match=r"this machine has 2 CUDA device\(s\); choose from auto, cpu, cuda, cuda:0, cuda:1$"
+    ):
         resolve_device("cuda:2")
-    with pytest.raises(BuildError, match=r"--device 'tpu' is not one the builder can use; choose from auto, cpu, cuda, "
-                                         r"cuda:0, cuda:1$"):
+    with pytest.raises(
+        BuildError,
+        match=r"--device 'tpu' is not one the builder can use; choose from auto, cpu, cuda, "
+        r"cuda:0, cuda:1$",
+    ):
         resolve_device("tpu")
 
 
-@pytest.mark.parametrize("option, expected", [
-    (["--batch-size", "0"], "--batch-size must be >= 1 (got 0)"),
-    (["--shard-size=-5"], "--shard-size must be >= 1 (got -5)"),
-    (["--workers=-1"], "--workers must be >= 0 (got -1)"),
-    (["--min-coverage", "0.9", "--max-coverage", "0.5"], "coverage band"),
-    (["--occlude-splits", "nope"], "--occlude-splits nope not in PRCC's splits"),
-    (["--parse-size", "0x32"], "--parse-size must be two positive sides HxW, got 0x32"),
-    (["--parse-size=-32x64"], "--parse-size must be two positive sides HxW, got -32x64"),
-    (["--parse-size", "33x17"], "--parse-size 33x17: each side must be a multiple of 32"),
-])
+@pytest.mark.parametrize(
+    "option, expected",
+    [
+        (["--batch-size", "0"], "--batch-size must be >= 1 (got 0)"),
+        (["--shard-size=-5"], "--shard-size must be >= 1 (got -5)"),
+        (["--workers=-1"], "--workers must be >= 0 (got -1)"),
+        (["--min-coverage", "0.9", "--max-coverage", "0.5"], "coverage band"),
+        (["--occlude-splits", "nope"], "--occlude-splits nope not in PRCC's splits"),
+        (["--parse-size", "0x32"], "--parse-size must be two positive sides HxW, got 0x32"),
+        (["--parse-size=-32x64"], "--parse-size must be two positive sides HxW, got -32x64"),
+        (["--parse-size", "33x17"], "--parse-size 33x17: each side must be a multiple of 32"),
+    ],
+)
 def test_bad_options_fail_before_any_work(tree, tiny_model, tmp_path, capsys, no_work, option, expected):
     root, _ = tree
     assert run_build(root, None, tmp_path / "out", "--model", str(tiny_model), "--device", "cpu", *option) == 2
@@ -243,13 +271,17 @@ def test_a_stretched_parse_size_runs_and_is_recorded_as_given(tiny_model):
 
 # -- memory: images above MAX_PIXELS -------------------------------------------------------------
 
+
 def png_header(path: Path, width: int, height: int) -> None:
     """A PNG that declares width x height RGB but holds no pixel data: only its header can be read."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
     ihdr = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
-    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) +
-                     chunk(b"IEND", b""))
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"")) + chunk(b"IEND", b"")
+    )
 
 
 def test_a_13000_pixel_square_png_is_refused_from_its_header(tmp_path):
@@ -311,9 +343,29 @@ def test_sigterm_ends_a_build_like_ctrl_c(tree, tmp_path, progress):
     out = tmp_path / "builds" / "out"
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     child = subprocess.Popen(
-        [sys.executable, "-c", SLOW_BUILD, "build", "prcc", str(root), "--out", str(out), "--parsing-dir",
-         str(parsing), "--workers", "1", "--batch-size", "2", *([] if progress else ["--no-progress"])],
-        cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        [
+            sys.executable,
+            "-c",
+            SLOW_BUILD,
+            "build",
+            "prcc",
+            str(root),
+            "--out",
+            str(out),
+            "--parsing-dir",
+            str(parsing),
+            "--workers",
+            "1",
+            "--batch-size",
+            "2",
+            *([] if progress else ["--no-progress"]),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.monotonic() + 60
     while not any((tmp_path / "builds").glob(".out.partial")):  # the build has started writing
         assert child.poll() is None and time.monotonic() < deadline, child.communicate()
@@ -321,8 +373,10 @@ def test_sigterm_ends_a_build_like_ctrl_c(tree, tmp_path, progress):
     child.send_signal(signum)
     _, err = child.communicate(timeout=60)
     assert child.returncode == status
-    message = (f"interrupted by {signal.Signals(signum).name}; the output folder was not changed. Run the same "
-               "command again to resume: finished shards are kept.")
+    message = (
+        f"interrupted by {signal.Signals(signum).name}; the output folder was not changed. Run the same "
+        "command again to resume: finished shards are kept."
+    )
     lines = err.strip().splitlines()  # tqdm redraws its bar after "\r": each drawing is a line here
     if progress:  # the bar (if drawn before the signal came) is closed before the message: nothing follows it
         assert lines[-1] == message and message not in lines[:-1], err
@@ -337,12 +391,16 @@ def test_a_full_disk_is_one_line(tree, tmp_path, monkeypatch, capsys, where):
     root, parsing = tree
     out = tmp_path / "out"
     if where == "report":  # a Python write names its file
+
         def full(self, folder):
             raise OSError(errno.ENOSPC, "No space left on device", str(folder / "build_report.json"))
+
         monkeypatch.setattr("builder.report.BuildReport.write", full)
     else:  # pyarrow's errors carry the errno but no file name
+
         def full(self, row):
             raise OSError(errno.ENOSPC, "Error writing bytes to file. Detail: [errno 28] No space left on device")
+
         monkeypatch.setattr("builder.writer.ShardWriter.add", full)
     assert run_build(root, parsing, out) == 2
     err = one_error_line(capsys)
@@ -360,7 +418,20 @@ def test_out_inside_a_manifests_folder_is_refused(tmp_path, capsys, no_work):
     manifest = write_manifest(rows, tree.root / "list.csv")
     before = snapshot(tree.root)
     for out in (tree.root / "occluded", manifest):
-        assert main(["build", "manifest", str(manifest), "--out", str(out), "--parsing-dir", str(tree.parsing_dir),
-                     "--no-progress"]) == 2
+        assert (
+            main(
+                [
+                    "build",
+                    "manifest",
+                    str(manifest),
+                    "--out",
+                    str(out),
+                    "--parsing-dir",
+                    str(tree.parsing_dir),
+                    "--no-progress",
+                ]
+            )
+            == 2
+        )
         assert "source" in one_error_line(capsys)
     assert snapshot(tree.root) == before

@@ -87,16 +87,21 @@ def test_killed_or_stopped_builds_leave_no_worker_and_resume_byte_identical(tmp_
     assert main(build_args(tree, ref)) == 0
     out = tmp_path / "out" / "occluded-prcc"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-c", "import sys; from builder.cli import main; sys.exit(main(sys.argv[1:]))",
-               *build_args(tree, out, "--processes", "2")]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from builder.cli import main; sys.exit(main(sys.argv[1:]))",
+        *build_args(tree, out, "--processes", "2"),
+    ]
     for sig in (signal.SIGKILL, signal.SIGTERM):
         proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         deadline, workers = time.monotonic() + 120, set()
         # Stop it once its workers run and a shard of this run is journalled (or soon after start).
         before = len(journal(out)["shards"]) if (out.parent / f".{out.name}.partial").exists() else 0
         while proc.poll() is None and time.monotonic() < deadline:
-            workers |= {p for p in children(proc.pid)
-                        if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()}
+            workers |= {
+                p for p in children(proc.pid) if "resource_tracker" not in Path(f"/proc/{p}/cmdline").read_text()
+            }
             try:
                 if len(workers) >= 2 and len(journal(out)["shards"]) > before:
                     break
@@ -123,8 +128,12 @@ def test_a_worker_that_dies_stops_the_build_with_a_message_and_it_resumes(tmp_pa
     assert main(build_args(tree, ref)) == 0
     out = tmp_path / "out" / "occluded-prcc"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-c", "import sys; from builder.cli import main; sys.exit(main(sys.argv[1:]))",
-               *build_args(tree, out, "--processes", "2")]
+    command = [
+        sys.executable,
+        "-c",
+        "import sys; from builder.cli import main; sys.exit(main(sys.argv[1:]))",
+        *build_args(tree, out, "--processes", "2"),
+    ]
     proc = subprocess.Popen(command, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline, victim = time.monotonic() + 120, None
     while proc.poll() is None and time.monotonic() < deadline and victim is None:
@@ -153,21 +162,25 @@ def test_processes_from_a_program_read_on_stdin_are_refused_up_front(prcc_tree, 
     args = build_args(prcc_tree, out, "--processes", "2")
     script = f"import sys\nfrom builder.cli import main\nsys.exit(main({args!r}))\n"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
-    got = subprocess.run([sys.executable, "-"], input=script, cwd=REPO, env=env, capture_output=True, text=True,
-                         timeout=120)
+    got = subprocess.run(
+        [sys.executable, "-"], input=script, cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert got.returncode == 2, got.stderr
     assert "--processes 2: worker processes re-import the main program" in got.stderr and "Traceback" not in got.stderr
     assert not out.exists()
 
 
-@pytest.mark.parametrize(("extra", "message"), [
-    (["--distributor", "local", "--processes", "2"], "--distributor local makes every shard in this process"),
-    (["--distributor", "local", "--devices", "cpu,cpu"], "--distributor local makes every shard in this process"),
-    (["--ray-address", "auto"], "--ray-address is for --distributor ray"),
-    (["--distributor", "ray", "--devices", "all"], "--devices is for --distributor processes"),
-    (["--devices", "tpu:0"], "--device 'tpu:0' is not one the builder can use"),
-    (["--devices", " , "], "names no device"),
-])
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (["--distributor", "local", "--processes", "2"], "--distributor local makes every shard in this process"),
+        (["--distributor", "local", "--devices", "cpu,cpu"], "--distributor local makes every shard in this process"),
+        (["--ray-address", "auto"], "--ray-address is for --distributor ray"),
+        (["--distributor", "ray", "--devices", "all"], "--devices is for --distributor processes"),
+        (["--devices", "tpu:0"], "--device 'tpu:0' is not one the builder can use"),
+        (["--devices", " , "], "names no device"),
+    ],
+)
 def test_distribution_options_that_cannot_work_are_refused_up_front(prcc_tree, tmp_path, capsys, extra, message):
     assert main(build_args(prcc_tree, tmp_path / "out", *extra)) == 2
     err = capsys.readouterr().err

@@ -36,8 +36,19 @@ def folder_bytes(folder: Path) -> dict[str, bytes]:
 
 
 def build_args(tree, out: Path, *extra: str) -> list[str]:
-    return ["build", "prcc", str(tree.root), "--out", str(out), "--parsing-dir", str(tree.parsing_dir),
-            "--shard-size", str(SHARD_SIZE), "--no-progress", *extra]
+    return [
+        "build",
+        "prcc",
+        str(tree.root),
+        "--out",
+        str(out),
+        "--parsing-dir",
+        str(tree.parsing_dir),
+        "--shard-size",
+        str(SHARD_SIZE),
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.fixture(scope="module")
@@ -91,8 +102,11 @@ def records_done(out: Path) -> int:
     if not (staging_path(out) / JOURNAL_NAME).is_file():
         return 0
     plan = journal(out)["fingerprint"]["shard_plan"]["shards"]
-    return sum(b - a for name, (a, b) in ((n, s["records"]) for n, s in plan.items())
-               if name.removeprefix("data/") in journal(out)["shards"])
+    return sum(
+        b - a
+        for name, (a, b) in ((n, s["records"]) for n, s in plan.items())
+        if name.removeprefix("data/") in journal(out)["shards"]
+    )
 
 
 def test_killed_builds_resume_byte_identical_redoing_at_most_one_shard(tmp_path, monkeypatch, capsys):
@@ -113,8 +127,14 @@ def test_killed_builds_resume_byte_identical_redoing_at_most_one_shard(tmp_path,
         target = rng.randint(1, total - done_before - SHARD_SIZE)
         log = tmp_path / f"run{run}.log"
         log.touch()
-        proc = subprocess.Popen([sys.executable, str(runner), str(log), *build_args(tree, out)], cwd=REPO, env=env,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(
+            [sys.executable, str(runner), str(log), *build_args(tree, out)],
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 120
         while len(log.read_text().splitlines()) < target and proc.poll() is None and time.monotonic() < deadline:
             time.sleep(0.005)
@@ -206,21 +226,44 @@ def test_changed_options_start_afresh_and_say_which(prcc_tree, tmp_path, monkeyp
 
 
 @pytest.mark.parametrize("changed", ["part map", "model weights"])
-def test_changed_part_maps_or_model_weights_start_afresh(prcc_tree, tiny_model, tmp_path, monkeypatch, capsys,
-                                                         changed):
+def test_changed_part_maps_or_model_weights_start_afresh(prcc_tree, tiny_model, tmp_path, monkeypatch, capsys, changed):
     """The parser's own inputs, changed in place between two runs, are not resumed across."""
     import shutil
 
     out = tmp_path / "occluded-prcc"
     if changed == "part map":
         parsing = shutil.copytree(prcc_tree.parsing_dir, tmp_path / "parsing")
-        args = ["build", "prcc", str(prcc_tree.root), "--out", str(out), "--parsing-dir", str(parsing),
-                "--shard-size", str(SHARD_SIZE), "--no-progress"]
+        args = [
+            "build",
+            "prcc",
+            str(prcc_tree.root),
+            "--out",
+            str(out),
+            "--parsing-dir",
+            str(parsing),
+            "--shard-size",
+            str(SHARD_SIZE),
+            "--no-progress",
+        ]
         file, key = parsing / "rgb/test/B/102/cropped_rgb003.png", "part_map_files"  # in a shard not yet written
     else:
         model = shutil.copytree(tiny_model, tmp_path / "model")
-        args = ["build", "prcc", str(prcc_tree.root), "--out", str(out), "--model", str(model), "--device", "cpu",
-                "--parse-size", "64x32", "--shard-size", str(SHARD_SIZE), "--no-progress"]
+        args = [
+            "build",
+            "prcc",
+            str(prcc_tree.root),
+            "--out",
+            str(out),
+            "--model",
+            str(model),
+            "--device",
+            "cpu",
+            "--parse-size",
+            "64x32",
+            "--shard-size",
+            str(SHARD_SIZE),
+            "--no-progress",
+        ]
         file, key = next(model.glob("*.safetensors")), "model_files"
     assert file.is_file()
     interrupt_after_commits(monkeypatch, 1)
@@ -280,8 +323,9 @@ def source_pixels(tree) -> int:
 
 
 @pytest.mark.parametrize("free", ["below the estimate", "between the estimate and the bound", "above the bound"])
-def test_disk_check_refuses_below_a_realistic_estimate_and_warns_below_the_bound(prcc_tree, reference, tmp_path,
-                                                                                 monkeypatch, capsys, free):
+def test_disk_check_refuses_below_a_realistic_estimate_and_warns_below_the_bound(
+    prcc_tree, reference, tmp_path, monkeypatch, capsys, free
+):
     import shutil
 
     pixels = source_pixels(prcc_tree)
@@ -289,8 +333,11 @@ def test_disk_check_refuses_below_a_realistic_estimate_and_warns_below_the_bound
     bound = json.loads((reference / "build_report.json").read_text())["shard_plan"]["estimated_bytes"]
     real = sum(f.stat().st_size for f in (reference / "data").iterdir())
     assert expected < real < bound  # the estimate is not an upper bound; the bound is one
-    available = {"below the estimate": expected - 1, "between the estimate and the bound": (expected + bound) // 2,
-                 "above the bound": bound}[free]
+    available = {
+        "below the estimate": expected - 1,
+        "between the estimate and the bound": (expected + bound) // 2,
+        "above the bound": bound,
+    }[free]
     usage = shutil.disk_usage(tmp_path)
     monkeypatch.setattr(staging_module.shutil, "disk_usage", lambda path: usage._replace(free=available))
     out = tmp_path / "builds" / "occluded-prcc"
@@ -353,6 +400,7 @@ def test_a_second_build_of_the_same_out_is_refused_while_one_runs(prcc_tree, tmp
 
 
 # -- the shard plan -----------------------------------------------------------------------------
+
 
 def records(split: str, n: int) -> list[SourceRecord]:
     return [SourceRecord(split, f"{split}/{i:06d}.jpg", i % 50, 0, "a") for i in range(n)]
@@ -424,7 +472,6 @@ def test_row_bound_holds_for_real_rows_and_shards(prcc_tree, reference):
         assert Image.open(io.BytesIO(encode_png(noise)["bytes"])).size == (width, height)
         assert sum(sizes[:3]) + 200 <= row_bytes_bound(height, width, keep_clean=False)  # 200: labels, path
         assert sum(sizes) + 200 <= row_bytes_bound(height, width, keep_clean=True)
-
 
 
 def test_shards_are_the_planned_record_ranges_less_skipped_images(prcc_tree, reference):

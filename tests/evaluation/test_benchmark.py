@@ -39,8 +39,9 @@ def _save_vit(path: Path) -> Path:
     from transformers import ViTConfig, ViTImageProcessor, ViTModel
 
     torch.manual_seed(0)
-    config = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                       intermediate_size=64)
+    config = ViTConfig(
+        image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+    )
     ViTModel(config).save_pretrained(path)
     ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(path)
     return path
@@ -57,8 +58,17 @@ def prcc_clean_build(prcc_tree, tmp_path_factory) -> Path:
     from builder.pipeline import BuildConfig, build
 
     out = tmp_path_factory.mktemp("builds") / "occluded-prcc-clean"
-    build(BuildConfig("prcc", prcc_tree.root, out, parsing_dir=prcc_tree.parsing_dir, shard_size=8, progress=False,
-                      keep_clean=True))
+    build(
+        BuildConfig(
+            "prcc",
+            prcc_tree.root,
+            out,
+            parsing_dir=prcc_tree.parsing_dir,
+            shard_size=8,
+            progress=False,
+            keep_clean=True,
+        )
+    )
     return out
 
 
@@ -69,8 +79,19 @@ def cli_run(prcc_clean_build, vit, tmp_path_factory):
     out = tmp_path_factory.mktemp("bench-out")
     stdout = io.StringIO()
     with contextlib.redirect_stdout(stdout):
-        status = main(["--dataset", str(prcc_clean_build), "--model", str(vit), "--batch-size", "5", "--out", str(out),
-                       "--no-progress"])
+        status = main(
+            [
+                "--dataset",
+                str(prcc_clean_build),
+                "--model",
+                str(vit),
+                "--batch-size",
+                "5",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
     assert status == 0
     return out, stdout.getvalue()
 
@@ -90,8 +111,14 @@ def reference_features(model_dir: Path, images: list) -> np.ndarray:
     return torch.nn.functional.normalize(features, p=2, dim=1).numpy()
 
 
-def reference_distances(build: Path, model_dir: Path, query_column: str = "image", gallery_column: str = "image",
-                        query_split: str = "query", gallery_split: str = "gallery"):
+def reference_distances(
+    build: Path,
+    model_dir: Path,
+    query_column: str = "image",
+    gallery_column: str = "image",
+    query_split: str = "query",
+    gallery_split: str = "gallery",
+):
     ds = load_dataset(str(build))
     qf = reference_features(model_dir, ds[query_split][query_column])
     gf = reference_features(model_dir, ds[gallery_split][gallery_column])
@@ -112,9 +139,12 @@ def test_command_scores_equal_an_independent_evaluation(cli_run, prcc_clean_buil
     assert {"same_clothes", "cloth_changing"} == set(results["protocols"]) and results["dataset"]["name"] == "prcc"
     assert results["dataset"]["clean_images"] is True
     assert "same_clothes" in stdout and "cloth_changing" in stdout and "drop" in stdout
-    for setting, (q_col, g_col) in {"occluded": ("image", "image"), "clean": ("clean_image", "clean_image"),
-                                    "clean_gallery": ("image", "clean_image"),
-                                    "clean_query": ("clean_image", "image")}.items():
+    for setting, (q_col, g_col) in {
+        "occluded": ("image", "image"),
+        "clean": ("clean_image", "clean_image"),
+        "clean_gallery": ("image", "clean_image"),
+        "clean_query": ("clean_image", "image"),
+    }.items():
         distmat, ds = reference_distances(prcc_clean_build, vit, q_col, g_col)
         for name, protocol in oc.protocols("prcc").items():
             expected = oc.evaluate_protocol(distmat, ds["query"], ds["gallery"], protocol)
@@ -136,8 +166,24 @@ def test_decoding_in_processes_gives_the_same_results(cli_run, prcc_clean_build,
     """--processes: worker processes decode, resize and crop; every number of results.json is unchanged."""
     out, _ = cli_run
     with contextlib.redirect_stdout(io.StringIO()):
-        assert main(["--dataset", str(prcc_clean_build), "--model", str(vit), "--batch-size", "5", "--processes", "2",
-                     "--out", str(tmp_path), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "--dataset",
+                    str(prcc_clean_build),
+                    "--model",
+                    str(vit),
+                    "--batch-size",
+                    "5",
+                    "--processes",
+                    "2",
+                    "--out",
+                    str(tmp_path),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
     ours, theirs = (json.loads((folder / "results.json").read_text()) for folder in (tmp_path, out))
     assert ours["protocols"] and ours["by_part"] and ours == theirs
 
@@ -145,9 +191,14 @@ def test_decoding_in_processes_gives_the_same_results(cli_run, prcc_clean_build,
 def test_per_part_and_ratio_scores_equal_each_groups_queries_alone(cli_run, prcc_clean_build, vit):
     out, _ = cli_run
     results = json.loads((out / "results.json").read_text())
-    distances = {setting: reference_distances(prcc_clean_build, vit, q, g)
-                 for setting, (q, g) in {"occluded": ("image", "image"), "clean": ("clean_image", "clean_image"),
-                                         "clean_gallery": ("image", "clean_image")}.items()}
+    distances = {
+        setting: reference_distances(prcc_clean_build, vit, q, g)
+        for setting, (q, g) in {
+            "occluded": ("image", "image"),
+            "clean": ("clean_image", "clean_image"),
+            "clean_gallery": ("image", "clean_image"),
+        }.items()
+    }
     ds = distances["occluded"][1]
     query, gallery = ds["query"], ds["gallery"]
     q_camid, parts = np.asarray(query["camid"]), np.asarray(query["occluded_part"])
@@ -159,9 +210,12 @@ def test_per_part_and_ratio_scores_equal_each_groups_queries_alone(cli_run, prcc
         g_cols = np.flatnonzero(np.isin(g["camid"], protocol.gallery_camids))
         groups = {PART_NAMES[p]: in_protocol & (parts == p) for p in range(len(PART_NAMES))}
         assert set(results["by_part"][name]) == {part for part, rows in groups.items() if rows.any()}
-        bins = {"0%": ratios <= 0, "0%-10%": (ratios > 0) & (ratios <= np.float32(0.1)),
-                "10%-20%": (ratios > np.float32(0.1)) & (ratios <= np.float32(0.2)),
-                "20%-30%": (ratios > np.float32(0.2)) & (ratios <= np.float32(0.3))}
+        bins = {
+            "0%": ratios <= 0,
+            "0%-10%": (ratios > 0) & (ratios <= np.float32(0.1)),
+            "10%-20%": (ratios > np.float32(0.1)) & (ratios <= np.float32(0.2)),
+            "20%-30%": (ratios > np.float32(0.2)) & (ratios <= np.float32(0.3)),
+        }
         for key, group_rows in (("by_part", groups), ("by_ratio", bins)):
             for group, mask in group_rows.items():
                 rows = np.flatnonzero(in_protocol & mask)
@@ -173,9 +227,15 @@ def test_per_part_and_ratio_scores_equal_each_groups_queries_alone(cli_run, prcc
                 for setting, (distmat, _) in distances.items():
                     ours = results[key][name][group] if setting == "occluded" else results[key][name][group][setting]
                     mAP, cmc, valid = cal_evaluate(
-                        distmat[np.ix_(rows, g_cols)], np.asarray(sub["pid"]), g["pid"][g_cols],
-                        np.asarray(sub["camid"]), g["camid"][g_cols], np.asarray(sub["clothes_id"]),
-                        g["clothes_id"][g_cols], mode=protocol.mode)
+                        distmat[np.ix_(rows, g_cols)],
+                        np.asarray(sub["pid"]),
+                        g["pid"][g_cols],
+                        np.asarray(sub["camid"]),
+                        g["camid"][g_cols],
+                        np.asarray(sub["clothes_id"]),
+                        g["clothes_id"][g_cols],
+                        mode=protocol.mode,
+                    )
                     assert ours["queries"] == valid
                     assert ours["mAP"] == pytest.approx(mAP, abs=1e-9)
                     assert ours["rank1"] == pytest.approx(cmc[0], abs=1e-9)
@@ -194,13 +254,30 @@ def test_build_without_clean_images_and_a_callable(prcc_build, tmp_path, monkeyp
     )
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "out"
-    assert main(["--dataset", str(prcc_build), "--features", "colour_feats:extract", "--batch-size", "4",
-                 "--protocols", "cloth_changing", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                str(prcc_build),
+                "--features",
+                "colour_feats:extract",
+                "--batch-size",
+                "4",
+                "--protocols",
+                "cloth_changing",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     results = json.loads((out / "results.json").read_text())
     assert list(results["protocols"]) == ["cloth_changing"] and results["dataset"]["clean_images"] is False
     assert set(results["protocols"]["cloth_changing"]) == {"occluded"}
-    assert all(set(g) == {"mAP", "rank1", "queries", "query_rows"}
-               for g in results["by_part"]["cloth_changing"].values())
+    assert all(
+        set(g) == {"mAP", "rank1", "queries", "query_rows"} for g in results["by_part"]["cloth_changing"].values()
+    )
 
     def feats(images):
         from PIL import ImageOps
@@ -216,13 +293,29 @@ def test_build_without_clean_images_and_a_callable(prcc_build, tmp_path, monkeyp
     # A copy without build_report.json: the dataset is named by its card.
     shutil.copytree(prcc_build, tmp_path / "copy")
     (tmp_path / "copy" / "build_report.json").unlink()
-    assert main(["--dataset", str(tmp_path / "copy"), "--features", "colour_feats:extract", "--protocols",
-                 "cloth_changing", "--out", str(tmp_path / "out-copy"), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "--dataset",
+                str(tmp_path / "copy"),
+                "--features",
+                "colour_feats:extract",
+                "--protocols",
+                "cloth_changing",
+                "--out",
+                str(tmp_path / "out-copy"),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     copy = json.loads((tmp_path / "out-copy" / "results.json").read_text())
     assert copy["dataset"]["name"] == "prcc" and copy["protocols"] == results["protocols"]
     # The same folder again: refused unless --overwrite.
-    assert main(["--dataset", str(prcc_build), "--features", "colour_feats:extract", "--out", str(out),
-                 "--no-progress"]) == 2
+    assert (
+        main(["--dataset", str(prcc_build), "--features", "colour_feats:extract", "--out", str(out), "--no-progress"])
+        == 2
+    )
     assert "--overwrite" in capsys.readouterr().err
 
 
@@ -232,10 +325,13 @@ def test_batched_transform_gives_the_processors_pixels(tmp_path):
     from transformers import BitImageProcessor, ViTImageProcessor
 
     rng = np.random.default_rng(1)
-    images = [Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
-              for h, w in ((128, 64), (61, 30), (20, 41))]
-    for processor in (ViTImageProcessor(size={"height": 48, "width": 24}),
-                      BitImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32})):
+    images = [
+        Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)) for h, w in ((128, 64), (61, 30), (20, 41))
+    ]
+    for processor in (
+        ViTImageProcessor(size={"height": 48, "width": 24}),
+        BitImageProcessor(size={"shortest_edge": 40}, crop_size={"height": 32, "width": 32}),
+    ):
         transform = ImageTransform.from_processor(processor)
         assert transform is not None
         ours = transform.to_pixels(transform.batch(images), torch.device("cpu"))
@@ -257,16 +353,21 @@ def source_builds(tmp_path_factory) -> dict[str, Path]:
     from builder.pipeline import BuildConfig, build
 
     base = tmp_path_factory.mktemp("sources")
-    sources = {name: (make(base / name), None) for name, make in (("deepchange", make_deepchange_tree),
-                                                                   ("last", make_last_tree))}
+    sources = {
+        name: (make(base / name), None)
+        for name, make in (("deepchange", make_deepchange_tree), ("last", make_last_tree))
+    }
     tree, rows = make_manifest_tree(base / "manifest")
     rows = [{k: v for k, v in row.items() if k not in ("camid", "clothes_id")} for row in rows]
     sources["manifest"] = (tree, write_manifest(rows, tree.root / "celeb.csv"))
     builds = {}
     for name, (tree, file) in sources.items():
         builds[name] = base / f"occluded-{name}"
-        build(BuildConfig(name, file or tree.root, builds[name], parsing_dir=tree.parsing_dir, shard_size=16,
-                          progress=False))
+        build(
+            BuildConfig(
+                name, file or tree.root, builds[name], parsing_dir=tree.parsing_dir, shard_size=16, progress=False
+            )
+        )
     return builds
 
 
@@ -282,10 +383,15 @@ def _published_loop(source: str, distmat: np.ndarray, query, gallery) -> tuple[f
     return cal_evaluate(distmat, q["pid"], g["pid"], q_junk, g_junk, q["clothes_id"], g["clothes_id"])
 
 
-@pytest.mark.parametrize("source, splits", [("deepchange", ("query", "gallery")),
-                                            ("deepchange", ("validation_query", "validation_gallery")),
-                                            ("last", ("query", "gallery")),
-                                            ("last", ("validation_query", "validation_gallery"))])
+@pytest.mark.parametrize(
+    "source, splits",
+    [
+        ("deepchange", ("query", "gallery")),
+        ("deepchange", ("validation_query", "validation_gallery")),
+        ("last", ("query", "gallery")),
+        ("last", ("validation_query", "validation_gallery")),
+    ],
+)
 def test_deepchange_and_last_scores_equal_an_independent_evaluation(source_builds, vit, tmp_path, source, splits):
     build = source_builds[source]
     argv = ["--dataset", str(build), "--model", str(vit), "--batch-size", "4", "--out", str(tmp_path), "--no-progress"]
@@ -333,8 +439,10 @@ def test_a_protocol_whose_labels_the_build_lacks_is_skipped_or_refused(source_bu
     assert "protocol same_clothes not scored" in printed
     assert "protocol general not scored" in (out / "report.md").read_text()
     distmat, ds = reference_distances(build, vit)
-    _assert_scores(results["protocols"]["any_camera"]["occluded"],
-                   oc.evaluate_protocol(distmat, ds["query"], ds["gallery"], oc.protocols("manifest")["any_camera"]))
+    _assert_scores(
+        results["protocols"]["any_camera"]["occluded"],
+        oc.evaluate_protocol(distmat, ds["query"], ds["gallery"], oc.protocols("manifest")["any_camera"]),
+    )
     data = ["--dataset", str(build), "--model", str(vit), "--no-progress"]
     err = _error(capsys, [*data, "--protocols", "any_camera,same_clothes"])
     assert "protocol same_clothes of manifest cannot be scored: camid and clothes_id unknown (-1)" in err
@@ -372,8 +480,9 @@ def text_model(tmp_path_factory) -> Path:
     from transformers import BertConfig, BertModel
 
     path = tmp_path_factory.mktemp("bert") / "tiny-bert"
-    BertModel(BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
-                         intermediate_size=16)).save_pretrained(path)
+    BertModel(
+        BertConfig(vocab_size=50, hidden_size=8, num_hidden_layers=1, num_attention_heads=2, intermediate_size=16)
+    ).save_pretrained(path)
     return path
 
 
@@ -428,7 +537,8 @@ def test_bad_input_is_refused_before_the_model_loads(train_only):
         "except SystemExit as stop:\n    print(stop.code, 'transformers' in sys.modules)\n"
     )
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.run([sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True,
-                          timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", probe], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.stdout.split("\n")[:2] == ["[]", "2 False"], proc.stdout + proc.stderr
     assert proc.stderr.startswith("error: ") and "no query / gallery" in proc.stderr

@@ -32,8 +32,10 @@ class _Batches:
     """What `_prefetch` reads: `iter(batch_size=)` over dicts of lists, counting the batches read."""
 
     def __init__(self, values: list[int], broken: int | None = None) -> None:
-        self.rows = [{"image": _png(v) if i != broken else {"bytes": b"not a png", "path": None}, "pid": v}
-                     for i, v in enumerate(values)]
+        self.rows = [
+            {"image": _png(v) if i != broken else {"bytes": b"not a png", "path": None}, "pid": v}
+            for i, v in enumerate(values)
+        ]
         self.read = 0
 
     def with_images(self, images: list[dict]) -> _Batches:
@@ -44,7 +46,7 @@ class _Batches:
     def iter(self, batch_size: int):
         for start in range(0, len(self.rows), batch_size):
             self.read += 1
-            rows = self.rows[start:start + batch_size]
+            rows = self.rows[start : start + batch_size]
             yield {"image": [r["image"] for r in rows], "pid": [r["pid"] for r in rows]}
 
 
@@ -144,15 +146,22 @@ def test_extract_split_launches_a_batch_before_collecting_the_previous_one(monke
         return recorded
 
     monkeypatch.setattr(features, "launch", launch)
-    rows = {"image": [_png(v) for v in range(7)], "pid": list(range(7)), "camid": [0] * 7, "clothes_id": [0] * 7,
-            "occluded_part": [0] * 7, "occluded_ratio": [0.0] * 7}
+    rows = {
+        "image": [_png(v) for v in range(7)],
+        "pid": list(range(7)),
+        "camid": [0] * 7,
+        "clothes_id": [0] * 7,
+        "occluded_part": [0] * 7,
+        "occluded_ratio": [0.0] * 7,
+    }
     split = Dataset.from_dict(rows).cast_column("image", ImageFeature()).to_iterable_dataset()
     result = reading.extract_split(split, ("image",), _RecordingExtractor(events), 3, progress=False, workers=2)
     assert events == [("forward", 0), ("forward", 3), ("collect", 0), ("forward", 6), ("collect", 3), ("collect", 6)]
     assert result.labels["pid"].tolist() == list(range(7))
     expected = np.array([[v, 1.0] for v in range(7)], np.float32)
-    assert np.array_equal(result.features["image"],
-                          torch.nn.functional.normalize(torch.from_numpy(expected), dim=1).numpy())
+    assert np.array_equal(
+        result.features["image"], torch.nn.functional.normalize(torch.from_numpy(expected), dim=1).numpy()
+    )
 
 
 def test_a_forward_pass_that_raises_stops_the_reader():
@@ -162,13 +171,18 @@ def test_a_forward_pass_that_raises_stops_the_reader():
                 raise BenchmarkError("the model failed")
             return super().__call__(prepared)
 
-    rows = {"image": [_png(v) for v in range(30)], "pid": list(range(30)), "camid": [0] * 30,
-            "clothes_id": [0] * 30, "occluded_part": [0] * 30, "occluded_ratio": [0.0] * 30}
+    rows = {
+        "image": [_png(v) for v in range(30)],
+        "pid": list(range(30)),
+        "camid": [0] * 30,
+        "clothes_id": [0] * 30,
+        "occluded_part": [0] * 30,
+        "occluded_ratio": [0.0] * 30,
+    }
     split = Dataset.from_dict(rows).cast_column("image", ImageFeature()).to_iterable_dataset()
     with pytest.raises(BenchmarkError, match="the model failed"):
         reading.extract_split(split, ("image",), Failing([]), 3, progress=False, workers=2)
     assert not [t for t in threading.enumerate() if t.name.startswith(("benchmark-reader", "benchmark-decode"))]
-
 
 
 @pytest.mark.parametrize("mode", ["RGB", "RGBA", "L", "P", "I;16"])
@@ -210,8 +224,14 @@ class _PixelExtractor:
     that returns each image's mean pixel values: features are a function of the prepared pixels."""
 
     device = torch.device("cpu")
-    transform = preprocessing.ImageTransform(size=(24, 12), resample=int(Image.Resampling.BILINEAR), crop=(20, 12),
-                                             rescale=1 / 255, mean=(0.5,) * 3, std=(0.5,) * 3)
+    transform = preprocessing.ImageTransform(
+        size=(24, 12),
+        resample=int(Image.Resampling.BILINEAR),
+        crop=(20, 12),
+        rescale=1 / 255,
+        mean=(0.5,) * 3,
+        std=(0.5,) * 3,
+    )
 
     def prepare_image(self, image):
         return self.transform.resize_and_crop(image)
@@ -232,28 +252,40 @@ def _person_pngs(count: int, broken: int | None = None) -> list[dict]:
     rows = []
     for i in range(count):
         buffer = io.BytesIO()
-        Image.fromarray(rng.integers(0, 256, (int(rng.integers(30, 60)), int(rng.integers(10, 30)), 3),
-                                     dtype=np.uint8)).save(buffer, format="PNG")
+        Image.fromarray(
+            rng.integers(0, 256, (int(rng.integers(30, 60)), int(rng.integers(10, 30)), 3), dtype=np.uint8)
+        ).save(buffer, format="PNG")
         rows.append({"bytes": buffer.getvalue() if i != broken else b"not a png", "path": None})
     return rows
 
 
 def _split(images: list[dict]):
     n = len(images)
-    rows = {"image": images, "pid": list(range(n)), "camid": [0] * n, "clothes_id": [0] * n,
-            "occluded_part": [0] * n, "occluded_ratio": [0.0] * n}
+    rows = {
+        "image": images,
+        "pid": list(range(n)),
+        "camid": [0] * n,
+        "clothes_id": [0] * n,
+        "occluded_part": [0] * n,
+        "occluded_ratio": [0.0] * n,
+    }
     return Dataset.from_dict(rows).cast_column("image", ImageFeature()).to_iterable_dataset()
 
 
 def test_decoding_in_processes_gives_the_threads_pixels_and_features():
     extractor, images = _PixelExtractor(), _person_pngs(23)
     batches = {}
-    for name, decoder in (("threads", reading.ThreadDecoding(extractor, 3)),
-                          ("processes", reading.ProcessDecoding(extractor.transform, 2))):
+    for name, decoder in (
+        ("threads", reading.ThreadDecoding(extractor, 3)),
+        ("processes", reading.ProcessDecoding(extractor.transform, 2)),
+    ):
         with contextlib.closing(decoder):
-            batches[name] = [(batch["pid"], prepared["image"]) for batch, prepared in
-                             reading._prefetch(_Batches(list(range(23))).with_images(images), ("image",), extractor,
-                                               decoder, 5)]
+            batches[name] = [
+                (batch["pid"], prepared["image"])
+                for batch, prepared in reading._prefetch(
+                    _Batches(list(range(23))).with_images(images), ("image",), extractor, decoder, 5
+                )
+            ]
     assert len(batches["processes"]) == 5
     for (pids, ours), (theirs_pids, theirs) in zip(batches["processes"], batches["threads"], strict=True):
         assert pids == theirs_pids and ours.dtype == torch.uint8 and torch.equal(ours, theirs)
@@ -274,8 +306,9 @@ def test_decoding_in_processes_gives_the_threads_pixels_and_features():
 
 def test_decoding_in_processes_reports_a_broken_image_and_stops_its_workers():
     with pytest.raises(BenchmarkError, match="image of the dataset does not decode"):
-        reading.extract_split(_split(_person_pngs(12, broken=9)), ("image",), _PixelExtractor(), 4, progress=False,
-                              processes=2)
+        reading.extract_split(
+            _split(_person_pngs(12, broken=9)), ("image",), _PixelExtractor(), 4, progress=False, processes=2
+        )
     assert not multiprocessing.active_children()
     # Stopped early (a consumer that breaks out of its loop): the reader stops, the decoder's owner closes it.
     extractor, data = _PixelExtractor(), _Batches(list(range(400))).with_images(_person_pngs(400))

@@ -21,9 +21,12 @@ from occluded_ccreid.sources import get_source, source_names
 #   g4 0.40  pid 3 cam 2 clothes 30   wrong identity
 DIST = np.array([[0.10, 0.20, 0.30, 0.05, 0.40]])
 LABELS = dict(
-    q_pids=np.array([1]), g_pids=np.array([1, 2, 1, 1, 3]),
-    q_camids=np.array([0]), g_camids=np.array([1, 1, 2, 0, 2]),
-    q_clothes=np.array([10]), g_clothes=np.array([10, 20, 11, 11, 30]),
+    q_pids=np.array([1]),
+    g_pids=np.array([1, 2, 1, 1, 3]),
+    q_camids=np.array([0]),
+    g_camids=np.array([1, 1, 2, 0, 2]),
+    q_clothes=np.array([10]),
+    g_clothes=np.array([10, 20, 11, 11, 30]),
 )
 
 
@@ -78,9 +81,7 @@ def test_ties_among_several_hits_and_junk():
 def test_query_without_valid_positive_is_skipped():
     # Query 0 as in the hand case; query 1 (pid 2, camera 1) only has its own camera's image of pid 2.
     dist = np.vstack([DIST, [[0.3, 0.1, 0.2, 0.4, 0.5]]])
-    r = evaluate(
-        dist, q_pids=[1, 2], g_pids=LABELS["g_pids"], q_camids=[0, 1], g_camids=LABELS["g_camids"]
-    )
+    r = evaluate(dist, q_pids=[1, 2], g_pids=LABELS["g_pids"], q_camids=[0, 1], g_camids=LABELS["g_camids"])
     assert r["num_valid_queries"] == 1 and r["num_skipped_queries"] == 1
     assert r["mAP"] == pytest.approx(5 / 6)
     assert r["rank1"] == 1.0
@@ -134,8 +135,9 @@ def test_matches_reference_loop_on_random_inputs(mode, dtype):
     )
     results = []
     for chunk_size, num_threads in ((None, None), (1, 1), (8, 3), (8, 1)):
-        r = evaluate(dist, q_pids, g_pids, q_cam, g_cam, q_clo, g_clo, mode=mode,
-                     chunk_size=chunk_size, num_threads=num_threads)
+        r = evaluate(
+            dist, q_pids, g_pids, q_cam, g_cam, q_clo, g_clo, mode=mode, chunk_size=chunk_size, num_threads=num_threads
+        )
         results.append(r)
         assert r["mAP"] == pytest.approx(expected_map, abs=1e-12)
         np.testing.assert_allclose(r["cmc"], expected_cmc, atol=1e-12)
@@ -167,7 +169,10 @@ def test_protocols_come_from_the_source_registry():
     assert (prcc["cloth_changing"].query_camids, prcc["cloth_changing"].gallery_camids) == ((2,), (0,))
     ltcc = protocols("LTCC")
     assert {name: p.mode for name, p in ltcc.items()} == {
-        "general": "standard", "cloth_changing": "cloth_changing", "same_clothes": "same_clothes"}
+        "general": "standard",
+        "cloth_changing": "cloth_changing",
+        "same_clothes": "same_clothes",
+    }
     assert all(p.mode in MODES for name in source_names() for p in protocols(name).values())
     with pytest.raises(KeyError):
         protocols("market1501")
@@ -188,9 +193,7 @@ def test_evaluate_protocol_selects_rows_by_camera():
     for name, protocol in protocols("prcc").items():
         rows, cols = protocol_indices(protocol, query["camid"], gallery["camid"])
         assert set(query["camid"][rows]) == set(protocol.query_camids)
-        expected = evaluate(
-            dist[rows], query["pid"][rows], gallery["pid"], query["camid"][rows], gallery["camid"]
-        )
+        expected = evaluate(dist[rows], query["pid"][rows], gallery["pid"], query["camid"][rows], gallery["camid"])
         got = evaluate_protocol(dist, query, gallery, protocol)
         assert got["mAP"] == pytest.approx(expected["mAP"]), name
         assert got["num_valid_queries"] == len(rows)
@@ -202,8 +205,14 @@ def test_evaluate_protocol_ltcc_cloth_changing_is_the_mode_on_everything():
     gallery = {**gallery, "clothes_id": gallery["pid"] * 2 + np.arange(32) % 2}
     got = evaluate_protocol(dist, query, gallery, protocols("ltcc")["cloth_changing"])
     expected = evaluate(
-        dist, query["pid"], gallery["pid"], query["camid"], gallery["camid"],
-        query["clothes_id"], gallery["clothes_id"], mode="cloth_changing",
+        dist,
+        query["pid"],
+        gallery["pid"],
+        query["camid"],
+        gallery["camid"],
+        query["clothes_id"],
+        gallery["clothes_id"],
+        mode="cloth_changing",
     )
     assert got["mAP"] == expected["mAP"]
     with pytest.raises(ValueError, match="shape"):

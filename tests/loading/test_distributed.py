@@ -160,7 +160,7 @@ def _write_shards(out: Path, counts: list[int]) -> Path:
     specs = [(1 + n % 5, n % 3, 2 * (1 + n % 5)) for n in range(sum(counts))]
     start = 0
     for i, count in enumerate(counts):
-        rows = _rows("train", specs[start:start + count], start)
+        rows = _rows("train", specs[start : start + count], start)
         path = out / "data" / f"train-{i:05d}-of-{len(counts):05d}.parquet"
         Dataset.from_dict(rows, features=dataset_features()).to_parquet(path)
         start += count

@@ -24,8 +24,11 @@ REPO = Path(__file__).resolve().parents[2]
 
 def _tree(folder: Path) -> dict[str, str]:
     """Every file below `folder` (hidden ones included) -> sha256."""
-    return {p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")
@@ -167,10 +170,21 @@ def test_two_rows_for_one_file_are_refused(tmp_path):
         rows["image"].append(Image.new("RGB", (4, 6), (n, 0, 0)))
         rows["occlusion_mask"].append(Image.new("L", (4, 6)))
         rows["parsing"].append(Image.new("L", (4, 6)))
-        for column, value in (("pid", 1), ("camid", 0), ("clothes_id", 0), ("occluded_part", 0), ("pool_scale", 0),
-                              ("occluded_ratio", 0.0), ("occluder", "none"), ("fill", "none"),
-                              ("coverage_in_band", True), ("source_path", path), ("part_visibility", [None] * 6),
-                              ("occluders", []), ("person_donors", [])):
+        for column, value in (
+            ("pid", 1),
+            ("camid", 0),
+            ("clothes_id", 0),
+            ("occluded_part", 0),
+            ("pool_scale", 0),
+            ("occluded_ratio", 0.0),
+            ("occluder", "none"),
+            ("fill", "none"),
+            ("coverage_in_band", True),
+            ("source_path", path),
+            ("part_visibility", [None] * 6),
+            ("occluders", []),
+            ("person_donors", []),
+        ):
             rows[column].append(value)
     build = tmp_path / "build"
     (build / "data").mkdir(parents=True)
@@ -192,8 +206,14 @@ def test_to_tuples_refuses_to_replace_another_file(prcc_build, tmp_path):
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(REPO), "HF_HUB_OFFLINE": "1"}
-    return subprocess.run([sys.executable, "-m", "occluded_ccreid.export", *args], cwd=cwd, env=env,
-                          capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "occluded_ccreid.export", *args],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 def test_command_line(prcc_build, exported, tmp_path):
@@ -203,10 +223,12 @@ def test_command_line(prcc_build, exported, tmp_path):
     assert _tree(tmp_path / "out") == _tree(exported)
     again = _cli(str(prcc_build), "out", "--masks", "--no-progress", cwd=tmp_path)
     assert again.returncode == 0 and "already holds this export" in again.stderr
-    for args, message in (((str(prcc_build), "out", "--no-progress"), "holds another export"),
-                          ((str(prcc_build), "x", "--clean"), "no clean_image column"),
-                          ((str(prcc_build), "x", "--splits", "train,val"), "no split(s) val"),
-                          ((str(prcc_build), "x", "--workers", "0"), "--workers must be >= 1")):
+    for args, message in (
+        ((str(prcc_build), "out", "--no-progress"), "holds another export"),
+        ((str(prcc_build), "x", "--clean"), "no clean_image column"),
+        ((str(prcc_build), "x", "--splits", "train,val"), "no split(s) val"),
+        ((str(prcc_build), "x", "--workers", "0"), "--workers must be >= 1"),
+    ):
         failed = _cli(*args, cwd=tmp_path)
         assert failed.returncode == 2, (args, failed.stderr)
         assert failed.stderr.startswith("error: ") and message in failed.stderr, failed.stderr

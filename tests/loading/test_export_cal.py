@@ -26,13 +26,25 @@ CAL_CLASSES = {
     "prcc": ("prcc", "PRCC", "prcc", ("train", "val", "query_same", "query_diff", "gallery")),
     "ltcc": ("ltcc", "LTCC", "LTCC_ReID", ("train", "query", "gallery")),
     "vcclothes": ("vcclothes", "VCClothes", "VC-Clothes", ("train", "query", "gallery")),
-    "deepchange": ("deepchange", "DeepChange", "DeepChangeDataset",
-                   ("train", "val_query", "val_gallery", "query", "gallery")),
+    "deepchange": (
+        "deepchange",
+        "DeepChange",
+        "DeepChangeDataset",
+        ("train", "val_query", "val_gallery", "query", "gallery"),
+    ),
     "last": ("last", "LaST", "last", ("train", "val_query", "val_gallery", "query", "gallery")),
 }
 # the build's split behind each of CAL's lists
-SPLIT_OF = {"train": "train", "val": "validation", "query_same": "query", "query_diff": "query", "query": "query",
-            "gallery": "gallery", "val_query": "validation_query", "val_gallery": "validation_gallery"}
+SPLIT_OF = {
+    "train": "train",
+    "val": "validation",
+    "query_same": "query",
+    "query_diff": "query",
+    "query": "query",
+    "gallery": "gallery",
+    "val_query": "validation_query",
+    "val_gallery": "validation_gallery",
+}
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +55,9 @@ def cal():
     if importlib.util.find_spec("h5py") is None:  # imported, never used by these classes
         sys.modules["h5py"] = types.ModuleType("h5py")
     try:
-        modules = {name: importlib.import_module(f"data.datasets.{module}")
-                   for name, (module, *_rest) in CAL_CLASSES.items()}
+        modules = {
+            name: importlib.import_module(f"data.datasets.{module}") for name, (module, *_rest) in CAL_CLASSES.items()
+        }
         modules["loader"] = importlib.import_module("data.dataset_loader")
         yield modules
     finally:
@@ -56,8 +69,9 @@ def cal():
 def _build(name: str, tree, out: Path) -> Path:
     from builder.pipeline import BuildConfig, build
 
-    build(BuildConfig(name, tree.root, out, parsing_dir=tree.parsing_dir, shard_size=8, progress=False,
-                      keep_clean=True))
+    build(
+        BuildConfig(name, tree.root, out, parsing_dir=tree.parsing_dir, shard_size=8, progress=False, keep_clean=True)
+    )
     return out
 
 
@@ -66,8 +80,13 @@ def builds(tmp_path_factory, prcc_tree, ltcc_tree):
     from synthetic import make_deepchange_tree, make_last_tree, make_vcclothes_tree
 
     base = tmp_path_factory.mktemp("exportbuilds")
-    trees = {"prcc": prcc_tree, "ltcc": ltcc_tree, "vcclothes": make_vcclothes_tree(base / "vc"),
-             "deepchange": make_deepchange_tree(base / "dc"), "last": make_last_tree(base / "last")}
+    trees = {
+        "prcc": prcc_tree,
+        "ltcc": ltcc_tree,
+        "vcclothes": make_vcclothes_tree(base / "vc"),
+        "deepchange": make_deepchange_tree(base / "dc"),
+        "last": make_last_tree(base / "last"),
+    }
     return {name: _build(name, tree, base / f"occluded-{name}") for name, tree in trees.items()}
 
 
@@ -108,8 +127,9 @@ def _mean_error(a: Image.Image, b: Image.Image) -> float:
 
 
 @pytest.mark.parametrize("name", ["prcc", "ltcc"])
-def test_cal_classes_read_the_export_with_the_builds_labels_and_pixels(name, cal, builds, tmp_path_factory,
-                                                                      monkeypatch):
+def test_cal_classes_read_the_export_with_the_builds_labels_and_pixels(
+    name, cal, builds, tmp_path_factory, monkeypatch
+):
     build = builds[name]
     _, _, folder, lists = CAL_CLASSES[name]
     root = _root(tmp_path_factory)

@@ -16,11 +16,13 @@ def prcc(tmp_path):
 
 
 def build(tree, out) -> int:
-    return main(["build", "prcc", str(tree.root), "--out", str(out), "--parsing-dir", str(tree.parsing_dir),
-                 "--no-progress"])
+    return main(
+        ["build", "prcc", str(tree.root), "--out", str(out), "--parsing-dir", str(tree.parsing_dir), "--no-progress"]
+    )
 
 
 # -- oc.load of a bare name ------------------------------------------------------------------------------
+
 
 def test_load_of_a_bare_name_that_is_no_folder(prcc, tmp_path, monkeypatch):
     cache = str(tmp_path / "cache")
@@ -30,7 +32,8 @@ def test_load_of_a_bare_name_that_is_no_folder(prcc, tmp_path, monkeypatch):
     assert str(error.value) == (
         f"'occluded-prcc' is not a folder in {tmp_path}, nor a dataset datasets can load (ConnectionError): give the "
         "build folder's path, build one with `builder build prcc SOURCE_DIR --out occluded-prcc`, or load a "
-        "published build by its full id, '<namespace>/occluded-prcc'")
+        "published build by its full id, '<namespace>/occluded-prcc'"
+    )
 
     # Loaded once by its bare name from beside it, a build stays in datasets' cache under that name;
     # from any other folder the bare name then finds that copy: said, not silent.
@@ -41,6 +44,9 @@ def test_load_of_a_bare_name_that_is_no_folder(prcc, tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir()
     monkeypatch.chdir(elsewhere)
-    with pytest.warns(UserWarning, match=r"^'occluded-prcc' is not a folder in .*elsewhere: loaded the dataset "
-                                         r"datasets knows by that name, from the Hub or from its cache"):
+    with pytest.warns(
+        UserWarning,
+        match=r"^'occluded-prcc' is not a folder in .*elsewhere: loaded the dataset "
+        r"datasets knows by that name, from the Hub or from its cache",
+    ):
         assert len(oc.load("occluded-prcc", split="query", cache_dir=cache)) == 4

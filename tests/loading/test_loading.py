@@ -55,8 +55,9 @@ def _rows(split: str, specs: list[tuple[int, int, int]], first: int) -> dict[str
         rows["coverage_in_band"].append(True)
         # the part map is part n % 7 everywhere, the mask 0 or 255 everywhere
         rows["part_visibility"].append([1.0 - n % 2 if p == n % 7 else None for p in range(1, 7)])
-        rows["occluders"].append([] if n % 7 == 0 else [{"occluder": "parts", "part": n % 7, "pool_scale": 15,
-                                                         "source": None}])
+        rows["occluders"].append(
+            [] if n % 7 == 0 else [{"occluder": "parts", "part": n % 7, "pool_scale": 15, "source": None}]
+        )
         rows["person_donors"].append([])
         rows["occlusion_mask"].append(Image.new("L", (4, 6), 255 * (n % 2)))
         rows["parsing"].append(Image.new("L", (4, 6), n % 7))
@@ -86,7 +87,7 @@ def write_build_folder(out: Path, with_configs: bool = True) -> dict[str, int]:
             Dataset.from_dict(rows, features=features).to_parquet(out / "data" / f"{split}-{i:05d}-of-{n:05d}.parquet")
         first += len(split_specs)
     header = "---\nconfigs:\n- config_name: default\n  data_files:\n"
-    header += "".join(f"  - split: {s}\n    path: \"data/{s}-*\"\n" for s in specs)
+    header += "".join(f'  - split: {s}\n    path: "data/{s}-*"\n' for s in specs)
     readme = (header if with_configs else "---\nlicense: other\n") + "---\n# Occluded-PRCC (test build)\n"
     (out / "README.md").write_text(readme)
     (out / "build_report.json").write_text("{}")
@@ -219,7 +220,7 @@ def test_pk_sampler_batches(built, cache_dir):
     first = list(sampler)
     assert len(first) % (p * k) == 0 and len(first) > 0
     for b in range(0, len(first), p * k):
-        counts = Counter(pids[first[b:b + p * k]].tolist())
+        counts = Counter(pids[first[b : b + p * k]].tolist())
         assert len(counts) == p and set(counts.values()) == {k}
     # identities with fewer than K images are drawn with replacement
     assert min(Counter(pids.tolist()).values()) < k
@@ -326,12 +327,22 @@ def test_real_build_streams_every_row_once_with_two_workers(prcc_build, cache_di
     columns = ("pid", "camid", "clothes_id", "source_path")
     loader = stream_loader(stream, _fixed_size_tensor, batch_size=4, num_workers=2, columns=columns)
     assert loader.num_workers == 2
-    rows = [(path, int(pid), int(cam), int(clo)) for _, pids, cams, clos, paths in loader
-            for path, pid, cam, clo in zip(paths, pids, cams, clos, strict=True)]
+    rows = [
+        (path, int(pid), int(cam), int(clo))
+        for _, pids, cams, clos, paths in loader
+        for path, pid, cam, clo in zip(paths, pids, cams, clos, strict=True)
+    ]
     train = load(prcc_build, split="train", cache_dir=cache_dir)
     expected = labels(train, columns)
-    assert Counter(rows) == Counter(zip(expected["source_path"].tolist(), expected["pid"].tolist(),
-                                        expected["camid"].tolist(), expected["clothes_id"].tolist(), strict=True))
+    assert Counter(rows) == Counter(
+        zip(
+            expected["source_path"].tolist(),
+            expected["pid"].tolist(),
+            expected["camid"].tolist(),
+            expected["clothes_id"].tolist(),
+            strict=True,
+        )
+    )
     assert len(rows) == len(train)
 
 

@@ -39,7 +39,7 @@ def reference_train(image: Image.Image, mask: np.ndarray, h: int, w: int, seed: 
         x1 = int(round(_u(g_crop) * (nw - w)))
         y1 = int(round(_u(g_crop) * (nh - h)))
         img = img.resize((nw, nh), Image.BILINEAR).crop((x1, y1, x1 + w, y1 + h))
-        m = _nearest(m, nh, nw)[y1:y1 + h, x1:x1 + w]
+        m = _nearest(m, nh, nw)[y1 : y1 + h, x1 : x1 + w]
     if _u(g_flip) < p[1]:
         img, m = img.transpose(Image.FLIP_LEFT_RIGHT), m[:, ::-1]
     x = (np.asarray(img, dtype=np.float64) / 255.0 - MEAN) / STD  # ToTensor + Normalize, HWC
@@ -53,7 +53,7 @@ def reference_train(image: Image.Image, mask: np.ndarray, h: int, w: int, seed: 
             if ew < w and eh < h:
                 x1, y1 = _randint(0, h - eh, g_erase), _randint(0, w - ew, g_erase)
                 for c in range(3):
-                    x[c, x1:x1 + eh, y1:y1 + ew] = ERASE_MEAN[c]
+                    x[c, x1 : x1 + eh, y1 : y1 + ew] = ERASE_MEAN[c]
                 break
     return x, np.ascontiguousarray(m)
 
@@ -79,8 +79,9 @@ def test_resize_matches_pil_within_one_level(size):
         as_float = T.Resize(h, w)(T.as_uint8_tensor(image).float()).permute(1, 2, 0).numpy()
         assert np.abs(as_float - pil).max() <= 1.01  # the float path (GPU) is PIL's within a level too
         labels = _labels(*size, seed=2)
-        assert np.array_equal(T.resize_maps(torch.from_numpy(labels)[None, None], (h, w))[0, 0].numpy(),
-                              _nearest(labels, h, w))
+        assert np.array_equal(
+            T.resize_maps(torch.from_numpy(labels)[None, None], (h, w))[0, 0].numpy(), _nearest(labels, h, w)
+        )
 
 
 @pytest.mark.parametrize("seed", range(12))
@@ -130,7 +131,7 @@ def test_pad_crop_against_reference():
         ref = image.numpy()
         if _u(g) < 0.5:
             top, left = _randint(0, 20, g), _randint(0, 20, g)
-            ref = np.pad(ref, ((0, 0), (10, 10), (10, 10)))[:, top:top + 40, left:left + 20]
+            ref = np.pad(ref, ((0, 0), (10, 10), (10, 10)))[:, top : top + 40, left : left + 20]
         assert np.array_equal(out.numpy(), ref)
 
 
@@ -171,9 +172,18 @@ def _blocky_split():
         rows["part_visibility"].append([(0.0 if p > 3 else 1.0) if (parts == p).any() else None for p in range(1, 7)])
         rows["occluders"].append([])
         rows["person_donors"].append([])
-        for column, value in (("pid", n % 2), ("camid", 0), ("clothes_id", n % 2), ("occluded_part", 0),
-                              ("pool_scale", 0), ("occluded_ratio", 0.0), ("occluder", "none"), ("fill", "none"),
-                              ("coverage_in_band", True), ("source_path", f"x/{n}.png")):
+        for column, value in (
+            ("pid", n % 2),
+            ("camid", 0),
+            ("clothes_id", n % 2),
+            ("occluded_part", 0),
+            ("pool_scale", 0),
+            ("occluded_ratio", 0.0),
+            ("occluder", "none"),
+            ("fill", "none"),
+            ("coverage_in_band", True),
+            ("source_path", f"x/{n}.png"),
+        ):
             rows[column].append(value)
     return Dataset.from_dict(rows, features=dataset_features())
 
@@ -188,7 +198,7 @@ def test_pk_loader_moves_label_maps_with_the_image():
     for _ in range(4):
         for images, _, masks, parts in loader:
             assert masks.shape == parts.shape == (4, 48, 24) and parts.dtype == torch.uint8
-            grey = (images * torch.tensor(T.IMAGENET_STD)[:, None, None] + torch.tensor(T.IMAGENET_MEAN)[:, None, None])
+            grey = images * torch.tensor(T.IMAGENET_STD)[:, None, None] + torch.tensor(T.IMAGENET_MEAN)[:, None, None]
             grey = (grey[:, 0] * 255 / 30).round()
             # away from block borders (where bilinear blends two labels) the image shows the map's label
             pooled = torch.nn.functional.max_pool2d(parts[:, None].float(), 5, 1, 2)[:, 0]

@@ -52,8 +52,22 @@ def objects(tmp_path_factory):
 
 def build(tree, out, *options, objects=None):
     extra = ["--objects-dir", str(objects)] if objects is not None and "objects" in " ".join(options) else []
-    return main(["build", "prcc", str(tree.root), "--out", str(out), "--parsing-dir", str(tree.parsing_dir),
-                 "--no-progress", "--workers", "1", *extra, *options])
+    return main(
+        [
+            "build",
+            "prcc",
+            str(tree.root),
+            "--out",
+            str(out),
+            "--parsing-dir",
+            str(tree.parsing_dir),
+            "--no-progress",
+            "--workers",
+            "1",
+            *extra,
+            *options,
+        ]
+    )
 
 
 def true_parts(tree, path):
@@ -100,8 +114,12 @@ def check_row(tree, split, row, objects, split_pids):
 @pytest.mark.parametrize("kind", KINDS)
 def test_every_kind_and_count_records_what_it_drew(tree, objects, tmp_path, kind, count):
     out = tmp_path / "out"
-    assert build(tree, out, "--occluder", kind, "--occluders", count, "--keep-clean", "--min-coverage", "0",
-                 objects=objects) == 0
+    assert (
+        build(
+            tree, out, "--occluder", kind, "--occluders", count, "--keep-clean", "--min-coverage", "0", objects=objects
+        )
+        == 0
+    )
     all_rows = list(rows(out))
     split_pids = {}
     for split, row in all_rows:
@@ -131,10 +149,14 @@ def test_every_kind_and_count_records_what_it_drew(tree, objects, tmp_path, kind
     assert differs >= len(all_rows) // 2
 
 
-@pytest.mark.parametrize("options", [
-    ["--occluder", "person,objects", "--occluders", "1-3", "--min-coverage", "0.2", "--max-coverage", "0.6"],
-    ["--occluder", "parts,rectangle", "--occluders", "2", "--occlusion-preset", "occluded-duke", "--fill", "noise"],
-], ids=["person-objects", "parts-rectangle-preset"])
+@pytest.mark.parametrize(
+    "options",
+    [
+        ["--occluder", "person,objects", "--occluders", "1-3", "--min-coverage", "0.2", "--max-coverage", "0.6"],
+        ["--occluder", "parts,rectangle", "--occluders", "2", "--occlusion-preset", "occluded-duke", "--fill", "noise"],
+    ],
+    ids=["person-objects", "parts-rectangle-preset"],
+)
 def test_new_options_are_deterministic_resumable_and_banded(tree, objects, tmp_path, monkeypatch, options):
     reference = tmp_path / "reference"
     assert build(tree, reference, *options, "--batch-size", "1", objects=objects) == 0
@@ -160,8 +182,11 @@ def test_new_options_are_deterministic_resumable_and_banded(tree, objects, tmp_p
     assert folder_bytes(resumed) == folder_bytes(reference)
     if "--min-coverage" in options:  # the band applies to the union's ratio
         low, high = np.float32(0.2), np.float32(0.6)
-        flags = [(row["coverage_in_band"], low <= np.float32(row["occluded_ratio"]) <= high)
-                 for _, row in rows(reference) if row["occluders"]]
+        flags = [
+            (row["coverage_in_band"], low <= np.float32(row["occluded_ratio"]) <= high)
+            for _, row in rows(reference)
+            if row["occluders"]
+        ]
         assert all(recorded == inside for recorded, inside in flags)
         assert sum(recorded for recorded, _ in flags) >= 0.7 * len(flags)
 
@@ -209,8 +234,14 @@ def test_card_and_preview_name_the_new_kinds(tree, objects, tmp_path):
     out = tmp_path / "mixed"
     assert build(tree, out, "--occluder", "parts,person,objects", "--occluders", "2", objects=objects) == 0
     card = (out / "README.md").read_text()
-    for text in ("`part_visibility`", "`occluders`", "`person_donors`", "another identity's person",
-                 "RGBA cut-outs", "2 occluders per occluded image"):
+    for text in (
+        "`part_visibility`",
+        "`occluders`",
+        "`person_donors`",
+        "another identity's person",
+        "RGBA cut-outs",
+        "2 occluders per occluded image",
+    ):
         assert text in card, text
     assert (out / "preview.png").is_file()
     for split, row in rows(out):

@@ -72,16 +72,37 @@ def test_the_paper_build_records_what_it_drew(prcc_build, prcc_tree):
     assert seen["soft"] == seen["occluded"]  # soft edges are recorded, not cut at a threshold
 
 
-@pytest.mark.parametrize("options", [["--fill", fill] for fill in FILLS if fill != "add"] + [
-    ["--occluder", "rectangle"],
-    ["--occlusion-prob", "0.5"],
-    ["--occlusion-prob", "0"],
-    ["--min-coverage", "0.3", "--max-coverage", "0.4"],
-], ids=lambda options: " ".join(options))
+@pytest.mark.parametrize(
+    "options",
+    [["--fill", fill] for fill in FILLS if fill != "add"]
+    + [
+        ["--occluder", "rectangle"],
+        ["--occlusion-prob", "0.5"],
+        ["--occlusion-prob", "0"],
+        ["--min-coverage", "0.3", "--max-coverage", "0.4"],
+    ],
+    ids=lambda options: " ".join(options),
+)
 def test_every_option_records_what_it_drew(small_tree, tmp_path, options):
     out = tmp_path / "out"
-    assert main(["build", "prcc", str(small_tree.root), "--out", str(out), "--parsing-dir", str(small_tree.parsing_dir),
-                 "--no-progress", "--workers", "1", *options]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "prcc",
+                str(small_tree.root),
+                "--out",
+                str(out),
+                "--parsing-dir",
+                str(small_tree.parsing_dir),
+                "--no-progress",
+                "--workers",
+                "1",
+                *options,
+            ]
+        )
+        == 0
+    )
     seen = check_rows_against_pixels(out, small_tree)
     assert seen["rows"] == len(small_tree.expected)
     if options == ["--occlusion-prob", "0"]:

@@ -59,8 +59,12 @@ def test_impossible_band_keeps_closest_draw_and_flags_it():
 def test_rectangles_reproduce_the_four_positions():
     image, parts = person(height=100, width=50)
     config = OcclusionConfig(occluder="rectangle", min_coverage=0.0)
-    expected = {"top": (slice(0, 30), slice(None)), "bottom": (slice(70, None), slice(None)),
-                "left": (slice(None), slice(0, 15)), "right": (slice(None), slice(35, None))}
+    expected = {
+        "top": (slice(0, 30), slice(None)),
+        "bottom": (slice(70, None), slice(None)),
+        "left": (slice(None), slice(0, 15)),
+        "right": (slice(None), slice(35, None)),
+    }
     seen = set()
     for seed in range(40):
         occ = occlude(image, parts, image_rng(seed, "r"), config)
@@ -83,8 +87,11 @@ def distinct_donor():
 
 
 # What each fill blends towards where the alpha is 1, for the fills with a target known up front.
-FILL_TARGETS = {"white": lambda image: np.full(image.shape, 255.0), "black": lambda image: np.zeros(image.shape),
-                "mean": lambda image: np.broadcast_to(image.reshape(-1, 3).mean(axis=0).round(), image.shape)}
+FILL_TARGETS = {
+    "white": lambda image: np.full(image.shape, 255.0),
+    "black": lambda image: np.zeros(image.shape),
+    "mean": lambda image: np.broadcast_to(image.reshape(-1, 3).mean(axis=0).round(), image.shape),
+}
 
 
 @pytest.mark.parametrize("fill", list(FILLS))
@@ -128,14 +135,29 @@ def test_donor_is_another_identity_and_deterministic(prcc_tree):
 
 
 def build(tree, out, *extra):
-    assert main(["build", "prcc", str(tree.root), "--out", str(out), "--parsing-dir", str(tree.parsing_dir),
-                 "--no-progress", *extra]) == 0
+    assert (
+        main(
+            [
+                "build",
+                "prcc",
+                str(tree.root),
+                "--out",
+                str(out),
+                "--parsing-dir",
+                str(tree.parsing_dir),
+                "--no-progress",
+                *extra,
+            ]
+        )
+        == 0
+    )
     return load_dataset(str(out)), json.loads((out / "build_report.json").read_text())
 
 
 def test_policies_occlude_exactly_the_requested_splits_and_share(prcc_tree, tmp_path):
-    ds, report = build(prcc_tree, tmp_path / "a", "--occlude-splits", "query,gallery", "--occlusion-prob", "0.5",
-                       "--keep-clean")
+    ds, report = build(
+        prcc_tree, tmp_path / "a", "--occlude-splits", "query,gallery", "--occlusion-prob", "0.5", "--keep-clean"
+    )
     for split in ("train", "validation"):
         assert set(ds[split]["occluder"]) == {"none"} and set(ds[split]["occluded_ratio"]) == {0.0}
         assert set(ds[split]["occluded_part"]) == {0} and set(ds[split]["pool_scale"]) == {0}
@@ -175,8 +197,16 @@ def test_rectangle_and_texture_builds_record_their_options(prcc_tree, tmp_path):
 
 
 def test_bad_options_are_refused(prcc_tree, tmp_path, capsys):
-    base = ["build", "prcc", str(prcc_tree.root), "--out", str(tmp_path / "x"), "--parsing-dir",
-            str(prcc_tree.parsing_dir), "--no-progress"]
+    base = [
+        "build",
+        "prcc",
+        str(prcc_tree.root),
+        "--out",
+        str(tmp_path / "x"),
+        "--parsing-dir",
+        str(prcc_tree.parsing_dir),
+        "--no-progress",
+    ]
     assert main(base + ["--min-coverage", "0.8", "--max-coverage", "0.2"]) == 2
     assert "--min-coverage <= --max-coverage" in capsys.readouterr().err
     assert main(base + ["--occlude-splits", "test"]) == 2
@@ -185,12 +215,16 @@ def test_bad_options_are_refused(prcc_tree, tmp_path, capsys):
     assert not (tmp_path / "x").exists()
 
 
-@pytest.mark.parametrize("config", [
-    OcclusionConfig(),
-    OcclusionConfig(min_coverage=0.3, max_coverage=0.45, occlusion_prob=0.7),
-    OcclusionConfig(occluder="rectangle", fill="noise"),
-    OcclusionConfig(fill="texture", min_coverage=0.2),
-], ids=["paper", "band", "rectangle-noise", "texture"])
+@pytest.mark.parametrize(
+    "config",
+    [
+        OcclusionConfig(),
+        OcclusionConfig(min_coverage=0.3, max_coverage=0.45, occlusion_prob=0.7),
+        OcclusionConfig(occluder="rectangle", fill="noise"),
+        OcclusionConfig(fill="texture", min_coverage=0.2),
+    ],
+    ids=["paper", "band", "rectangle-noise", "texture"],
+)
 def test_a_batch_gives_every_image_what_it_gets_alone(config):
     """Images of different sizes (and one with no person) occluded together, in either order,
     give byte for byte what each gives alone: the draw rounds and the pooling per scale share
@@ -200,14 +234,22 @@ def test_a_batch_gives_every_image_what_it_gets_alone(config):
     batch.append((np.full((50, 20, 3), 90, dtype=np.uint8), np.zeros((50, 20), dtype=np.uint8)))
     donors = [distinct_donor()] * len(batch)
     rngs = lambda: [image_rng(3, f"b{i}") for i in range(len(batch))]  # noqa: E731
-    alone = [occlude(im, parts, rng, config, donor)
-             for (im, parts), rng, donor in zip(batch, rngs(), donors, strict=True)]
+    alone = [
+        occlude(im, parts, rng, config, donor) for (im, parts), rng, donor in zip(batch, rngs(), donors, strict=True)
+    ]
     together = occlude_batch([im for im, _ in batch], [p for _, p in batch], rngs(), config, donors)
-    backwards = occlude_batch([im for im, _ in batch][::-1], [p for _, p in batch][::-1], rngs()[::-1], config,
-                              donors)[::-1]
+    backwards = occlude_batch([im for im, _ in batch][::-1], [p for _, p in batch][::-1], rngs()[::-1], config, donors)[
+        ::-1
+    ]
     assert len({a.attempts for a in alone}) > 1 or config.min_coverage <= 0.05  # rounds really differ in length
     for a, b, c in zip(alone, together, backwards, strict=True):
         for other in (b, c):
             assert np.array_equal(a.image, other.image) and np.array_equal(a.mask, other.mask)
-            assert (a.part, a.pool_scale, a.ratio, a.occluder, a.in_band, a.attempts) == \
-                   (other.part, other.pool_scale, other.ratio, other.occluder, other.in_band, other.attempts)
+            assert (a.part, a.pool_scale, a.ratio, a.occluder, a.in_band, a.attempts) == (
+                other.part,
+                other.pool_scale,
+                other.ratio,
+                other.occluder,
+                other.in_band,
+                other.attempts,
+            )

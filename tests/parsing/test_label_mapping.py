@@ -5,15 +5,37 @@ import pytest
 
 from builder.parsing.label_mapping import PartMapper, UnknownLabelsError
 
-ATR = dict(enumerate(["Background", "Hat", "Hair", "Sunglasses", "Upper-clothes", "Skirt", "Pants", "Dress",
-                      "Belt", "Left-shoe", "Right-shoe", "Face", "Left-leg", "Right-leg", "Left-arm",
-                      "Right-arm", "Bag", "Scarf"]))
+ATR = dict(
+    enumerate(
+        [
+            "Background",
+            "Hat",
+            "Hair",
+            "Sunglasses",
+            "Upper-clothes",
+            "Skirt",
+            "Pants",
+            "Dress",
+            "Belt",
+            "Left-shoe",
+            "Right-shoe",
+            "Face",
+            "Left-leg",
+            "Right-leg",
+            "Left-arm",
+            "Right-arm",
+            "Bag",
+            "Scarf",
+        ]
+    )
+)
 L = {name: i for i, name in ATR.items()}
 
 
 def test_pascal_person_part_labels_map_one_to_one():
-    mapper = PartMapper({0: "background", 1: "head", 2: "torso", 3: "upper arms", 4: "lower arms",
-                         5: "upper legs", 6: "lower legs"})
+    mapper = PartMapper(
+        {0: "background", 1: "head", 2: "torso", 3: "upper arms", 4: "lower arms", 5: "upper legs", 6: "lower legs"}
+    )
     labels = np.arange(7).repeat(3).reshape(7, 3)
     np.testing.assert_array_equal(mapper(labels), labels)
 

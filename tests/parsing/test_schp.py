@@ -52,18 +52,29 @@ def reference_forward(p, x):
         for b in range(blocks):
             n = f"layer{layer}.{b}"
             out = relu(_abn(_conv(x, p, f"{n}.conv1"), p, f"{n}.bn1", act=False))
-            out = relu(_abn(_conv(out, p, f"{n}.conv2", stride if b == 0 else 1, dilation, dilation), p, f"{n}.bn2",
-                            act=False))
+            out = relu(
+                _abn(_conv(out, p, f"{n}.conv2", stride if b == 0 else 1, dilation, dilation), p, f"{n}.bn2", act=False)
+            )
             out = _abn(_conv(out, p, f"{n}.conv3"), p, f"{n}.bn3", act=False)
             if b == 0:
                 x = _abn(_conv(x, p, f"{n}.downsample.0", stride), p, f"{n}.downsample.1", act=False)
             x = relu(out + x)
         features.append(x)
     x2, x3, x4, x5 = features
-    priors = [_up(_abn(_conv(F.adaptive_avg_pool2d(x5, s), p, f"context_encoding.stages.{i}.1"), p,
-                       f"context_encoding.stages.{i}.2"), x5) for i, s in enumerate((1, 2, 3, 6))]
-    context = _abn(_conv(torch.cat(priors + [x5], 1), p, "context_encoding.bottleneck.0", 1, 1), p,
-                   "context_encoding.bottleneck.1")
+    priors = [
+        _up(
+            _abn(
+                _conv(F.adaptive_avg_pool2d(x5, s), p, f"context_encoding.stages.{i}.1"),
+                p,
+                f"context_encoding.stages.{i}.2",
+            ),
+            x5,
+        )
+        for i, s in enumerate((1, 2, 3, 6))
+    ]
+    context = _abn(
+        _conv(torch.cat(priors + [x5], 1), p, "context_encoding.bottleneck.0", 1, 1), p, "context_encoding.bottleneck.1"
+    )
     top = _up(_abn(_conv(context, p, "decoder.conv1.0"), p, "decoder.conv1.1"), x2)
     low = _abn(_conv(x2, p, "decoder.conv2.0"), p, "decoder.conv2.1")
     d = _abn(_conv(torch.cat([top, low], 1), p, "decoder.conv3.0"), p, "decoder.conv3.1")
@@ -157,8 +168,9 @@ def test_other_checkpoint_layouts_load(state, reference_logits, tmp_path):
     x, expected = reference_logits
     folder = tmp_path / "folder"
     folder.mkdir()
-    tracked = {f"{k.rsplit('.', 1)[0]}.num_batches_tracked": torch.tensor(5)
-               for k in state if k.endswith("running_var")}
+    tracked = {
+        f"{k.rsplit('.', 1)[0]}.num_batches_tracked": torch.tensor(5) for k in state if k.endswith("running_var")
+    }
     save_file({**{k: v.contiguous() for k, v in state.items()}, **tracked}, folder / "model.safetensors")
     with torch.inference_mode():
         assert (load_schp(folder).double()(x) - expected).abs().max() < 1e-4
@@ -188,8 +200,10 @@ def test_a_wrong_checkpoint_names_its_keys(state, tmp_path):
 
 
 def test_label_sets_follow_the_number_of_labels():
-    assert label_set(7) == ("Pascal-Person-Part", ["Background", "Head", "Torso", "Upper Arms", "Lower Arms",
-                                                   "Upper Legs", "Lower Legs"])
+    assert label_set(7) == (
+        "Pascal-Person-Part",
+        ["Background", "Head", "Torso", "Upper Arms", "Lower Arms", "Upper Legs", "Lower Legs"],
+    )
     for classes, name, label in ((20, "LIP", "Left-shoe"), (18, "ATR", "Bag")):
         got_name, labels = label_set(classes)
         assert got_name == name and len(labels) == classes and label in labels
@@ -245,8 +259,12 @@ def test_aliases_and_default(monkeypatch, official_pth):
     parser = make_model_parser(None, "cpu", (64, 32))
     info = parser.describe()
     assert isinstance(parser, SchpParser) and info["alias"] == "schp-pascal"
-    assert info["checkpoint"] == {"repo_id": pascal.repo_id, "filename": pascal.filename, "revision": pascal.revision,
-                                  "provenance": pascal.provenance}
+    assert info["checkpoint"] == {
+        "repo_id": pascal.repo_id,
+        "filename": pascal.filename,
+        "revision": pascal.revision,
+        "provenance": pascal.provenance,
+    }
     assert "official SCHP checkpoint" in pascal.provenance
     assert model_kind(str(official_pth)) == "schp" and model_kind("owner/repo/file.pth") == "schp"
     with pytest.raises(BuildError, match="'schp-pasca' is neither a known alias .schp-pascal, schp-lip"):
@@ -264,9 +282,29 @@ def test_build_with_an_schp_checkpoint_end_to_end(official_pth, tmp_path):
     outs = []
     for batch_size, workers in ((1, 1), (4, 2)):
         out = tmp_path / f"b{batch_size}"
-        assert main(["build", "prcc", str(prcc_tree.root), "--out", str(out), "--model", str(official_pth),
-                     "--batch-size", str(batch_size), "--workers", str(workers), "--parse-size", "64x32",
-                     "--device", "cpu", "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    "build",
+                    "prcc",
+                    str(prcc_tree.root),
+                    "--out",
+                    str(out),
+                    "--model",
+                    str(official_pth),
+                    "--batch-size",
+                    str(batch_size),
+                    "--workers",
+                    str(workers),
+                    "--parse-size",
+                    "64x32",
+                    "--device",
+                    "cpu",
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         outs.append(out)
     ds = load_dataset(str(outs[0]))
     other = load_dataset(str(outs[1]))

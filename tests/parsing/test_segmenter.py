@@ -54,8 +54,10 @@ def test_postprocess_is_the_full_size_argmax_of_interpolated_logits(parser):
     """numpy's argmax (used on CPU for speed) picks what torch's does, ties included (the first
     maximum): small integer logits make many labels tie exactly after interpolation."""
     generator = torch.Generator().manual_seed(0)
-    for logits in (torch.randn(parser.model.config.num_labels, 16, 8, generator=generator),
-                   torch.randint(-1, 2, (parser.model.config.num_labels, 16, 8), generator=generator).float()):
+    for logits in (
+        torch.randn(parser.model.config.num_labels, 16, 8, generator=generator),
+        torch.randint(-1, 2, (parser.model.config.num_labels, 16, 8), generator=generator).float(),
+    ):
         full = torch.nn.functional.interpolate(logits[None], size=(93, 41), mode="bilinear", align_corners=False)
         expected = parser.mapper(full[0].argmax(dim=0).numpy())
         assert np.array_equal(parser.postprocess(logits, (93, 41)), expected)
@@ -135,6 +137,7 @@ def test_logits_reach_the_host_unchanged_and_part_maps_come_from_the_cpu(tiny_mo
     maps = parser.label_maps(logits, sizes)
     assert [m.shape for m in maps] == sizes
     for row, (labels, size) in enumerate(zip(maps, sizes, strict=True)):
-        full = torch.nn.functional.interpolate(logits[row : row + 1], size=size, mode="bilinear",
-                                               align_corners=parser.logits_align_corners)[0]
+        full = torch.nn.functional.interpolate(
+            logits[row : row + 1], size=size, mode="bilinear", align_corners=parser.logits_align_corners
+        )[0]
         assert np.array_equal(labels, full.argmax(dim=0).numpy())  # the first maximum, as torch's argmax

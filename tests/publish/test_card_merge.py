@@ -77,7 +77,7 @@ fresh tail
 
 
 def _header(card: str) -> dict:
-    return yaml.safe_load(card[3:card.index("\n---", 3)])
+    return yaml.safe_load(card[3 : card.index("\n---", 3)])
 
 
 def test_a_new_default_config_is_appended_and_only_the_old_default_line_moves():

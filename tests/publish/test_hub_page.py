@@ -71,8 +71,9 @@ def builds(tmp_path_factory) -> dict[str, Path]:
 
 def checksums(*folders: Path) -> dict[str, str]:
     """sha256 of every file under the folders: what the user has before and after a command."""
-    return {str(p): hashlib.sha256(p.read_bytes()).hexdigest() for f in folders for p in sorted(f.rglob("*"))
-            if p.is_file()}
+    return {
+        str(p): hashlib.sha256(p.read_bytes()).hexdigest() for f in folders for p in sorted(f.rglob("*")) if p.is_file()
+    }
 
 
 def builder_push(env, folder: Path, repo_id: str, *options: str) -> subprocess.CompletedProcess:
@@ -88,22 +89,30 @@ def builder_push(env, folder: Path, repo_id: str, *options: str) -> subprocess.C
 
 
 def run_python(env, script: str, *args: str) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-c", script, *args], env=env, cwd=REPO_ROOT, capture_output=True,
-                          text=True, timeout=SUBPROCESS_TIMEOUT)
+    proc = subprocess.run(
+        [sys.executable, "-c", script, *args],
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=SUBPROCESS_TIMEOUT,
+    )
     assert proc.returncode == 0, proc.stderr
     return proc
 
 
 def card(hub: FakeHub, repo_id: str) -> tuple[str, dict]:
     text = hub.file_bytes(repo_id, "README.md").decode()
-    return text, yaml.safe_load(text[3:text.index("\n---", 3)])
+    return text, yaml.safe_load(text[3 : text.index("\n---", 3)])
 
 
 def entries(header: dict, config: str) -> tuple[dict, dict]:
     """The `configs` and `dataset_info` entries of one config of a card header."""
     infos = header["dataset_info"] if isinstance(header["dataset_info"], list) else [header["dataset_info"]]
-    return (next(c for c in header["configs"] if c["config_name"] == config),
-            next(i for i in infos if i["config_name"] == config))
+    return (
+        next(c for c in header["configs"] if c["config_name"] == config),
+        next(i for i in infos if i["config_name"] == config),
+    )
 
 
 def strings(value) -> list[str]:
@@ -169,7 +178,7 @@ def test_card_passes_the_dataset_card_data_round_trip_with_every_key(gated_repo,
     from huggingface_hub import DatasetCard, DatasetCardData
 
     for text in (card(gated_repo, "alice/occ")[0], (builds["prcc"] / "README.md").read_text()):
-        header = yaml.safe_load(text[3:text.index("\n---", 3)])
+        header = yaml.safe_load(text[3 : text.index("\n---", 3)])
         data = DatasetCard(text).data
         assert data.to_dict() == header
         again = DatasetCardData(**yaml.safe_load(data.to_yaml()))
@@ -198,7 +207,8 @@ def test_an_old_report_with_an_absolute_source_folder_verifies_and_pushes_withou
         assert published["source_dir"] == "LTCC_ReID"
         assert not [s for s in strings(published) if s.startswith("/")]
         assert {k: v for k, v in published.items() if k not in ("source_dir", "parser")} == {
-            k: v for k, v in old.items() if k not in ("source_dir", "parser")}
+            k: v for k, v in old.items() if k not in ("source_dir", "parser")
+        }
 
 
 # ---------------------------------------------------------------------------------------------
@@ -217,8 +227,9 @@ def test_connection_lost_during_lfs_upload_is_one_line_and_a_rerun_resumes(build
         assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
         errors = [line for line in proc.stderr.splitlines() if line.startswith("error: ")]
         assert len(errors) == 1 and errors[0] == proc.stderr.splitlines()[-1], proc.stderr
-        assert errors[0].startswith(f"error: lost the connection to the Hub at {hub.endpoint} while uploading to "
-                                    "alice/drop@main"), errors[0]
+        assert errors[0].startswith(
+            f"error: lost the connection to the Hub at {hub.endpoint} while uploading to alice/drop@main"
+        ), errors[0]
         assert "run the same command again" in errors[0]
         # what came before the error are the Hub client's own retry notices, nothing else
         assert all("Retry" in line or "thrown while requesting" in line for line in proc.stderr.splitlines()[:-1])
@@ -228,7 +239,7 @@ def test_connection_lost_during_lfs_upload_is_one_line_and_a_rerun_resumes(build
         assert len(arrived) == len(objects) - 1
         hub.drop_uploads_after(10**6)
         builder_push(env, folder, "alice/drop")
-        assert hub.uploaded_objects[len(arrived):] == sorted(set(objects) - set(arrived))  # only what was missing
+        assert hub.uploaded_objects[len(arrived) :] == sorted(set(objects) - set(arrived))  # only what was missing
         published = {p: b.content for p, b in hub.files("alice/drop").items() if p != ".gitattributes"}
         assert published == local_files(folder)
 
@@ -242,7 +253,8 @@ def test_a_transfer_failure_without_an_http_error_is_explained_during_the_upload
     error = explain(xet, ctx)
     assert error is not None and str(error).startswith(
         "the upload to the Hub at https://hub.example failed while uploading to alice/x@main (RuntimeError: Data "
-        "processing error")
+        "processing error"
+    )
     assert "run the same command again" in str(error)
     ctx.stage = "merging the dataset card of alice/x@main"
     assert explain(RuntimeError("a bug"), ctx) is None  # not a transfer: stays a bug, with its traceback
@@ -287,7 +299,8 @@ def test_a_config_pushed_by_datasets_and_one_by_builder_push_both_load(builds, t
         loaded = json.loads(out.read_text())
         for config, folder in (("ours", builds["prcc"]), ("theirs", builds["ltcc"])):
             assert {s: len(rows) for s, rows in loaded[config]["local"].items()} == {
-                s: info["num_rows"] for s, info in report(folder)["splits"].items()}
+                s: info["num_rows"] for s, info in report(folder)["splits"].items()
+            }
             assert loaded[config]["hub"] == loaded[config]["local"]
             assert loaded[config]["stream"] == loaded[config]["local"]
         verified = run_builder(dict(env, HF_HOME=str(tmp_path / "verify")), "verify", repo, "--config", "ours")

@@ -39,10 +39,15 @@ def test_tile_tints_by_alpha_and_outlines_the_half_alpha_line():
     # a soft edge: alpha 0 up to column 8, rising evenly to 1 at column 56 (level 128 first at column 33)
     ramp = np.clip((np.arange(width) - 8) * 255 / 48, 0, 255).round().astype(np.uint8)
     mask = np.tile(ramp, (height, 1))
-    row = {"image": png(np.full((height, width, 3), 100, dtype=np.uint8)), "occlusion_mask": png(mask),
-           "parsing": png(np.zeros((height, width), dtype=np.uint8)), "occluded_part": 1, "occluded_ratio": 0.5,
-           "occluder": "parts"}
-    tinted = np.asarray(tile("test", row))[:height, width:2 * width].astype(int)
+    row = {
+        "image": png(np.full((height, width, 3), 100, dtype=np.uint8)),
+        "occlusion_mask": png(mask),
+        "parsing": png(np.zeros((height, width), dtype=np.uint8)),
+        "occluded_part": 1,
+        "occluded_ratio": 0.5,
+        "occluder": "parts",
+    }
+    tinted = np.asarray(tile("test", row))[:height, width : 2 * width].astype(int)
     line = tinted[height // 2]
     assert tuple(line[4]) == (100, 100, 100)  # alpha 0: as it is
     assert abs(line[60][0] - (100 + TINT * 155)) <= 1 and abs(line[60][1] - 100 * (1 - TINT)) <= 1  # alpha 1

@@ -184,7 +184,7 @@ def user_env(hub_or_endpoint, home: Path, token: str | None = VALID_TOKEN, **ext
 
 @functools.cache
 def cli_mode() -> str:
-    """"cli" when `builder.cli.main` has the `push` subcommand, else "shim" (see RUN_CLI)."""
+    """ "cli" when `builder.cli.main` has the `push` subcommand, else "shim" (see RUN_CLI)."""
     try:
         from builder.cli import main
     except ModuleNotFoundError as exc:
@@ -631,7 +631,10 @@ def test_builder_push_is_wired_into_the_cli():
         pytest.skip("builder.cli has no `push` yet: the push tests run builder.publish.push through RUN_CLI's shim")
     usage = subprocess.run(
         [sys.executable, "-c", "from builder.cli import main; main(['push', '--help'])"],
-        cwd=REPO_ROOT, capture_output=True, text=True, timeout=60,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     for option in ("--repo-id", "--private", "--revision", "--token", "--message"):
         assert option in usage.stdout

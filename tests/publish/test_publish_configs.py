@@ -59,8 +59,11 @@ def _build(out: Path, dataset: str, **options) -> Path:
 
     tree = (make_prcc_tree if dataset == "prcc" else make_ltcc_tree)(out.parent / f"{out.name}-source")
     occlusion = OcclusionConfig(**options.pop("occlusion", {}))
-    build(BuildConfig(dataset, tree.root, out, parsing_dir=tree.parsing_dir, progress=False,
-                      occlusion=occlusion, **options))
+    build(
+        BuildConfig(
+            dataset, tree.root, out, parsing_dir=tree.parsing_dir, progress=False, occlusion=occlusion, **options
+        )
+    )
     return out
 
 
@@ -76,12 +79,12 @@ def builds(tmp_path_factory) -> dict[str, Path]:
 
 def _card(hub: FakeHub, repo_id: str = REPO) -> tuple[str, dict]:
     text = hub.file_bytes(repo_id, "README.md").decode()
-    return text, yaml.safe_load(text[3:text.index("\n---", 3)])
+    return text, yaml.safe_load(text[3 : text.index("\n---", 3)])
 
 
 def _entry_text(card: str, key: str, name: str) -> str:
     """The exact text of config `name`'s entry in the YAML list `key`."""
-    header = card[3:card.index("\n---", 3)]
+    header = card[3 : card.index("\n---", 3)]
     block = header.split(f"\n{key}:\n", 1)[1]
     entries, current = [], None
     for line in block.splitlines(keepends=True):
@@ -131,19 +134,40 @@ def round_trip(builds, tmp_path_factory):
         after_prcc = _card(hub)[0]
         _push(env, builds["ltcc"], "ltcc")
         ltcc_commit = hub.repos[REPO].branches["main"]
-        ltcc_files = {p: (b.blob_id, hub.last_commit(REPO, p)) for p, b in hub.files(REPO).items()
-                      if p.startswith("ltcc/")}
+        ltcc_files = {
+            p: (b.blob_id, hub.last_commit(REPO, p)) for p, b in hub.files(REPO).items() if p.startswith("ltcc/")
+        }
         card_before = _card(hub)[0]
         _push(env, builds["prcc2"], "prcc")
         out = home / "loaded.json"
         load = subprocess.run(
-            [sys.executable, "-c", LOAD_CONFIGS, str(out), REPO, "prcc", str(builds["prcc2"]), "ltcc",
-             str(builds["ltcc"])],
-            env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=SUBPROCESS_TIMEOUT,
+            [
+                sys.executable,
+                "-c",
+                LOAD_CONFIGS,
+                str(out),
+                REPO,
+                "prcc",
+                str(builds["prcc2"]),
+                "ltcc",
+                str(builds["ltcc"]),
+            ],
+            env=env,
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=SUBPROCESS_TIMEOUT,
         )
         assert load.returncode == 0, load.stderr
-        yield {"hub": hub, "env": env, "after_prcc": after_prcc, "ltcc_commit": ltcc_commit, "ltcc_files": ltcc_files,
-               "card_before": card_before, "loaded": json.loads(out.read_text())}
+        yield {
+            "hub": hub,
+            "env": env,
+            "after_prcc": after_prcc,
+            "ltcc_commit": ltcc_commit,
+            "ltcc_files": ltcc_files,
+            "card_before": card_before,
+            "loaded": json.loads(out.read_text()),
+        }
 
 
 def test_each_config_in_its_folder_stale_files_only_in_its_own(round_trip, builds):
@@ -171,7 +195,8 @@ def test_load_each_config_downloaded_and_streamed(round_trip, builds):
     for config, folder in (("prcc", builds["prcc2"]), ("ltcc", builds["ltcc"])):
         splits = report(folder)["splits"]
         assert {s: len(rows) for s, rows in loaded[config]["local"].items()} == {
-            s: info["num_rows"] for s, info in splits.items()}
+            s: info["num_rows"] for s, info in splits.items()
+        }
         assert loaded[config]["hub"] == loaded[config]["local"]
         assert loaded[config]["stream"] == loaded[config]["local"]
     assert loaded["prcc"]["hub"]["train"][0]["occluder"].startswith("rectangle")  # the second prcc build
@@ -204,8 +229,10 @@ def test_card_yaml_sizes_provenance_and_gating(round_trip, builds):
     assert hub.repos[REPO].gated == "auto"
     text = _card(hub)[0]
     assert "github.com/1024AILab/Occluded-Cloth-Changing-Person-Re-Identification" in text
-    assert ("![Sample rows of ltcc: occluded image; occluder tinted red by its alpha, outlined where the alpha "
-            "crosses 1/2; part map](ltcc/preview.png)") in text
+    assert (
+        "![Sample rows of ltcc: occluded image; occluder tinted red by its alpha, outlined where the alpha "
+        "crosses 1/2; part map](ltcc/preview.png)"
+    ) in text
 
 
 def test_verify_repo_and_config_then_a_damaged_shard_is_caught(round_trip, builds, tmp_path):
@@ -240,11 +267,14 @@ def test_verify_a_local_folder_catches_a_damaged_shard(builds, tmp_path):
         verify(str(folder))
 
 
-@pytest.mark.parametrize("options, fragment", [
-    ({"config": "data"}, "--config 'data' cannot name a config"),
-    ({"config": "prc c"}, "--config 'prc c' cannot name a config"),
-    ({"default": True}, "--default needs --config NAME"),
-])
+@pytest.mark.parametrize(
+    "options, fragment",
+    [
+        ({"config": "data"}, "--config 'data' cannot name a config"),
+        ({"config": "prc c"}, "--config 'prc c' cannot name a config"),
+        ({"default": True}, "--default needs --config NAME"),
+    ],
+)
 def test_push_config_refusals(builds, options, fragment):
     from builder.publish import PushError, push
 

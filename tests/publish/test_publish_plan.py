@@ -31,16 +31,22 @@ def _as_remote(uploads) -> dict[str, RemoteFile]:
     for upload in uploads:
         content = upload.source if isinstance(upload.source, bytes) else upload.source.read_bytes()
         large = upload.path.endswith((".parquet", ".png"))
-        listing[upload.path] = RemoteFile(len(content), "0" * 40 if large else _git_blob_id(content),
-                                          hashlib.sha256(content).hexdigest() if large else None)
+        listing[upload.path] = RemoteFile(
+            len(content),
+            "0" * 40 if large else _git_blob_id(content),
+            hashlib.sha256(content).hexdigest() if large else None,
+        )
     return listing
 
 
 def test_an_empty_branch_gets_every_file_then_nothing_is_left_to_do(local):
     first = plan_push(local, {}, None, config="prcc")
     paths = {u.path for u in first.uploads}
-    assert paths == {"README.md", "LICENSE.md", *(f"prcc/{rel.split('/', 1)[-1]}" for rel in local.verified.files
-                                                  if rel != "README.md")}
+    assert paths == {
+        "README.md",
+        "LICENSE.md",
+        *(f"prcc/{rel.split('/', 1)[-1]}" for rel in local.verified.files if rel != "README.md"),
+    }
     assert first.deletions == [] and first.unchanged == []
     card = next(u.source for u in first.uploads if u.path == "README.md")
     licence = next(u.source for u in first.uploads if u.path == "LICENSE.md")
@@ -49,9 +55,11 @@ def test_an_empty_branch_gets_every_file_then_nothing_is_left_to_do(local):
 
 
 def test_stale_files_only_inside_the_config_folder(local):
-    remote = {"prcc/train-00009-of-00010.parquet": RemoteFile(1, "0" * 40, "1" * 64),
-              "ltcc/train-00000-of-00001.parquet": RemoteFile(1, "0" * 40, "2" * 64),
-              "data/train-00000-of-00001.parquet": RemoteFile(1, "0" * 40, "3" * 64)}
+    remote = {
+        "prcc/train-00009-of-00010.parquet": RemoteFile(1, "0" * 40, "1" * 64),
+        "ltcc/train-00000-of-00001.parquet": RemoteFile(1, "0" * 40, "2" * 64),
+        "data/train-00000-of-00001.parquet": RemoteFile(1, "0" * 40, "3" * 64),
+    }
     assert plan_push(local, remote, None, config="prcc").deletions == ["prcc/train-00009-of-00010.parquet"]
     single = LocalBuild(local.folder, local.verified)  # the folder's own card
     assert plan_push(single, remote, None, config=None).deletions == ["data/train-00000-of-00001.parquet"]

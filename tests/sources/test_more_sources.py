@@ -45,8 +45,17 @@ def _source(trees, name, ext="jsonl"):
 # -- scanning ----------------------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("name, ext", [("vcclothes", None), ("deepchange", None), ("last", None),
-                                       ("manifest", "csv"), ("manifest", "jsonl"), ("manifest", "parquet")])
+@pytest.mark.parametrize(
+    "name, ext",
+    [
+        ("vcclothes", None),
+        ("deepchange", None),
+        ("last", None),
+        ("manifest", "csv"),
+        ("manifest", "jsonl"),
+        ("manifest", "parquet"),
+    ],
+)
 def test_scan_matches_the_tree(trees, name, ext):
     tree, source = _source(trees, name, ext)
     scan = get_source(name).scan(source)
@@ -89,8 +98,23 @@ def test_manifest_reserved_names_are_the_built_columns():
 def test_build_end_to_end(trees, name, tmp_path):
     tree, source = _source(trees, name)
     out = tmp_path / f"occluded-{name}"
-    assert main(["build", name, str(source), "--out", str(out), "--parsing-dir", str(tree.parsing_dir),
-                 "--no-progress", "--shard-size", "16"]) == 0
+    assert (
+        main(
+            [
+                "build",
+                name,
+                str(source),
+                "--out",
+                str(out),
+                "--parsing-dir",
+                str(tree.parsing_dir),
+                "--no-progress",
+                "--shard-size",
+                "16",
+            ]
+        )
+        == 0
+    )
     ds = load_dataset(str(out))
     assert list(ds) == list(SPLITS[name])
     sizes = {split: sum(1 for v in tree.expected.values() if v[0] == split) for split in SPLITS[name]}
@@ -118,19 +142,30 @@ def test_build_end_to_end(trees, name, tmp_path):
     # the protocols run on the built splits themselves (DeepChange's tracklet_id read from its column)
     query, gallery = ("validation_query", "validation_gallery") if name == "deepchange" else ("query", "gallery")
     dist = np.random.default_rng(0).random((ds[query].num_rows, ds[gallery].num_rows))
-    labels = {split: {c: np.asarray(ds[split][c]) for c in ("pid", "camid", "clothes_id", *extra_names)}
-              for split in (query, gallery)}
+    labels = {
+        split: {c: np.asarray(ds[split][c]) for c in ("pid", "camid", "clothes_id", *extra_names)}
+        for split in (query, gallery)
+    }
     for protocol_name, protocol in protocols(name).items():
         got = evaluate_protocol(dist, ds[query], ds[gallery], protocol)
-        assert got["mAP"] == pytest.approx(published(name, protocol_name, dist, labels[query], labels[gallery])[0],
-                                           abs=1e-9)
+        assert got["mAP"] == pytest.approx(
+            published(name, protocol_name, dist, labels[query], labels[gallery])[0], abs=1e-9
+        )
 
 
 def test_build_refuses_unknown_occlude_splits_of_a_manifest(trees, tmp_path):
     tree, source = _source(trees, "manifest", "csv")
     with pytest.raises(Exception, match=r"not in list's splits \(train, query, gallery\)"):
-        build(BuildConfig("manifest", source, tmp_path / "o", parsing_dir=tree.parsing_dir, progress=False,
-                          occlude_splits=("validation",)))
+        build(
+            BuildConfig(
+                "manifest",
+                source,
+                tmp_path / "o",
+                parsing_dir=tree.parsing_dir,
+                progress=False,
+                occlude_splits=("validation",),
+            )
+        )
 
 
 # -- protocols against CAL's per-query loop, written from each published protocol --------------------------
@@ -159,7 +194,7 @@ def cal_loop(dist, q_pids, g_pids, q_cams, g_cams, q_clothes, g_clothes, mode="s
         hits = np.flatnonzero(good[kept])
         aps.append(np.mean([(j + 1) / (r + 1) for j, r in enumerate(hits)]))
         cmc = np.zeros(num_g)
-        cmc[hits[0]:] = 1
+        cmc[hits[0] :] = 1
         cmc_sum += cmc
         valid += 1
     return float(np.mean(aps)), cmc_sum / valid
@@ -189,8 +224,12 @@ def _labels(rng, n, source):
     pid = rng.integers(0, 12, n)
     cams = {"prcc": 3, "vcclothes": 4, "last": 1}.get(source, 5)
     camid = rng.integers(0, cams, n) if source != "last" else np.full(n, -1)
-    labels = {"pid": pid, "camid": camid, "clothes_id": pid * 3 + rng.integers(0, 3, n),
-              "tracklet_id": pid * 4 + rng.integers(0, 4, n)}
+    labels = {
+        "pid": pid,
+        "camid": camid,
+        "clothes_id": pid * 3 + rng.integers(0, 3, n),
+        "tracklet_id": pid * 4 + rng.integers(0, 4, n),
+    }
     return labels
 
 
@@ -235,8 +274,9 @@ def test_vcclothes_pid_spelled_two_ways_is_refused(tmp_path):
     root = _vc(tmp_path)
     (root / "train" / "0001-01-01-01.jpg").write_bytes(b"x")
     (root / "gallery" / "01-02-01-01.jpg").write_bytes(b"x")
-    with pytest.raises(LayoutError,
-                       match=r"pid 1: '0001' \(train/0001-01-01-01.jpg\), '01' \(gallery/01-02-01-01.jpg\)"):
+    with pytest.raises(
+        LayoutError, match=r"pid 1: '0001' \(train/0001-01-01-01.jpg\), '01' \(gallery/01-02-01-01.jpg\)"
+    ):
         get_source("vcclothes").scan(root)
 
 
@@ -276,15 +316,23 @@ def test_manifest_bad_row_names_line_and_column(tmp_path, ext, where):
         get_source("manifest").scan(file)
 
 
-@pytest.mark.parametrize("rows, message", [
-    ([{"path": "a.jpg", "pid": 1}], r"has no column\(s\) split"),
-    ([{"path": "a.jpg", "pid": 1, "split": "train"}, {"path": "./a.jpg", "pid": 2, "split": "query"}],
-     r"line 3: a.jpg is already listed at line 2"),
-    ([{"path": "a.jpg", "pid": 1, "split": "train/x"}], r"line 2, column split: expected a split name"),
-    ([{"path": "a.jpg", "pid": 1, "split": "train", "camid": ""}], r"line 2, column camid: expected an integer"),
-    ([{"path": "", "pid": 1, "split": "train"}], r"line 2, column path: expected a file path"),
-    ([{"path": "a.jpg", "pid": 1, "split": "train", "parsing": 3}], r"column\(s\) parsing are names of built columns"),
-])
+@pytest.mark.parametrize(
+    "rows, message",
+    [
+        ([{"path": "a.jpg", "pid": 1}], r"has no column\(s\) split"),
+        (
+            [{"path": "a.jpg", "pid": 1, "split": "train"}, {"path": "./a.jpg", "pid": 2, "split": "query"}],
+            r"line 3: a.jpg is already listed at line 2",
+        ),
+        ([{"path": "a.jpg", "pid": 1, "split": "train/x"}], r"line 2, column split: expected a split name"),
+        ([{"path": "a.jpg", "pid": 1, "split": "train", "camid": ""}], r"line 2, column camid: expected an integer"),
+        ([{"path": "", "pid": 1, "split": "train"}], r"line 2, column path: expected a file path"),
+        (
+            [{"path": "a.jpg", "pid": 1, "split": "train", "parsing": 3}],
+            r"column\(s\) parsing are names of built columns",
+        ),
+    ],
+)
 def test_manifest_errors(tmp_path, rows, message):
     with pytest.raises(LayoutError, match=message):
         get_source("manifest").scan(write_manifest(rows, tmp_path / "m.csv"))
@@ -292,8 +340,10 @@ def test_manifest_errors(tmp_path, rows, message):
 
 def test_manifest_jsonl_mixed_types_and_bad_json(tmp_path):
     file = tmp_path / "m.jsonl"
-    file.write_text('{"path": "a.jpg", "pid": 1, "split": "train", "q": 1}\n'
-                    '{"path": "b.jpg", "pid": 1, "split": "train", "q": "high"}\n')
+    file.write_text(
+        '{"path": "a.jpg", "pid": 1, "split": "train", "q": 1}\n'
+        '{"path": "b.jpg", "pid": 1, "split": "train", "q": "high"}\n'
+    )
     with pytest.raises(LayoutError, match=r"line 2, column q: a str value where other lines have int"):
         get_source("manifest").scan(file)
     file.write_text('{"path": "a.jpg", "pid": 1, "split": "train"}\n{"path": \n')
@@ -309,10 +359,14 @@ def test_manifest_jsonl_mixed_types_and_bad_json(tmp_path):
 
 
 def test_manifest_without_camid_and_clothes_and_with_parent_paths(tmp_path):
-    rows = [{"path": "../pics/a.jpg", "pid": 3, "split": "gallery"},
-            {"path": "b//c/./d.jpg", "pid": 4, "split": "query"}]
+    rows = [
+        {"path": "../pics/a.jpg", "pid": 3, "split": "gallery"},
+        {"path": "b//c/./d.jpg", "pid": 4, "split": "query"},
+    ]
     scan = get_source("manifest").scan(write_manifest(rows, tmp_path / "lists" / "m.csv"))
     got = {r.source_path: (r.split, r.pid, r.camid, r.clothes_key, r.clothes_id) for r in scan.records}
-    assert got == {"b/c/d.jpg": ("query", 4, -1, None, -1),
-                   (tmp_path / "pics" / "a.jpg").as_posix(): ("gallery", 3, -1, None, -1)}
+    assert got == {
+        "b/c/d.jpg": ("query", 4, -1, None, -1),
+        (tmp_path / "pics" / "a.jpg").as_posix(): ("gallery", 3, -1, None, -1),
+    }
     assert scan.splits == ("query", "gallery") and scan.root == (tmp_path / "lists").resolve()

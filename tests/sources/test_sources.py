@@ -134,9 +134,17 @@ def test_record_table_is_a_sequence_of_the_records_with_clothes_in_pid_key_order
     from occluded_ccreid.sources.records import RecordBuilder
 
     rng = random.Random(0)
-    records = [SourceRecord(rng.choice(["b", "a"]), f"p/{i:05d}-{rng.random()}.jpg", rng.randint(-2, 30),
-                            rng.randint(0, 3), rng.choice([None, "10", "9", "x", "é"]), extras={"t": i})
-               for i in range(20000)]
+    records = [
+        SourceRecord(
+            rng.choice(["b", "a"]),
+            f"p/{i:05d}-{rng.random()}.jpg",
+            rng.randint(-2, 30),
+            rng.randint(0, 3),
+            rng.choice([None, "10", "9", "x", "é"]),
+            extras={"t": i},
+        )
+        for i in range(20000)
+    ]
     builder = RecordBuilder({"t": "int64"})
     for record in records:
         builder.add(record)
@@ -145,7 +153,8 @@ def test_record_table_is_a_sequence_of_the_records_with_clothes_in_pid_key_order
     outfits = sorted({(r.pid, r.clothes_key) for r in records if r.clothes_key is not None})  # Python's order
     ids = {outfit: i for i, outfit in enumerate(outfits)}
     assert [(r.source_path, r.clothes_id) for r in table] == [
-        (r.source_path, -1 if r.clothes_key is None else ids[(r.pid, r.clothes_key)]) for r in expected]
+        (r.source_path, -1 if r.clothes_key is None else ids[(r.pid, r.clothes_key)]) for r in expected
+    ]
     assert [dict(r.extras) for r in table[5:9]] == [dict(r.extras) for r in expected[5:9]]
     assert table[-1].source_path == expected[-1].source_path and len(table) == 20000
     assert table == list(table) and table != list(table)[:-1]

@@ -32,7 +32,7 @@ def cal_evaluate(distmat, q_pids, g_pids, q_camids, g_camids, q_clothes, g_cloth
         rows_good = np.flatnonzero(np.isin(order, good))
         all_ap.append(sum((j + 1) / (row + 1) for j, row in enumerate(rows_good)) / len(good))
         cmc = np.zeros(num_g)
-        cmc[rows_good[0]:] = 1.0
+        cmc[rows_good[0] :] = 1.0
         cmc_sum += cmc
         num_valid += 1
     return float(np.mean(all_ap)), cmc_sum / num_valid, num_valid

@@ -31,8 +31,15 @@ def _rng(*key: object) -> np.random.Generator:
     return np.random.default_rng(int.from_bytes(digest[:8], "little"))
 
 
-def draw_person(height: int, width: int, key: tuple, outfit: tuple, missing: tuple[int, ...] = (),
-                scale: float = 1.0, offset: tuple[float, float] = (0.0, 0.0)):
+def draw_person(
+    height: int,
+    width: int,
+    key: tuple,
+    outfit: tuple,
+    missing: tuple[int, ...] = (),
+    scale: float = 1.0,
+    offset: tuple[float, float] = (0.0, 0.0),
+):
     """(RGB image HxWx3 uint8, part map HxW uint8) for one synthetic pedestrian. `scale` shrinks
     the person inside the crop and `offset` (rows, cols, as fractions) moves it, as loose
     detections do."""
@@ -43,8 +50,11 @@ def draw_person(height: int, width: int, key: tuple, outfit: tuple, missing: tup
     image[:] = rng.integers(30, 200, size=3)
     image = np.clip(image.astype(int) + rng.integers(-20, 20, size=(height, width, 1)), 0, 255).astype(np.uint8)
     parts = np.zeros((height, width), dtype=np.uint8)
-    colours = {1: (224, 172, 105), 2: _rng("top", outfit).integers(0, 255, 3),
-               5: _rng("bottom", outfit).integers(0, 255, 3)}
+    colours = {
+        1: (224, 172, 105),
+        2: _rng("top", outfit).integers(0, 255, 3),
+        5: _rng("bottom", outfit).integers(0, 255, 3),
+    }
     colours[3], colours[4], colours[6] = colours[2], (224, 172, 105), colours[5]
     rows, cols = np.mgrid[0:height, 0:width]
     for part, boxes in PART_BOXES.items():
@@ -95,8 +105,17 @@ class SyntheticTree:
         map_path.parent.mkdir(parents=True, exist_ok=True)
         Image.fromarray(parts).save(map_path)
 
-    def add(self, rel: str, size: tuple[int, int], split: str, pid: int, camid: int,
-            outfit: tuple[int, str | int | None], mode: str | None = None, extras: dict | None = None) -> None:
+    def add(
+        self,
+        rel: str,
+        size: tuple[int, int],
+        split: str,
+        pid: int,
+        camid: int,
+        outfit: tuple[int, str | int | None],
+        mode: str | None = None,
+        extras: dict | None = None,
+    ) -> None:
         """Draw a person of `size` (H, W) in `outfit` (pid, clothes key; None: unknown), write it and
         its part map, and record the labels a build must give it."""
         image, parts = draw_person(*size, rel, outfit)
@@ -113,14 +132,17 @@ class SyntheticTree:
         self.corrupt.append(f"{folder}/{corrupt_name}")
 
 
-def make_prcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_camera: int = 2,
-                   quirks: bool = True) -> SyntheticTree:
+def make_prcc_tree(
+    base: Path, n_train: int = 3, n_test: int = 3, per_camera: int = 2, quirks: bool = True
+) -> SyntheticTree:
     """PRCC layout: rgb/{train,val}/<pid>/<cam>_cropped_rgb<k>.jpg and rgb/test/<cam>/<pid>/*.jpg."""
     tree = SyntheticTree(base / "PRCC", base / "PRCC-parsing")
     cam_ids = {"A": 0, "B": 1, "C": 2}
     counter = 0
-    for split, folder, pids in (("train", "train", range(1, n_train + 1)),
-                                ("validation", "val", range(1, n_train + 1))):
+    for split, folder, pids in (
+        ("train", "train", range(1, n_train + 1)),
+        ("validation", "val", range(1, n_train + 1)),
+    ):
         for pid in pids:
             for cam in "ABC":
                 for k in range(per_camera):
@@ -143,14 +165,17 @@ def make_prcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_camera: in
     return tree
 
 
-def make_ltcc_tree(base: Path, n_train: int = 3, n_test: int = 3, per_outfit: int = 2,
-                   quirks: bool = True) -> SyntheticTree:
+def make_ltcc_tree(
+    base: Path, n_train: int = 3, n_test: int = 3, per_outfit: int = 2, quirks: bool = True
+) -> SyntheticTree:
     """LTCC layout: {train,query,test}/<pid>_<clothes>_c<cam>_<frame>.png."""
     tree = SyntheticTree(base / "LTCC", base / "LTCC-parsing")
     counter = 0
-    for split, folder, pids in (("train", "train", range(1, n_train + 1)),
-                                ("query", "query", range(50, 50 + n_test)),
-                                ("gallery", "test", range(50, 50 + n_test))):
+    for split, folder, pids in (
+        ("train", "train", range(1, n_train + 1)),
+        ("query", "query", range(50, 50 + n_test)),
+        ("gallery", "test", range(50, 50 + n_test)),
+    ):
         for pid in pids:
             for clothes in (1, 2):
                 for k in range(per_outfit):
@@ -179,9 +204,11 @@ def make_vcclothes_tree(base: Path, n_train: int = 3, n_test: int = 3) -> Synthe
     for the test identities, so that same-camera-pair queries have other outfits around)."""
     tree = SyntheticTree(base / "VC-Clothes", base / "VC-Clothes-parsing")
     counter = 0
-    for split, folder, pids in (("train", "train", range(1, n_train + 1)),
-                                ("query", "query", range(500, 500 + n_test)),
-                                ("gallery", "gallery", range(500, 500 + n_test))):
+    for split, folder, pids in (
+        ("train", "train", range(1, n_train + 1)),
+        ("query", "query", range(500, 500 + n_test)),
+        ("gallery", "gallery", range(500, 500 + n_test)),
+    ):
         for pid in pids:
             for cam in (1, 2, 3, 4):
                 clothes = 2 if cam == 4 else 1
@@ -198,8 +225,13 @@ def make_vcclothes_tree(base: Path, n_train: int = 3, n_test: int = 3) -> Synthe
     return tree
 
 
-DEEPCHANGE_DIRS = {"train": "train-set", "validation_query": "val-set-query", "validation_gallery": "val-set-gallery",
-                   "query": "test-set-query", "gallery": "test-set-gallery"}
+DEEPCHANGE_DIRS = {
+    "train": "train-set",
+    "validation_query": "val-set-query",
+    "validation_gallery": "val-set-gallery",
+    "query": "test-set-query",
+    "gallery": "test-set-gallery",
+}
 
 
 def make_deepchange_tree(base: Path) -> SyntheticTree:
@@ -208,8 +240,13 @@ def make_deepchange_tree(base: Path) -> SyntheticTree:
     camera with another tracklet, so the same-camera-other-tracklet rule matters. An unlisted image
     and dot-files are ignored; a listed image that is missing is skipped."""
     tree = SyntheticTree(base / "DeepChangeDataset", base / "DeepChange-parsing")
-    pids = {"train": range(1, 4), "validation_query": range(200, 203), "validation_gallery": range(200, 203),
-            "query": range(400, 403), "gallery": range(400, 403)}
+    pids = {
+        "train": range(1, 4),
+        "validation_query": range(200, 203),
+        "validation_gallery": range(200, 203),
+        "query": range(400, 403),
+        "gallery": range(400, 403),
+    }
     lines: dict[str, list[str]] = {folder: [] for folder in DEEPCHANGE_DIRS.values()}
     counter = 0
     for split, folder in DEEPCHANGE_DIRS.items():
@@ -219,8 +256,15 @@ def make_deepchange_tree(base: Path) -> SyntheticTree:
                     tracklet = pid * 10 + tracklet_base + (5 if split.endswith("gallery") else 0)
                     name = f"P{pid:05d}_C{cam:02d}_{key}_{counter:06d}.jpg"
                     rel = f"{folder}/{name}"
-                    tree.add(rel, SIZES[counter % len(SIZES)], split, pid, cam - 1, (pid, key),
-                             extras={"tracklet_id": tracklet})
+                    tree.add(
+                        rel,
+                        SIZES[counter % len(SIZES)],
+                        split,
+                        pid,
+                        cam - 1,
+                        (pid, key),
+                        extras={"tracklet_id": tracklet},
+                    )
                     lines[folder].append(f"{name},{tracklet}")
                     counter += 1
     lines["test-set-gallery"].append("P00400_C03_D20200105_999999.jpg,4000")
@@ -235,17 +279,26 @@ def make_deepchange_tree(base: Path) -> SyntheticTree:
     return tree
 
 
-LAST_DIRS = {"train": ("train", True), "validation_query": ("val/query", False),
-             "validation_gallery": ("val/gallery", True), "query": ("test/query", False),
-             "gallery": ("test/gallery", True)}
+LAST_DIRS = {
+    "train": ("train", True),
+    "validation_query": ("val/query", False),
+    "validation_gallery": ("val/gallery", True),
+    "query": ("test/query", False),
+    "gallery": ("test/gallery", True),
+}
 
 
 def make_last_tree(base: Path) -> SyntheticTree:
     """LaST layout: train/<pid>/<pid>_<k>_<clothes>.jpg, {val,test}/query/<pid>_<k>_<x>.jpg,
     {val,test}/gallery/<pid>/<pid>_<k>_<x>.jpg. No camera labels; clothes labels in train only."""
     tree = SyntheticTree(base / "last", base / "last-parsing")
-    pids = {"train": range(0, 3), "validation_query": range(100, 103), "validation_gallery": range(100, 104),
-            "query": range(300, 303), "gallery": range(300, 304)}
+    pids = {
+        "train": range(0, 3),
+        "validation_query": range(100, 103),
+        "validation_gallery": range(100, 104),
+        "query": range(300, 303),
+        "gallery": range(300, 304),
+    }
     counter = 0
     for split, (folder, in_folders) in LAST_DIRS.items():
         for pid in pids[split]:
@@ -278,14 +331,33 @@ def make_manifest_tree(base: Path) -> tuple[SyntheticTree, list[dict]]:
                 counter += 1
     outside = (base / "elsewhere" / "0030_0.png").as_posix()  # an absolute path outside the manifest's folder
     tree.add(outside, (96, 48), "gallery", 30, 0, (30, "c0"), extras={"quality": 1, "note": "abs"})
-    rows.append({"path": outside, "pid": 30, "split": "gallery", "camid": 0, "clothes_id": "c0", "quality": 1,
-                 "note": "abs"})
-    rows.append({"path": "images/gallery/0020_9_gone.png", "pid": 20, "split": "gallery", "camid": 2,
-                 "clothes_id": "c0", "quality": 0, "note": "missing"})
+    rows.append(
+        {"path": outside, "pid": 30, "split": "gallery", "camid": 0, "clothes_id": "c0", "quality": 1, "note": "abs"}
+    )
+    rows.append(
+        {
+            "path": "images/gallery/0020_9_gone.png",
+            "pid": 20,
+            "split": "gallery",
+            "camid": 2,
+            "clothes_id": "c0",
+            "quality": 0,
+            "note": "missing",
+        }
+    )
     tree.missing.append("images/gallery/0020_9_gone.png")
     (tree.root / "images" / "train" / "._0001_0_0.png").write_bytes(b"\x00\x05\x16\x07")
-    rows.append({"path": "images/train/._0001_0_0.png", "pid": 1, "split": "train", "camid": 0, "clothes_id": "c0",
-                 "quality": 0, "note": "dot"})
+    rows.append(
+        {
+            "path": "images/train/._0001_0_0.png",
+            "pid": 1,
+            "split": "train",
+            "camid": 0,
+            "clothes_id": "c0",
+            "quality": 0,
+            "note": "dot",
+        }
+    )
     tree.ignored.append("images/train/._0001_0_0.png")
     return tree, rows
 
@@ -317,12 +389,22 @@ def make_tiny_segformer(path: Path, id2label: dict[int, str] | None = None) -> P
     import torch
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
 
-    id2label = id2label or dict(enumerate(
-        ["background", "head", "torso", "upper arms", "lower arms", "upper legs", "lower legs"]))
+    id2label = id2label or dict(
+        enumerate(["background", "head", "torso", "upper arms", "lower arms", "upper legs", "lower legs"])
+    )
     config = SegformerConfig(
-        num_channels=3, num_encoder_blocks=2, depths=[1, 1], sr_ratios=[2, 1], hidden_sizes=[8, 16],
-        patch_sizes=[7, 3], strides=[4, 2], num_attention_heads=[1, 1], mlp_ratios=[2, 2],
-        decoder_hidden_size=16, id2label=id2label, label2id={v: k for k, v in id2label.items()},
+        num_channels=3,
+        num_encoder_blocks=2,
+        depths=[1, 1],
+        sr_ratios=[2, 1],
+        hidden_sizes=[8, 16],
+        patch_sizes=[7, 3],
+        strides=[4, 2],
+        num_attention_heads=[1, 1],
+        mlp_ratios=[2, 2],
+        decoder_hidden_size=16,
+        id2label=id2label,
+        label2id={v: k for k, v in id2label.items()},
     )
     torch.manual_seed(0)
     SegformerForSemanticSegmentation(config).save_pretrained(path)
@@ -333,8 +415,11 @@ def make_tiny_segformer(path: Path, id2label: dict[int, str] | None = None) -> P
 def make_objects(folder: Path) -> Path:
     """Three RGBA cut-outs with soft alpha (a bag, a pole, a box), a JPEG and an opaque PNG (not usable)."""
     folder.mkdir(parents=True, exist_ok=True)
-    for name, (h, w), colour in (("bag.png", (30, 24), (150, 40, 40)), ("pole.png", (80, 8), (90, 90, 90)),
-                                 ("sub/box.png", (20, 30), (40, 140, 60))):
+    for name, (h, w), colour in (
+        ("bag.png", (30, 24), (150, 40, 40)),
+        ("pole.png", (80, 8), (90, 90, 90)),
+        ("sub/box.png", (20, 30), (40, 140, 60)),
+    ):
         rows_, cols = np.mgrid[0:h, 0:w]
         alpha = np.clip(255 * (1.2 - np.hypot((rows_ - h / 2) / (h / 2), (cols - w / 2) / (w / 2))), 0, 255)
         rgba = np.dstack([np.broadcast_to(np.array(colour, np.uint8), (h, w, 3)), alpha.astype(np.uint8)])
