@@ -68,26 +68,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
-ATR_LABELS = [
-    "Background",
-    "Hat",
-    "Hair",
-    "Sunglasses",
-    "Upper-clothes",
-    "Skirt",
-    "Pants",
-    "Dress",
-    "Belt",
-    "Left-shoe",
-    "Right-shoe",
-    "Face",
-    "Left-leg",
-    "Right-leg",
-    "Left-arm",
-    "Right-arm",
-    "Bag",
-    "Scarf",
-]
 REFERENCE_SIZE = (512, 512)  # SegformerImageProcessor's default `size`
 
 
@@ -154,7 +134,9 @@ def make_model(path: Path, kind: str) -> Path:
     import torch
     from transformers import SegformerConfig, SegformerForSemanticSegmentation, SegformerImageProcessor
 
-    id2label = dict(enumerate(ATR_LABELS))
+    from builder.parsing.schp import LABEL_SETS
+
+    id2label = dict(enumerate(LABEL_SETS[18][1]))  # the ATR checkpoint's labels, in its order
     extra = (
         {}
         if kind == "b0"
