@@ -17,7 +17,6 @@ Beside OUT (same filesystem, so renames are atomic):
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import itertools
 import json
@@ -28,12 +27,8 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from builder.errors import BuildError
+from occluded_ccreid.folder_lock import FolderBusyError, lock_folder
 from occluded_ccreid.layout import REPORT_NAME, sha256_file
-
-try:
-    import fcntl
-except ImportError:  # not on POSIX: no lock, two builds of one OUT at once are not detected
-    fcntl = None  # type: ignore[assignment]
 
 JOURNAL_NAME = "journal.json"
 JOURNAL_FORMAT = 1
@@ -181,19 +176,12 @@ class Staging:
 
     def _lock(self) -> None:
         """One build per OUT at a time: a second run would write into the same shards."""
-        if fcntl is None:
-            return
-        self._lock_fd = os.open(self.path, os.O_RDONLY)
         try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise BuildError(
-                    f"another build is writing {self.out_dir} (it holds {self.path}); wait for it to finish or stop it"
-                ) from None
-            raise
+            self._lock_fd = lock_folder(self.path)
+        except FolderBusyError:
+            raise BuildError(
+                f"another build is writing {self.out_dir} (it holds {self.path}); wait for it to finish or stop it"
+            ) from None
 
     def close(self) -> None:
         if self._lock_fd is not None:

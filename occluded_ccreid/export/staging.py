@@ -19,7 +19,6 @@ wrong file); everything else in tree/ is the export's own unfinished work and is
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import shutil
@@ -27,13 +26,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from ..folder_lock import FolderBusyError, lock_folder
 from ..layout import sha256_file
 from .images import ExportError, Written
-
-try:
-    import fcntl
-except ImportError:  # not on POSIX: two exports into one OUT at once are not detected
-    fcntl = None  # type: ignore[assignment]
 
 MARKER_NAME = ".occluded-ccreid-export.json"
 JOURNAL_NAME = "journal.jsonl"
@@ -137,19 +132,12 @@ class Staging:
 
     def _lock(self) -> None:
         """One export per OUT at a time: a second would write the same files."""
-        if fcntl is None:
-            return
-        self._lock_fd = os.open(self.path, os.O_RDONLY)
         try:
-            fcntl.flock(self._lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(self._lock_fd)
-            self._lock_fd = None
-            if exc.errno in (errno.EWOULDBLOCK, errno.EAGAIN):
-                raise ExportError(
-                    f"another export is writing {self.out} (it holds {self.path}); wait for it to finish or stop it"
-                ) from None
-            raise
+            self._lock_fd = lock_folder(self.path)
+        except FolderBusyError:
+            raise ExportError(
+                f"another export is writing {self.out} (it holds {self.path}); wait for it to finish or stop it"
+            ) from None
 
     def _append(self, entry: Written) -> None:
         line = {"path": entry.path, "sha256": entry.sha256, "num_bytes": entry.num_bytes}
